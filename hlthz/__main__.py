@@ -1,0 +1,3 @@
+from hlthz.tools.cli import main
+
+main()
