@@ -1,1 +1,63 @@
-"""hlthz.alerts"""
+"""Alert rules, Alertmanager routing, runbooks and promtool tests from one thresholds file.
+
+``load_config`` reads ``alerts/thresholds.yaml`` (also used by the dashboard generator),
+``generate`` writes every artifact, ``check`` runs promtool, amtool and HLTHZ's own lint.
+"""
+
+from hlthz.alerts.checker import CheckReport, check
+from hlthz.alerts.config import (
+    DEFAULT_CONFIG_PATH,
+    AlertsConfig,
+    AlertTiers,
+    Buckets,
+    CriticalAlerts,
+    DegradedAlert,
+    Duration,
+    InfoAlerts,
+    Links,
+    Slo,
+    StateAlert,
+    TargetMissingAlert,
+    ThresholdAlert,
+    TrafficAlert,
+    WarningAlerts,
+    format_duration,
+    load_config,
+    parse_duration,
+)
+from hlthz.alerts.errors import CheckFailed, ConfigError, ToolMissing
+from hlthz.alerts.generator import check_drift, drift, generate, render_all
+from hlthz.alerts.rules import AlertRule, all_alerts, rule_groups
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "AlertRule",
+    "AlertTiers",
+    "AlertsConfig",
+    "Buckets",
+    "CheckFailed",
+    "CheckReport",
+    "ConfigError",
+    "CriticalAlerts",
+    "DegradedAlert",
+    "Duration",
+    "InfoAlerts",
+    "Links",
+    "Slo",
+    "StateAlert",
+    "TargetMissingAlert",
+    "ThresholdAlert",
+    "ToolMissing",
+    "TrafficAlert",
+    "WarningAlerts",
+    "all_alerts",
+    "check",
+    "check_drift",
+    "drift",
+    "format_duration",
+    "generate",
+    "load_config",
+    "parse_duration",
+    "render_all",
+    "rule_groups",
+]

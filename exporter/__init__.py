@@ -1,1 +1,46 @@
-"""hlthz.exporter"""
+"""hlthz.exporter: Prometheus metrics for WSGI/ASGI apps, their database, caches and jobs.
+
+``instrument(app)`` measures requests (``http_request_duration_seconds`` by route template,
+in-flight requests, queries per request, N+1) and serves ``/metrics``; the helpers below report
+the database, caches and background jobs. Every name is in ``docs/exporter.md``.
+"""
+
+from hlthz.exporter._metrics import (
+    DEFAULT_MAX_SERIES_PER_METRIC,
+    DEFAULT_QUERY_BUCKETS,
+    DEFAULT_REQUEST_BUCKETS,
+    OTHER_METHOD,
+    OVERFLOW,
+    UNMATCHED_ROUTE,
+    Metrics,
+)
+from hlthz.exporter._routes import normalize_path
+from hlthz.exporter.cache import CacheMetrics
+from hlthz.exporter.db import instrument_dbapi, instrument_sqlalchemy, query_name
+from hlthz.exporter.errors import ConfigError, ExporterError, MultiprocessError
+from hlthz.exporter.exposition import metrics_app
+from hlthz.exporter.instrument import instrument
+from hlthz.exporter.jobs import JobMetrics
+from hlthz.exporter.memory import memory_limit_bytes
+
+__all__ = [
+    "DEFAULT_MAX_SERIES_PER_METRIC",
+    "DEFAULT_QUERY_BUCKETS",
+    "DEFAULT_REQUEST_BUCKETS",
+    "OTHER_METHOD",
+    "OVERFLOW",
+    "UNMATCHED_ROUTE",
+    "CacheMetrics",
+    "ConfigError",
+    "ExporterError",
+    "JobMetrics",
+    "Metrics",
+    "MultiprocessError",
+    "instrument",
+    "instrument_dbapi",
+    "instrument_sqlalchemy",
+    "memory_limit_bytes",
+    "metrics_app",
+    "normalize_path",
+    "query_name",
+]

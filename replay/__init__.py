@@ -4,17 +4,56 @@ Two halves share this package: capture (format v1, redaction, recording middlewa
 importers, export, inspect) and replay (engine, timing, reports, compare, diff).
 """
 
+# One sorted import block (ruff's isort would merge per-owner blocks); each half's names are
+# grouped by owner in __all__ below.
+from hlthz.replay.capture import (
+    CaptureReader,
+    CaptureRecord,
+    CaptureWriter,
+    ReadStats,
+    read_capture,
+)
+from hlthz.replay.compare import Comparison, Gate, compare_reports
+from hlthz.replay.diff import DiffResult, run_diff
+from hlthz.replay.engine import run_replay
 from hlthz.replay.errors import CaptureFormatError, GateFailed, ReplayError, TargetError
-
-# --- capture API (owned by the capture work) ---
-
-# --- replay API (owned by the replay-engine work) ---
+from hlthz.replay.html_report import write_html
+from hlthz.replay.middleware import recording
+from hlthz.replay.recorder import CaptureRecorder
+from hlthz.replay.redact import Redactor
+from hlthz.replay.report import load_report, write_report
+from hlthz.replay.schedule import ScheduleOptions
+from hlthz.replay.sources import detect_format, iter_records
 
 __all__ = [
     "CaptureFormatError",
     "GateFailed",
     "ReplayError",
     "TargetError",
-    # --- capture names ---
-    # --- replay names ---
+]
+# --- capture names (owned by the capture work) ---
+__all__ += [
+    "CaptureReader",
+    "CaptureRecord",
+    "CaptureRecorder",
+    "CaptureWriter",
+    "ReadStats",
+    "Redactor",
+    "detect_format",
+    "iter_records",
+    "read_capture",
+    "recording",
+]
+# --- replay names (owned by the replay-engine work) ---
+__all__ += [
+    "Comparison",
+    "DiffResult",
+    "Gate",
+    "ScheduleOptions",
+    "compare_reports",
+    "load_report",
+    "run_diff",
+    "run_replay",
+    "write_html",
+    "write_report",
 ]

@@ -1,8 +1,105 @@
-"""``hlthz dashboards``: commands are added as the dashboards issue lands."""
+"""``hlthz dashboards generate|check``: Grafana dashboards from the thresholds file."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
+from hlthz.dashboards.generate import DEFAULT_OUT, DEFAULT_PROVISIONING_PATH
 
 
 @click.group()
 def dashboards() -> None:
-    """(not built yet)"""
+    """Generate and check Grafana dashboards (docs/dashboards.md)."""
+
+
+@dashboards.command()
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Thresholds file (default: the packaged alerts/thresholds.yaml).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Output directory: <uid>.json for UI import, provisioning/ for file provisioning.",
+)
+@click.option(
+    "--provisioning-path",
+    default=DEFAULT_PROVISIONING_PATH,
+    show_default=True,
+    help="Directory the provider YAML tells Grafana to load the provisioning JSON from.",
+)
+def generate(config: Path | None, out: Path, provisioning_path: str) -> None:
+    """Write the four dashboards, in import and provisioning form."""
+    from hlthz.dashboards import generate as write
+
+    for path in write(config, out, provisioning_path=provisioning_path):
+        click.echo(str(path))
+
+
+@dashboards.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Directory of dashboards to check (and its provisioning/ subdirectory).",
+)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Thresholds file the dashboards must match (default: the packaged one).",
+)
+@click.option(
+    "--prometheus",
+    metavar="URL",
+    default=None,
+    help="Also run every panel query against this Prometheus (e.g. http://127.0.0.1:9090).",
+)
+@click.option("--job", default=None, help="Value of $job in queries (default: every job).")
+@click.option(
+    "--rate-interval",
+    default=None,
+    metavar="DURATION",
+    help="Value of $__rate_interval (default: 4 x scrape_interval of the thresholds file).",
+)
+@click.option(
+    "--drift/--no-drift",
+    default=True,
+    show_default=True,
+    help="Require HLTHZ's dashboards to equal what `generate` writes for the config.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="List every query's outcome.")
+def check(
+    directory: Path,
+    config: Path | None,
+    prometheus: str | None,
+    job: str | None,
+    rate_interval: str | None,
+    drift: bool,
+    verbose: bool,
+) -> None:
+    """Lint dashboards offline; with --prometheus, prove every panel query returns data.
+
+    Exit code 0: all good; 1: a lint finding, a failing query or an unexpected empty panel;
+    2: bad input (unreadable file, bad config, Prometheus unreachable).
+    """
+    from hlthz.dashboards import check_dashboards, load_settings
+
+    report = check_dashboards(
+        directory,
+        settings=load_settings(config),
+        prometheus=prometheus,
+        job=job,
+        rate_interval=rate_interval,
+        drift=drift,
+    )
+    for line in report.lines(verbose=verbose):
+        click.echo(line)
+    report.raise_for_failures()

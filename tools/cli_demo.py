@@ -1,18 +1,36 @@
-"""``hlthz demo``: the end-to-end story. A placeholder until the demo issue lands."""
+"""``hlthz demo``: the end-to-end before/after story (see :mod:`hlthz.tools.demo`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import click
-
-from hlthz.errors import HlthzError
-
-
-class _NotBuilt(HlthzError):
-    exit_code = 1
+from hlthz.tools.demo import DEFAULT_DATA_DIR, DEFAULT_OUT, DemoOptions, run_demo
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A shorter run (under 2 minutes).")
-def demo(quick: bool) -> None:
-    """Seed, serve before/after, record, replay, compare and report (not built yet)."""
-    raise _NotBuilt(
-        "hlthz demo is not built yet: it needs the demo API, capture and replay (issues 3, 5, 7, 8)"
-    )
+@click.option(
+    "--quick", is_flag=True, help="A smaller data set and less traffic (under 2 minutes)."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Where summary.json, report.html, the capture, replay reports and logs go.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    help="Where seeded data sets are kept and reused between runs.",
+)
+def demo(quick: bool, out_dir: Path, data_dir: Path) -> None:
+    """Seed, record production traffic, replay it on before and after, compare and report.
+
+    Runs on the embedded defaults only (SQLite, in-process cache and queue), on loopback, and
+    stops every process it started when it ends, fails or is interrupted.
+    """
+    run_demo(DemoOptions(out_dir=out_dir, quick=quick, data_dir=data_dir))

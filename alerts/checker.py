@@ -1,0 +1,161 @@
+"""``hlthz alerts check``: prove the generated alerting files are valid, tested and current.
+
+Runs, in order: the drift check (files equal what ``generate`` writes for the config),
+``promtool check rules``, ``promtool test rules`` (the generated unit tests),
+``amtool check-config`` and HLTHZ's lint (:mod:`hlthz.alerts.lint`). Every step runs even when
+an earlier one fails, so one run lists every problem.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hlthz.alerts.config import AlertsConfig, load_config
+from hlthz.alerts.errors import ToolMissing
+from hlthz.alerts.generator import (
+    ALERTMANAGER_FILE,
+    DEFAULT_OUT,
+    RULES_FILE,
+    RUNBOOKS_DIR,
+    TESTS_DIR,
+    drift,
+)
+from hlthz.alerts.lint import lint_rules
+
+_PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
+#: promtool test rules on the default config takes a few seconds; a hung tool must not hang CI.
+_TIMEOUT_S = 300
+
+
+@dataclass
+class Step:
+    """One check: ``findings`` is empty when it passed."""
+
+    name: str
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+@dataclass
+class CheckReport:
+    """Every step of one ``check`` run."""
+
+    steps: list[Step]
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+    @property
+    def findings(self) -> list[str]:
+        return [f"{step.name}: {f}" for step in self.steps for f in step.findings]
+
+    def format(self) -> str:
+        """Human-readable lines: ``ok``/``FAIL`` per step, findings indented below."""
+        lines = []
+        for step in self.steps:
+            lines.append(f"{'ok  ' if step.ok else 'FAIL'} {step.name}")
+            for finding in step.findings:
+                lines.extend("       " + line for line in finding.splitlines())
+        return "\n".join(lines)
+
+
+def find_tool(name: str) -> str:
+    """Path of ``promtool``/``amtool``; :class:`ToolMissing` says which package installs it."""
+    found = shutil.which(name)
+    if found is None:
+        raise ToolMissing(
+            f"{name} not found on PATH; install it (Debian/Ubuntu: apt-get install "
+            f"{_PACKAGES[name]}; or download Prometheus/Alertmanager release binaries)"
+        )
+    return found
+
+
+def _run(argv: list[str], cwd: Path) -> tuple[int, str]:
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return 124, f"{Path(argv[0]).name} did not finish within {_TIMEOUT_S} s"
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+def check(
+    config: AlertsConfig | str | Path | None = None, directory: str | Path | None = None
+) -> CheckReport:
+    """Check the files under ``directory`` (default: the ``alerts/`` folder) against ``config``.
+
+    Raises :class:`ToolMissing` (exit 2) when promtool or amtool is not installed; otherwise
+    returns the report, whose ``ok`` is false when anything failed.
+    """
+    cfg = config if isinstance(config, AlertsConfig) else load_config(config)
+    root = (Path(directory) if directory is not None else DEFAULT_OUT).resolve()
+    promtool, amtool = find_tool("promtool"), find_tool("amtool")
+    rules = root / RULES_FILE
+    tests = sorted((root / TESTS_DIR).glob("*.yml"))
+    steps = []
+
+    step = Step("generated files match the thresholds file")
+    step.findings = [
+        f"{rel} differs from what {cfg.source.name} generates; run `hlthz alerts generate` "
+        "to regenerate"
+        for rel in drift(cfg, root)
+    ]
+    steps.append(step)
+
+    step = Step("promtool check rules")
+    if not rules.is_file():
+        step.findings.append(f"{rules} is missing; run `hlthz alerts generate`")
+    else:
+        code, output = _run([promtool, "check", "rules", str(rules)], root)
+        if code != 0:
+            step.findings.append(output)
+    steps.append(step)
+
+    step = Step("promtool test rules")
+    if not tests:
+        step.findings.append(f"no tests in {root / TESTS_DIR}; run `hlthz alerts generate`")
+    elif rules.is_file():
+        code, output = _run(
+            [promtool, "test", "rules", *(str(t.relative_to(root)) for t in tests)], root
+        )
+        if code != 0:
+            step.findings.append(_failures_only(output))
+    steps.append(step)
+
+    step = Step("amtool check-config")
+    alertmanager = root / ALERTMANAGER_FILE
+    if not alertmanager.is_file():
+        step.findings.append(f"{alertmanager} is missing; run `hlthz alerts generate`")
+    else:
+        code, output = _run([amtool, "check-config", str(alertmanager)], root)
+        if code != 0:
+            step.findings.append(output)
+    steps.append(step)
+
+    step = Step("hlthz lint")
+    if rules.is_file():
+        step.findings = lint_rules(
+            rules, cfg, runbooks_dir=root / RUNBOOKS_DIR, tests_dir=root / TESTS_DIR
+        )
+    steps.append(step)
+    return CheckReport(steps)
+
+
+def _failures_only(output: str) -> str:
+    # promtool prints a SUCCESS block per passing file; keep the failing ones.
+    blocks = output.split("Unit Testing:")
+    failed = [b.strip() for b in blocks if "FAILED" in b]
+    return "\n".join(f"Unit Testing: {b}" for b in failed) or output

@@ -1,0 +1,234 @@
+"""Run every panel query of the dashboards against a real Prometheus.
+
+Grafana variables are substituted the way Grafana would with "All" selected (``$job`` becomes
+``.+``, or the ``--job`` given), ``$__rate_interval`` becomes four scrape intervals, and each
+query runs as an instant query through ``/api/v1/query``. A panel fails when a query errors or
+when every query of the panel returns no series, unless the panel is in
+:data:`EXPECTED_EMPTY`: panels that stay empty in a healthy system, each with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hlthz.dashboards.common import iter_panels
+from hlthz.dashboards.errors import DashboardError
+
+# (dashboard uid, panel title) -> why that panel has no series in a healthy system.
+EXPECTED_EMPTY: dict[tuple[str, str], str] = {
+    ("hlthz-database", "N+1 detections"): (
+        "database_n_plus_one_total gets a series only when a request repeats one query shape "
+        "N times; a healthy app never does"
+    ),
+    ("hlthz-database", "Pool acquire timeouts"): (
+        "db_pool_acquire_timeouts_total has no series until an acquisition times out"
+    ),
+    ("hlthz-cache-jobs", "Job failures and retries"): (
+        "jobs_total has outcome=failure/retry series only after a job failed or was retried"
+    ),
+    ("hlthz-release", "Skipped requests by reason"): (
+        "hlthz_replay_skipped_total has series only when the replay skipped requests"
+    ),
+}
+# Dashboards whose data exists only while something runs: (metric that proves it, reason).
+REQUIRES_SOURCE: dict[str, tuple[str, str]] = {
+    "hlthz-release": (
+        "hlthz_replay_requests_total",
+        "replay metrics exist only while `hlthz replay run --metrics-port` is being scraped",
+    ),
+}
+
+OK = "ok"
+ERROR = "error"
+EMPTY = "empty"
+EXPECTED = "expected-empty"
+
+_BUILTINS = {"__range": "1h", "__range_s": "3600", "__range_ms": "3600000"}
+_VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]]*)?\]\]")
+_LABEL_VALUES = re.compile(r"^\s*label_values\((.*),\s*(\w+)\s*\)\s*$", re.S)
+
+
+@dataclass
+class PanelResult:
+    """What one panel's queries returned: ``status`` is ok, error, empty or expected-empty."""
+
+    dashboard: str
+    panel: str
+    status: str
+    detail: str = ""
+    queries: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if self.status == EXPECTED:
+            return f"{self.dashboard} / {self.panel}: empty (expected: {self.detail})"
+        detail = f": {self.detail}" if self.detail else ""
+        return f"{self.dashboard} / {self.panel}: {self.status}{detail}"
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (ERROR, EMPTY)
+
+
+def substitute(expr: str, values: Mapping[str, str]) -> str:
+    """Replace Grafana variables (``$x``, ``${x}``, ``${x:fmt}``, ``[[x]]``) in ``expr``.
+
+    A variable missing from ``values`` is left alone (and Prometheus will then say so).
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2) or match.group(3)
+        return values.get(name, match.group(0))
+
+    return _VARIABLE.sub(replace, expr)
+
+
+def promql_regex_literal(value: str) -> str:
+    """``value`` matched literally by ``=~"..."``: regex-escaped, then escaped for the string."""
+    return re.escape(value).replace("\\", "\\\\")
+
+
+def variable_values(
+    rate_interval: str, job: str | None = None, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The substitutions for a check: every template variable matches all values (``.+``)."""
+    values = {
+        "__rate_interval": rate_interval,
+        "__interval": rate_interval,
+        **_BUILTINS,
+        "job": promql_regex_literal(job) if job else ".+",
+        "instance": ".+",
+        "route": ".+",
+        "run": ".+",
+    }
+    values.update(extra or {})
+    return values
+
+
+class PrometheusClient:
+    """The one Prometheus HTTP call the check needs: an instant query."""
+
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """``data.result`` of an instant query; a PromQL error raises :class:`QueryError`."""
+        url = f"{self.base_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as response:
+                body = self._json(response)
+        except urllib.error.HTTPError as exc:
+            # Prometheus answers bad PromQL with 400/422 and a JSON error body.
+            body = self._json(exc)
+        except (urllib.error.URLError, OSError) as exc:
+            raise DashboardError(
+                f"cannot reach Prometheus at {self.base_url}: {exc}; check --prometheus"
+            ) from exc
+        if body.get("status") != "success":
+            raise QueryError(str(body.get("error", body)))
+        data = body.get("data") or {}
+        result = data.get("result", [])
+        if data.get("resultType") == "scalar":
+            return [{"metric": {}, "value": result}]
+        return list(result)
+
+    def _json(self, response: Any) -> dict[str, Any]:
+        try:
+            body = json.load(response)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise DashboardError(
+                f"{self.base_url} does not answer like Prometheus (no JSON from /api/v1/query); "
+                "check --prometheus"
+            )
+        return body
+
+
+class QueryError(Exception):
+    """Prometheus rejected a query (bad PromQL, unknown function...)."""
+
+
+def check_dashboard(
+    board: dict[str, Any], client: PrometheusClient, values: Mapping[str, str]
+) -> list[PanelResult]:
+    """Run the panel, variable and annotation queries of one dashboard."""
+    uid = str(board.get("uid", board.get("title", "?")))
+    results: list[PanelResult] = []
+    source_reason = None
+    if uid in REQUIRES_SOURCE:
+        metric, reason = REQUIRES_SOURCE[uid]
+        if not client.query(f"count({metric})"):
+            source_reason = reason
+
+    for variable in board.get("templating", {}).get("list", []):
+        if variable.get("type") != "query":
+            continue
+        raw = variable.get("query")
+        text = raw.get("query", "") if isinstance(raw, dict) else str(raw or "")
+        expr = _variable_expr(text)
+        if expr is None:
+            continue
+        result = _run(uid, f"variable ${variable['name']}", [substitute(expr, values)], client)
+        results.append(_expected(result, source_reason))
+
+    for panel in iter_panels(board):
+        if panel.get("type") == "row":
+            continue
+        exprs = [
+            substitute(str(t["expr"]), values)
+            for t in panel.get("targets", [])
+            if t.get("expr") and not t.get("hide")
+        ]
+        if not exprs:
+            continue
+        result = _run(uid, str(panel.get("title", "")), exprs, client)
+        results.append(_expected(result, EXPECTED_EMPTY.get((uid, result.panel), source_reason)))
+
+    for annotation in board.get("annotations", {}).get("list", []):
+        if not annotation.get("expr"):
+            continue
+        result = _run(
+            uid,
+            f"annotation {annotation.get('name')!r}",
+            [substitute(str(annotation["expr"]), values)],
+            client,
+        )
+        # Alerts fire only when something is wrong: no series is the healthy answer.
+        results.append(_expected(result, "no alert is firing"))
+    return results
+
+
+def _variable_expr(query: str) -> str | None:
+    """PromQL equivalent to a ``label_values(series, label)`` variable query, if it is one."""
+    match = _LABEL_VALUES.match(query)
+    if not match:
+        return None
+    return f"count by ({match.group(2)}) ({match.group(1)})"
+
+
+def _run(uid: str, name: str, exprs: list[str], client: PrometheusClient) -> PanelResult:
+    empty = 0
+    for expr in exprs:
+        try:
+            if not client.query(expr):
+                empty += 1
+        except QueryError as exc:
+            return PanelResult(uid, name, ERROR, f"{exc} in: {expr}", exprs)
+    if empty == len(exprs):
+        return PanelResult(uid, name, EMPTY, "no series", exprs)
+    return PanelResult(uid, name, OK, "", exprs)
+
+
+def _expected(result: PanelResult, reason: str | None) -> PanelResult:
+    if result.status == EMPTY and reason:
+        result.status = EXPECTED
+        result.detail = reason
+    return result

@@ -1,0 +1,137 @@
+"""What the WSGI and ASGI middleware share: options, and recording one finished request."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from hlthz.exporter._context import RequestState
+from hlthz.exporter._metrics import METHODS, OTHER_METHOD, UNMATCHED_ROUTE, Metrics, fast_inc
+from hlthz.exporter.errors import ConfigError
+from hlthz.exporter.exposition import Exposition
+
+logger = logging.getLogger("hlthz.exporter")
+
+#: Maps a raw path to a route template (bare callables only; frameworks know their templates).
+PathNormalizer = Callable[[str], str]
+
+DEFAULT_N_PLUS_ONE_THRESHOLD = 5
+_MAX_WARNED = 1000  # distinct (route, shape) pairs warned about once each, then silence
+
+
+class Recorder:
+    """Options of one instrumented app and the code that records a finished request.
+
+    Both middleware hold one and call :meth:`finish` once per request; everything in it is
+    wrapped so that a failure in HLTHZ is counted, never raised into the application.
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        metrics_path: str | None,
+        exposition: Exposition | None,
+        exclude_paths: Iterable[str],
+        n_plus_one_threshold: int,
+        normalize_paths: bool | PathNormalizer,
+    ) -> None:
+        if not isinstance(n_plus_one_threshold, int) or n_plus_one_threshold < 2:
+            raise ConfigError(
+                f"n_plus_one_threshold must be an integer >= 2, got {n_plus_one_threshold!r}"
+            )
+        if metrics_path is not None and not metrics_path.startswith("/"):
+            raise ConfigError(f"metrics_path must start with '/', got {metrics_path!r}")
+        excluded = set()
+        for path in exclude_paths:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ConfigError(
+                    f"exclude_paths entries must be paths starting with '/': {path!r}"
+                )
+            excluded.add(path)
+        if metrics_path is not None:
+            excluded.add(metrics_path)
+        self.metrics = metrics
+        self.metrics_path = metrics_path
+        self.exposition = exposition
+        #: Paths answered without being measured (``/metrics`` included).
+        self.skip = frozenset(excluded)
+        self.threshold = n_plus_one_threshold
+        self.normalizer: PathNormalizer | None
+        if normalize_paths is True:
+            from hlthz.exporter._routes import normalize_path
+
+            self.normalizer = normalize_path
+        elif callable(normalize_paths):
+            self.normalizer = normalize_paths
+        else:
+            self.normalizer = None
+        # In-flight ``inc`` per method label, bound up front: no lookup cost per request.
+        self.in_flight = {
+            m: fast_inc(metrics.in_flight.get((m,))) for m in (*METHODS, OTHER_METHOD)
+        }
+        self.durations = metrics.request_duration
+        self.queries = metrics.request_queries
+        self._duration_observers = metrics.request_duration.observers
+        self._query_observers = metrics.request_queries.observers
+        self.internal_errors = metrics.internal_errors
+        self._warned: set[tuple[str, str]] = set()
+
+    def fallback_route(self, path: str) -> str:
+        """Route of a request no framework hook named: normalized path, or ``_unmatched``."""
+        if self.normalizer is None:
+            return UNMATCHED_ROUTE
+        try:
+            return self.normalizer(path)
+        except Exception:
+            self.internal_errors.inc()
+            return UNMATCHED_ROUTE
+
+    def finish(
+        self, method: str, route: str, status: str, duration: float, state: RequestState
+    ) -> None:
+        """Record one finished request (never raises)."""
+        try:
+            key = (method, route, status)
+            observe = self._duration_observers.get(key)
+            if observe is None:
+                observe = self.durations.observer(key)
+            observe(duration)
+            observe = self._query_observers.get((route,))
+            if observe is None:
+                observe = self.queries.observer((route,))
+            observe(state.queries)
+            if state.flagged:
+                self._flag(route, state.flagged)
+        except Exception:
+            self.internal_errors.inc()
+            logger.exception("hlthz: failed to record a request; the response was not affected")
+
+    def _flag(self, route: str, flagged: list[tuple[str, str]]) -> None:
+        for query_type, shape in flagged:
+            self.metrics.n_plus_one.get((route, query_type)).inc()
+            pair = (route, shape)
+            if pair not in self._warned and len(self._warned) < _MAX_WARNED:
+                self._warned.add(pair)
+                logger.warning(
+                    "N+1 queries on route %s: the statement %r ran %d+ times in one request; "
+                    "load the rows in one query (a JOIN, IN (...) or eager loading)",
+                    route,
+                    shape,
+                    self.threshold,
+                )
+
+
+def wsgi_status(status: str) -> str:
+    """``"404 Not Found"`` -> ``"404"``."""
+    return status[:3]
+
+
+STATUS_LABELS: dict[int, str] = {code: str(code) for code in range(100, 600)}
+
+
+def status_label(status: Any) -> str:
+    """An ASGI status (an int) as a label value; anything outside 100-599 is ``_OTHER``."""
+    label = STATUS_LABELS.get(status)
+    return label if label is not None else "_OTHER"

@@ -1,0 +1,562 @@
+"""The replay engine's process: locust, gevent and the open-model sender.
+
+Never imported by ``import hlthz.replay``: locust monkey-patches the socket module when it is
+imported. :mod:`hlthz.replay.engine` runs this module in a child process started as
+``python -c "import locust; from hlthz.replay._locust import main; main()" run CONFIG RESULT``
+(locust first, so gevent patches before anything else opens a socket), and
+``hlthz replay worker`` runs it as ``worker --master HOST:PORT``.
+
+Locust provides the process model: an :class:`~locust.env.Environment` with a local runner for
+a single process, or a master runner and worker runners speaking locust's own protocol (with its
+heartbeats, which is how a lost worker is noticed). The requests go through geventhttpclient,
+the transport under locust's ``FastHttpUser``, called directly: the sender needs its own clock
+readings around each request and none of FastHttpSession's per-request event machinery, and
+never follows a redirect, so a request cannot leave the target.
+
+Open model: one greenlet walks the timeline and starts each request when it is due, whatever
+earlier requests are doing, on one of at most ``concurrency`` sender greenlets. When all are
+busy the request waits for one (counted in ``cap_hits``; the wait shows up honestly as
+schedule lag and latency). A session's next request waits for its previous response, so
+sessions keep their order; its latency still counts from the scheduled time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.queue
+from geventhttpclient import HTTPClient
+from hlthz.replay.engine import Target, child_argv, error_from_payload, error_payload
+from hlthz.replay.errors import ReplayError
+from hlthz.replay.schedule import ScheduleOptions, schedule
+from hlthz.replay.timing import Recorder, encode, route_of
+
+_log = logging.getLogger("hlthz.replay")
+
+_HOP_BY_HOP = frozenset(
+    {
+        "host",
+        "connection",
+        "content-length",
+        "transfer-encoding",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-connection",
+        "proxy-authorization",
+        "expect",
+    }
+)
+#: The last stretch before a due time is waited by yielding, not by a timer (seconds).
+_SPIN = 0.002
+#: How often a worker ships its measurements to the master (seconds).
+_SHIP_INTERVAL = 1.0
+_WORKER_READY_TIMEOUT = 60.0
+
+
+# -- requests --------------------------------------------------------------------------------
+
+
+def _header_overrides(pairs: Iterable[tuple[str, str]]) -> dict[str, str | None]:
+    # An empty value removes the header.
+    return {name.strip().lower(): (value.strip() or None) for name, value in pairs}
+
+
+def _request_headers(
+    captured: Iterable[tuple[str, str]], overrides: dict[str, str | None]
+) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in captured:
+        key = name.lower()
+        if key in _HOP_BY_HOP or key in overrides:
+            continue
+        if key in headers:
+            headers[key] += ("; " if key == "cookie" else ", ") + value
+        else:
+            headers[key] = value
+    for key, override in overrides.items():
+        if override is not None:
+            headers[key] = override
+    return headers
+
+
+def _open_records(path: str, fmt: str) -> Callable[[], Iterable[Any]]:
+    from hlthz.replay.sources import iter_records
+
+    return lambda: iter_records(path, format=fmt)
+
+
+class Sender:
+    """Sends one shard of the timeline into ``recorder`` (the open model, see module doc)."""
+
+    def __init__(self, config: dict[str, Any], recorder: Recorder, shard: int, shards: int) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.target = Target(config["target"])
+        self.overrides = _header_overrides(tuple(pair) for pair in config["headers"])
+        self.timeout = float(config["timeout"])
+        self.options = ScheduleOptions(**config["schedule"], shard=shard, shards=shards)
+        self.stop_event = gevent.event.Event()
+        self.concurrency = int(config["concurrency"])
+        # Due requests are handed to idle sender greenlets through a channel (a put blocks
+        # until one takes it); new ones are started up to the cap. Reusing greenlets is
+        # cheaper than spawning one per request.
+        self._channel: gevent.queue.Channel = gevent.queue.Channel()
+        self._senders: list[gevent.Greenlet] = []
+        self._busy = 0
+        self.sent = 0
+        self._sessions: dict[str, gevent.event.Event] = {}
+        self.client = HTTPClient(
+            self.target.host,
+            self.target.port,
+            ssl=self.target.ssl,
+            insecure=bool(config.get("insecure", False)),
+            concurrency=int(config["concurrency"]),
+            connection_timeout=self.timeout,
+            network_timeout=self.timeout,
+            headers={"user-agent": "hlthz-replay"},
+        )
+
+    @property
+    def in_flight(self) -> int:
+        return self._busy
+
+    def run(self, t0: float) -> None:
+        """Walk the timeline from monotonic ``t0`` until it ends or :meth:`stop` is called."""
+        records = _open_records(self.config["capture"], self.config.get("format", "auto"))
+        now = time.monotonic
+        try:
+            # The recorder may be swapped (a worker ships intervals), so look it up each time.
+            for due in schedule(records, self.options, on_skip=lambda r: self.recorder.skip(r)):
+                when = t0 + due.at
+                delay = when - now()
+                # gevent's timers fire up to a few ms late (epoll's millisecond timeout), so
+                # sleep until just before the due time and yield in a loop for the rest.
+                if delay > _SPIN and self.stop_event.wait(delay - _SPIN):
+                    break
+                while now() < when:
+                    gevent.sleep(0)
+                if self.stop_event.is_set():
+                    break
+                if not self._channel.getters:
+                    if len(self._senders) < self.concurrency:
+                        self._senders.append(gevent.spawn(self._serve))
+                    else:
+                        self.recorder.cap_hits += 1
+                self._channel.put((due.record, when, due.at))
+                self.sent += 1
+        finally:
+            # In-flight requests end by their own timeout; give them that long, then stop.
+            deadline = now() + self.timeout + 1.0
+            try:
+                for _ in self._senders:
+                    self._channel.put(None, timeout=max(0.0, deadline - now()))
+            except gevent.queue.Full:
+                pass
+            gevent.joinall(self._senders, timeout=max(0.0, deadline - now()))
+            gevent.killall(self._senders, block=True, timeout=1.0)
+            self.client.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _serve(self) -> None:
+        get = self._channel.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            self._busy += 1
+            try:
+                self._send(*item)
+            finally:
+                self._busy -= 1
+
+    def _send(self, record: Any, when: float, at: float) -> None:
+        started = time.monotonic()
+        session = record.session
+        mine: gevent.event.Event | None = None
+        if session:
+            previous = self._sessions.get(session)
+            mine = self._sessions[session] = gevent.event.Event()
+            if previous is not None:
+                previous.wait(self.timeout)
+        uri = self.target.uri(record.path)
+        headers = _request_headers(record.headers, self.overrides)
+        status: int | None = None
+        sent = time.monotonic()
+        try:
+            with gevent.Timeout(self.timeout):
+                response = self.client.request(
+                    record.method.upper(), uri, body=record.body or None, headers=headers
+                )
+                try:
+                    response.read()
+                    status = int(response.status_code)
+                finally:
+                    response.release()
+        except (gevent.Timeout, Exception):
+            status = None
+        ended = time.monotonic()
+        try:
+            self.recorder.record(
+                route_of(record.method, uri),
+                at,
+                started - when,
+                ended - sent,
+                ended - when,
+                status,
+            )
+        finally:
+            if mine is not None:
+                mine.set()
+                if self._sessions.get(session) is mine:
+                    del self._sessions[session]
+
+
+# -- progress --------------------------------------------------------------------------------
+
+
+class _Progress:
+    """A one-line live status on stderr: elapsed, sent, rate, P95, errors, lag."""
+
+    def __init__(self, enabled: bool, recorder: Recorder, duration: float | None) -> None:
+        self.recorder = recorder
+        self.duration = duration
+        self.live: Any = None
+        self._last = (time.monotonic(), 0)
+        self.rate = 0.0
+        if enabled:
+            from rich.console import Console
+            from rich.live import Live
+
+            self.live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
+            self.live.start()
+
+    def update(self, elapsed: float) -> None:
+        now, count = time.monotonic(), self.recorder.requests
+        then, before = self._last
+        if now - then >= 1.0:
+            self.rate = (count - before) / (now - then)
+            self._last = (now, count)
+        if self.live is None:
+            return
+        from rich.text import Text
+
+        rec = self.recorder
+        p95 = rec.latency.get_value_at_percentile(95) / 1000 if count else 0.0
+        lag = rec.lag.get_value_at_percentile(99) / 1000 if count else 0.0
+        errors = rec.errors
+        share = errors / count if count else 0.0
+        total = f"/{self.duration:g}" if self.duration else ""
+        self.live.update(
+            Text(
+                f"replay {elapsed:7.1f}{total} s  {count:>9,} done  {self.rate:8.1f} req/s  "
+                f"p95 {p95:8.1f} ms  errors {errors:,} ({share:.2%})  lag p99 {lag:6.1f} ms"
+            )
+        )
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def _ignore_more_interrupts() -> None:
+    # A terminal's Ctrl-C reaches this process and the parent forwards it too: the first one
+    # starts a clean stop, and a second must not abort writing the partial result.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _serve_metrics(
+    config: dict[str, Any], recorder: Recorder, in_flight: Callable[[], int]
+) -> None:
+    if config.get("metrics_port"):
+        from hlthz.replay.live_metrics import serve
+
+        serve(int(config["metrics_port"]), recorder, config["name"], in_flight)
+
+
+def _run_local(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
+    """One process: a locust LocalRunner whose single user walks the whole timeline."""
+    from locust import User, task
+    from locust.env import Environment
+
+    sender = Sender(config, recorder, 0, 1)
+    finished = gevent.event.Event()
+    failures: list[BaseException] = []
+    t0 = time.monotonic() + 0.05
+
+    class ReplayUser(User):
+        # One user is the whole open-model sender: it never waits between tasks.
+        fixed_count = 1
+
+        @task
+        def replay(self) -> None:
+            # locust would log a task's exception and carry on: keep it for the caller instead.
+            try:
+                sender.run(t0)
+            except Exception as exc:
+                failures.append(exc)
+            finally:
+                finished.set()
+            gevent.sleep(1e9)
+
+    env = Environment(user_classes=[ReplayUser], host=config["target"])
+    runner = env.create_local_runner()
+    _serve_metrics(config, recorder, lambda: sender.in_flight)
+    progress = _Progress(config["progress"], recorder, config["schedule"].get("duration"))
+    interrupted = False
+    runner.start(1, spawn_rate=1)
+    try:
+        while not finished.wait(0.25):
+            progress.update(time.monotonic() - t0)
+    except KeyboardInterrupt:
+        interrupted = True
+        _ignore_more_interrupts()
+        sender.stop()
+        finished.wait(sender.timeout + 3.0)
+    finally:
+        ended = time.monotonic()
+        progress.update(ended - t0)
+        progress.close()
+        runner.quit()
+    if failures:
+        raise failures[0]
+    return {
+        "elapsed_s": ended - t0,
+        "interrupted": interrupted,
+        "workers": None,
+    }
+
+
+def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
+    """A locust master and ``workers`` local worker processes (plus any remote ones)."""
+    from locust.env import Environment
+    from locust.runners import STATE_MISSING
+
+    host, _, port_text = (config.get("master_bind") or "127.0.0.1:0").rpartition(":")
+    port = int(port_text)
+    if port == 0:
+        from hlthz.tools.procs import free_port
+
+        port = free_port(host or "127.0.0.1")
+    # Local workers connect to the bound address, or to loopback when bound to all interfaces.
+    connect_host = "127.0.0.1" if host in ("", "*", "0.0.0.0") else host
+    env = Environment(user_classes=[])
+    master = env.create_master_runner(master_bind_host=host or "127.0.0.1", master_bind_port=port)
+    local = int(config["workers"])
+    expected = local + int(config.get("remote_workers") or 0)
+    done: dict[str, dict[str, Any]] = {}
+    in_flight: dict[str, int] = {}
+
+    def on_stats(environment: Any, msg: Any, **_: Any) -> None:
+        recorder.merge_wire(msg.data["wire"])
+        in_flight[msg.node_id] = int(msg.data.get("in_flight", 0))
+
+    def on_done(environment: Any, msg: Any, **_: Any) -> None:
+        on_stats(environment, msg)
+        done[msg.node_id] = msg.data
+        in_flight[msg.node_id] = 0
+
+    master.register_message("hlthz_stats", on_stats)
+    master.register_message("hlthz_done", on_done)
+    procs = [
+        subprocess.Popen(
+            [*child_argv(), "worker", "--master", f"{connect_host}:{port}"],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the master, which stops them in order
+        )
+        for _ in range(local)
+    ]
+    progress = _Progress(config["progress"], recorder, config["schedule"].get("duration"))
+    interrupted = False
+    assigned: list[str] = []
+    t0 = time.monotonic()
+    try:
+        deadline = time.monotonic() + _WORKER_READY_TIMEOUT
+        while len(master.clients.ready) < expected:
+            if time.monotonic() > deadline:
+                raise ReplayError(
+                    f"only {len(master.clients.ready)} of {expected} replay workers connected "
+                    f"to 127.0.0.1:{port} within {_WORKER_READY_TIMEOUT:g} s"
+                )
+            gevent.sleep(0.05)
+        assigned = sorted(client.id for client in master.clients.ready)[:expected]
+        # One absolute start for everyone, a little ahead so every worker is waiting for it.
+        t0_wall = time.time() + 0.5
+        t0 = time.monotonic() + 0.5
+        for index, client_id in enumerate(assigned):
+            master.send_message(
+                "hlthz_start",
+                {"config": config, "shard": index, "shards": expected, "t0_wall": t0_wall},
+                client_id=client_id,
+            )
+
+        def finished() -> bool:
+            for client_id in assigned:
+                node = master.clients.get(client_id)
+                if client_id not in done and node is not None and node.state != STATE_MISSING:
+                    return False
+            return True
+
+        _serve_metrics(config, recorder, lambda: sum(in_flight.values()))
+        try:
+            while not finished():
+                progress.update(time.monotonic() - t0)
+                gevent.sleep(0.25)
+        except KeyboardInterrupt:
+            interrupted = True
+            _ignore_more_interrupts()
+            for client_id in assigned:
+                master.send_message("hlthz_stop", None, client_id=client_id)
+            deadline = time.monotonic() + float(config["timeout"]) + 3.0
+            while not finished() and time.monotonic() < deadline:
+                gevent.sleep(0.1)
+    finally:
+        elapsed = time.monotonic() - t0
+        progress.update(elapsed)
+        progress.close()
+        master.quit()
+        for proc in procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    for data in done.values():
+        if data.get("error"):
+            raise error_from_payload(data["error"])
+    lost = [index for index, client_id in enumerate(assigned) if client_id not in done]
+    return {
+        "elapsed_s": elapsed,
+        "interrupted": interrupted,
+        "workers": {
+            "expected": expected,
+            "finished": expected - len(lost),
+            "lost": lost,
+            "missing_share": len(lost) / expected if expected else 0.0,
+            "shards": [
+                {
+                    "index": index,
+                    "sent": done[client_id]["sent"] if client_id in done else None,
+                    "latency_hdr": done[client_id]["shard_latency"] if client_id in done else None,
+                }
+                for index, client_id in enumerate(assigned)
+            ],
+        },
+    }
+
+
+def worker_main(master: str, capture: str | None = None) -> None:
+    """Join a locust master at ``HOST:PORT`` and send the shard it assigns (until it quits)."""
+    from locust.env import Environment
+
+    host, _, port = master.rpartition(":")
+    if not host or not port.isdigit():
+        raise ReplayError(f"--master {master!r}: give HOST:PORT")
+    env = Environment(user_classes=[])
+    runner = env.create_worker_runner(host, int(port))
+    senders: list[Sender] = []
+
+    def on_start(environment: Any, msg: Any, **_: Any) -> None:
+        data = msg.data
+        config = dict(data["config"])
+        if capture:
+            config["capture"] = capture
+        interval = Recorder()
+        # Everything this worker measured, kept whole so the master can check its merge.
+        shard_latency = Recorder().latency
+        sender = Sender(config, interval, int(data["shard"]), int(data["shards"]))
+        senders.append(sender)
+        t0 = time.monotonic() + (float(data["t0_wall"]) - time.time())
+
+        def ship(kind: str, **extra: Any) -> None:
+            current, sender.recorder = sender.recorder, Recorder()
+            shard_latency.add(current.latency)
+            payload = {"wire": current.to_wire(), "in_flight": sender.in_flight, **extra}
+            if kind == "hlthz_done":
+                payload["shard_latency"] = encode(shard_latency)
+            runner.send_message(kind, payload)
+
+        def shipper() -> None:
+            while True:
+                gevent.sleep(_SHIP_INTERVAL)
+                ship("hlthz_stats")
+
+        shipping = gevent.spawn(shipper)
+        error: dict[str, Any] | None = None
+        try:
+            sender.run(t0)
+        except ReplayError as exc:  # a bad capture line: the master reports it
+            error = error_payload(exc)
+        finally:
+            shipping.kill()
+        ship("hlthz_done", sent=sender.sent, error=error)
+
+    def on_stop(environment: Any, msg: Any, **_: Any) -> None:
+        for sender in senders:
+            sender.stop()
+
+    runner.register_message("hlthz_start", on_start, concurrent=True)
+    runner.register_message("hlthz_stop", on_stop)
+    runner.greenlet.join()
+
+
+# -- entry point -----------------------------------------------------------------------------
+
+
+def run_child(config_path: str, result_path: str) -> int:
+    """Run a replay described by the JSON ``config_path``; write the outcome to ``result_path``."""
+    config = json.loads(Path(config_path).read_text())
+    recorder = Recorder()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    cpu0 = time.process_time()
+    try:
+        if int(config["workers"]) > 0 or int(config.get("remote_workers") or 0) > 0:
+            outcome = _run_master(config, recorder)
+        else:
+            outcome = _run_local(config, recorder)
+    except (ReplayError, OSError) as exc:
+        Path(result_path).write_text(json.dumps({"error": error_payload(exc)}))
+        return 2
+    elapsed = max(outcome["elapsed_s"], 1e-9)
+    result = {
+        "started_at": started,
+        "cpu": (time.process_time() - cpu0) / elapsed,
+        "wire": recorder.to_wire(),
+        "series": list(recorder.series()),
+        **outcome,
+    }
+    tmp = Path(result_path + ".tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, result_path)
+    return 0
+
+
+def main() -> None:
+    """``run CONFIG RESULT`` or ``worker --master HOST:PORT [--capture PATH]``."""
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    args = sys.argv[1:]
+    if args[:1] == ["run"] and len(args) == 3:
+        sys.exit(run_child(args[1], args[2]))
+    if args[:1] == ["worker"] and len(args) >= 3 and args[1] == "--master":
+        capture = args[4] if len(args) >= 5 and args[3] == "--capture" else None
+        worker_main(args[2], capture)
+        sys.exit(0)
+    sys.exit("usage: run CONFIG RESULT | worker --master HOST:PORT [--capture PATH]")

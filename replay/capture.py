@@ -1,0 +1,499 @@
+"""Capture format v1: one JSON object a line, a header first, plain or gzip.
+
+A capture is written by the recording middleware, the recording proxy and ``replay import``, and
+read by ``replay run``, ``inspect`` and ``export``. The format is built to survive a crash: each
+record is one line, so a process killed mid-write leaves every complete record readable and at
+most one torn line at the end, which the reader skips with a single warning. Gzip captures are
+decoded with a raw :mod:`zlib` stream so a file without its gzip trailer still yields every byte
+that was flushed.
+
+Files are created with mode 0600 (captures hold real user traffic, even when redacted) and can
+rotate by size: ``out.jsonl``, then ``out.1.jsonl``, ``out.2.jsonl`` ... each with its own header.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import datetime as _dt
+import errno
+import fcntl
+import gzip
+import json
+import logging
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+from hlthz.replay.errors import CaptureFormatError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CaptureReader",
+    "CaptureRecord",
+    "CaptureWriter",
+    "ReadStats",
+    "encode_record",
+    "read_capture",
+    "read_header",
+]
+
+FORMAT_VERSION = 1
+
+_log = logging.getLogger("hlthz.replay.capture")
+
+# Keys written by this version; anything else in a line lands in ``CaptureRecord.extra``.
+_KNOWN_KEYS = frozenset(
+    ("id", "ts_ns", "method", "path", "headers", "body_b64", "session", "status", "duration_ns")
+)
+_CHUNK = 1 << 16
+
+
+@dataclass(slots=True)
+class CaptureRecord:
+    """One captured request (CONTRACT section 4).
+
+    ``ts_ns`` is the send time in nanoseconds since the epoch, ``path`` is path plus query,
+    ``headers`` keeps order and repeats, ``status``/``duration_ns`` describe the original response
+    when known. ``extra`` holds additional keys (e.g. ``body_truncated``) written next to the
+    standard ones and read back verbatim.
+    """
+
+    id: str
+    ts_ns: int
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    session: str | None = None
+    status: int | None = None
+    duration_ns: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name`` (case-insensitive), else ``default``."""
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return default
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object written for this record."""
+        obj: dict[str, Any] = {
+            "id": self.id,
+            "ts_ns": self.ts_ns,
+            "method": self.method,
+            "path": self.path,
+            "headers": [[k, v] for k, v in self.headers],
+            "body_b64": base64.b64encode(self.body).decode("ascii") if self.body else "",
+            "session": self.session,
+            "status": self.status,
+            "duration_ns": self.duration_ns,
+        }
+        for key, value in self.extra.items():
+            if key not in _KNOWN_KEYS:
+                obj[key] = value
+        return obj
+
+    @classmethod
+    def from_dict(cls, obj: Any, *, where: tuple[str, int] = ("<record>", 0)) -> CaptureRecord:
+        """Validate one parsed line; raise :class:`CaptureFormatError` naming ``where``."""
+        path, line = where
+        if not isinstance(obj, dict):
+            raise CaptureFormatError(path, line, "expected a JSON object")
+        try:
+            rid, ts_ns, method, rpath = obj["id"], obj["ts_ns"], obj["method"], obj["path"]
+            raw_headers = obj.get("headers", [])
+            body_b64 = obj.get("body_b64", "") or ""
+        except KeyError as exc:
+            raise CaptureFormatError(path, line, f"missing field {exc.args[0]!r}") from None
+        if not isinstance(rid, str) or not isinstance(method, str) or not isinstance(rpath, str):
+            raise CaptureFormatError(path, line, "'id', 'method' and 'path' must be strings")
+        if not isinstance(ts_ns, int) or isinstance(ts_ns, bool):
+            raise CaptureFormatError(path, line, "'ts_ns' must be an integer (ns since epoch)")
+        if not isinstance(raw_headers, list) or not all(
+            isinstance(h, list) and len(h) == 2 and all(isinstance(p, str) for p in h)
+            for h in raw_headers
+        ):
+            raise CaptureFormatError(path, line, "'headers' must be a list of [name, value]")
+        try:
+            body = base64.b64decode(body_b64, validate=True) if body_b64 else b""
+        except (binascii.Error, TypeError, ValueError):
+            raise CaptureFormatError(path, line, "'body_b64' is not valid base64") from None
+        status, duration = obj.get("status"), obj.get("duration_ns")
+        for name, value in (("status", status), ("duration_ns", duration)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise CaptureFormatError(path, line, f"{name!r} must be an integer or null")
+        session = obj.get("session")
+        if session is not None and not isinstance(session, str):
+            raise CaptureFormatError(path, line, "'session' must be a string or null")
+        extra = {k: v for k, v in obj.items() if k not in _KNOWN_KEYS}
+        return cls(
+            id=rid,
+            ts_ns=ts_ns,
+            method=method,
+            path=rpath,
+            headers=[(h[0], h[1]) for h in raw_headers],
+            body=body,
+            session=session,
+            status=status,
+            duration_ns=duration,
+            extra=extra,
+        )
+
+
+@dataclass
+class ReadStats:
+    """What a reader skipped: ``invalid`` lines/entries (with ``skip_invalid``), a ``truncated``
+    tail (0 or 1), and the ``records`` it yielded."""
+
+    records: int = 0
+    invalid: int = 0
+    truncated: int = 0
+
+
+def _encode_line(obj: dict[str, Any]) -> bytes:
+    # ensure_ascii keeps every line pure ASCII: no encoding surprises, and a torn multi-byte
+    # character can never turn a torn line into a valid one.
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n"
+
+
+def _is_gzip_name(path: Path) -> bool:
+    return path.name.endswith(".gz")
+
+
+def _rotated_name(path: Path, index: int) -> Path:
+    if index == 0:
+        return path
+    name = path.name
+    for suffix in (".jsonl.gz", ".jsonl", ".gz"):
+        if name.endswith(suffix):
+            return path.with_name(f"{name[: -len(suffix)]}.{index}{suffix}")
+    return path.with_name(f"{name}.{index}")
+
+
+def _open_private(path: Path) -> IO[bytes]:
+    """Create (or truncate) ``path`` with mode 0600 whatever the umask is, and lock it.
+
+    The exclusive ``flock`` stops two processes (workers of one server started with the same
+    path) from interleaving lines in one file; the file is truncated only once the lock is ours.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OSError(
+                errno.EBUSY,
+                "another process is writing it (give each worker its own file: put {pid} in "
+                "the path)",
+                str(path),
+            ) from None
+        os.ftruncate(fd, 0)
+        os.fchmod(fd, 0o600)  # the file may have existed with wider permissions
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb", buffering=_CHUNK)
+
+
+class CaptureWriter:
+    """Write a v1 capture: ``with CaptureWriter(path, source="proxy") as w: w.write(record)``.
+
+    ``path`` ending in ``.gz`` writes gzip. ``max_bytes`` rotates to ``NAME.1.jsonl`` and so on
+    once a file holds that many (uncompressed) bytes; ``max_files`` then deletes the oldest so at
+    most that many files exist. ``header`` adds keys to the header line. Not thread-safe: one
+    writer thread owns it (the recorder does exactly that).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        source: str,
+        header: dict[str, Any] | None = None,
+        max_bytes: int | None = None,
+        max_files: int | None = None,
+    ) -> None:
+        if max_bytes is not None and max_bytes <= 0:
+            raise ValueError("max_bytes must be positive")
+        if max_files is not None and max_files < 1:
+            raise ValueError("max_files must be at least 1")
+        self.path = Path(path)
+        self.source = source
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self._header_extra = dict(header or {})
+        self._gzip = _is_gzip_name(self.path)
+        self._index = 0
+        self._raw: IO[bytes] | None = None
+        self._out: IO[bytes] | None = None
+        self._size = 0
+        #: Every file this writer created, oldest first (rotation may have deleted some).
+        self.paths: list[Path] = []
+        #: Records written so far, over all files.
+        self.records = 0
+        self.closed = False
+        self._open_next()
+
+    def _open_next(self) -> None:
+        path = _rotated_name(self.path, self._index)
+        self._raw = _open_private(path)
+        self._out = (
+            cast(IO[bytes], gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0))
+            if self._gzip
+            else self._raw
+        )
+        self.paths.append(path)
+        self._size = 0
+        header = {
+            "hlthz_capture": FORMAT_VERSION,
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds"),
+            "source": self.source,
+            **self._header_extra,
+        }
+        if self._index:
+            header["part"] = self._index
+        self._write_line(_encode_line(header))
+        if self.max_files is not None:
+            while len(self.paths) > self.max_files:
+                old = self.paths.pop(0)
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
+
+    def _write_line(self, line: bytes) -> None:
+        assert self._out is not None
+        self._out.write(line)
+        self._size += len(line)
+
+    def write(self, record: CaptureRecord) -> None:
+        """Append one record, rotating first when the current file is full."""
+        if self.closed:
+            raise ValueError("write to a closed CaptureWriter")
+        line = _encode_line(record.to_dict())
+        if self.max_bytes is not None and self._size + len(line) > self.max_bytes and self.records:
+            self._close_current()
+            self._index += 1
+            self._open_next()
+        self._write_line(line)
+        self.records += 1
+
+    def flush(self) -> None:
+        """Push buffered records to the OS so a crash after this loses none of them."""
+        if self._out is None:
+            return
+        if isinstance(self._out, gzip.GzipFile):
+            # A sync flush ends the deflate block: a reader can decode up to here.
+            self._out.flush(zlib.Z_SYNC_FLUSH)
+        self._out.flush()
+        if self._raw is not None and self._raw is not self._out:
+            self._raw.flush()
+
+    def abandon(self) -> None:
+        """Forget the file without writing anything more to it (in a forked child process).
+
+        The child inherited the parent's buffers; flushing them would write the parent's
+        records twice. The inherited descriptor is pointed at ``/dev/null`` so whatever
+        flushes it later (garbage collection, interpreter exit) writes nowhere.
+        """
+        if self._raw is not None and not self._raw.closed:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self._raw.fileno())
+            finally:
+                os.close(devnull)
+        self.closed = True
+
+    def _close_current(self) -> None:
+        try:
+            if self._out is not None and self._out is not self._raw:
+                self._out.close()
+        finally:
+            if self._raw is not None:
+                self._raw.close()
+            self._out = self._raw = None
+
+    def close(self) -> None:
+        """Flush and close; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self._close_current()
+
+    def __enter__(self) -> CaptureWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_file_chunks(path: Path) -> Iterator[bytes]:
+    """Bytes of ``path``, gunzipped when it starts with the gzip magic, tolerant of a torn end."""
+    with open(path, "rb") as fh:
+        first = fh.read(_CHUNK)
+        if not first.startswith(b"\x1f\x8b"):
+            while first:
+                yield first
+                first = fh.read(_CHUNK)
+            return
+        # wbits=31: gzip container. A new decompressor per member handles concatenated members.
+        decomp = zlib.decompressobj(31)
+        data = first
+        while data:
+            try:
+                out = decomp.decompress(data)
+            except zlib.error:
+                return  # corrupt compressed data: stop; the reader reports the torn tail
+            if out:
+                yield out
+            while decomp.eof and decomp.unused_data:
+                rest = decomp.unused_data
+                decomp = zlib.decompressobj(31)
+                try:
+                    out = decomp.decompress(rest)
+                except zlib.error:
+                    return
+                if out:
+                    yield out
+            data = fh.read(_CHUNK)
+        tail = decomp.flush()
+        if tail:
+            yield tail
+
+
+def iter_file_lines(path: Path) -> Iterator[tuple[bytes, bool]]:
+    """``(line, complete)`` pairs; ``complete`` is false only for a last line without ``\\n``."""
+    pending = b""
+    for chunk in iter_file_chunks(path):
+        pending += chunk
+        lines = pending.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            yield line, True
+    if pending:
+        yield pending, False
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The header object of a v1 capture; raise :class:`CaptureFormatError` if there is none."""
+    p = Path(path)
+    for line, complete in iter_file_lines(p):
+        if not complete:
+            raise CaptureFormatError(str(p), 1, "truncated header; not a complete capture")
+        return _parse_header(str(p), line)
+    raise CaptureFormatError(str(p), 1, "empty file; expected a {'hlthz_capture': 1} header")
+
+
+def _parse_header(path: str, line: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(line)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or "hlthz_capture" not in header:
+        raise CaptureFormatError(
+            path, 1, "not an hlthz capture (line 1 must be a {'hlthz_capture': 1} header)"
+        )
+    if header["hlthz_capture"] != FORMAT_VERSION:
+        raise CaptureFormatError(
+            path,
+            1,
+            f"capture format version {header['hlthz_capture']!r} is not supported "
+            f"(this hlthz reads version {FORMAT_VERSION})",
+        )
+    return header
+
+
+class CaptureReader:
+    """A streaming iterator over the records of one v1 capture file.
+
+    Complete records come out in file order. A torn last line (the writer was killed mid-line) is
+    skipped with one warning ``FILE:LINE: truncated record skipped``. Any other malformed line
+    raises :class:`CaptureFormatError` naming file and line, unless ``skip_invalid`` is true:
+    then it is skipped and counted in :attr:`invalid`. After iteration, :attr:`records`,
+    :attr:`invalid` and :attr:`truncated` (0 or 1) say what was read, and :attr:`header` holds
+    the header object.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        skip_invalid: bool = False,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.skip_invalid = skip_invalid
+        self.header: dict[str, Any] = {}
+        self.records = 0
+        self.invalid = 0
+        self.truncated = 0
+        self._warn = warn or _log.warning
+        self._it = self._iterate()
+
+    def __iter__(self) -> CaptureReader:
+        return self
+
+    def __next__(self) -> CaptureRecord:
+        return next(self._it)
+
+    def _iterate(self) -> Iterator[CaptureRecord]:
+        name = str(self.path)
+        try:
+            lines = iter_file_lines(self.path)
+            lineno = 0
+            for raw, complete in lines:
+                lineno += 1
+                if lineno == 1:
+                    if not complete:
+                        self.truncated = 1
+                        self._warn(f"{name}:1: truncated header skipped; the capture is empty")
+                        return
+                    self.header = _parse_header(name, raw)
+                    continue
+                if not raw.strip():
+                    continue
+                try:
+                    record = CaptureRecord.from_dict(json.loads(raw), where=(name, lineno))
+                except (ValueError, CaptureFormatError) as exc:
+                    if not complete:
+                        self.truncated = 1
+                        self._warn(f"{name}:{lineno}: truncated record skipped")
+                        return
+                    if self.skip_invalid:
+                        self.invalid += 1
+                        continue
+                    if isinstance(exc, CaptureFormatError):
+                        raise
+                    raise CaptureFormatError(
+                        name,
+                        lineno,
+                        "not valid JSON; fix or remove the line, or pass --skip-invalid",
+                    ) from None
+                self.records += 1
+                yield record
+        except OSError as exc:
+            raise CaptureFormatError(name, 0, f"cannot read: {exc.strerror or exc}") from None
+
+
+def read_capture(
+    path: str | os.PathLike[str],
+    *,
+    skip_invalid: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> CaptureReader:
+    """Stream the records of a v1 capture (``.jsonl`` or ``.jsonl.gz``); see :class:`CaptureReader`.
+
+    ``warn`` receives the one-line truncation warning (default: the ``hlthz.replay.capture``
+    logger).
+    """
+    return CaptureReader(path, skip_invalid=skip_invalid, warn=warn)
+
+
+def encode_record(record: CaptureRecord) -> bytes:
+    """The exact line (with ``\\n``) :class:`CaptureWriter` writes for ``record``."""
+    return _encode_line(record.to_dict())

@@ -1,0 +1,72 @@
+"""``hlthz api seed|serve|worker`` as a user runs them: real processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hlthz.tools.cli import main
+from hlthz.tools.procs import LOOPBACK, ManagedProcess, free_port, http_ok
+
+HLTHZ = [sys.executable, "-m", "hlthz"]
+
+
+def get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return int(response.status), response.read()
+
+
+def test_seed_and_option_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    seeded = runner.invoke(main, ["api", "seed", "--small", "--data-dir", str(tmp_path)])
+    assert seeded.exit_code == 0, seeded.output
+    assert "400 products, 2000 reviews" in seeded.output
+    reused = runner.invoke(main, ["api", "seed", "--small", "--reuse", "--data-dir", str(tmp_path)])
+    assert reused.output.startswith("reused")
+    bad = runner.invoke(main, ["api", "serve", "--opt", "cache=maybe", "--data-dir", str(tmp_path)])
+    assert bad.exit_code == 2 and "value must be on or off" in bad.output
+    missing = runner.invoke(main, ["api", "serve", "--data-dir", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "run `hlthz api seed` first" in missing.output
+    assert "Traceback" not in missing.output
+    no_redis = runner.invoke(main, ["api", "worker", "--data-dir", str(tmp_path)])
+    assert no_redis.exit_code == 2 and "--cache" in no_redis.output
+    helptext = runner.invoke(main, ["api", "serve", "--help"]).output
+    for name in ("join_queries", "indexes", "pool", "cache", "background_jobs",
+                 "parallel_upstream", "lean_responses", "compression"):  # fmt: skip
+        assert name in helptext
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_subprocess(tmp_path: Path, workers: int) -> None:
+    subprocess.run([*HLTHZ, "api", "seed", "--small", "--data-dir", str(tmp_path)], check=True)
+    port = free_port()
+    capture = tmp_path / "capture.jsonl"
+    argv = [*HLTHZ, "api", "serve", "--profile", "before", "--opt", "cache=on",
+            "--port", str(port), "--data-dir", str(tmp_path),
+            "--workers", str(workers)]  # fmt: skip
+    if workers == 1:
+        argv += ["--record", str(capture)]
+    base = f"http://{LOOPBACK}:{port}"
+    with ManagedProcess(
+        "demo-api", argv, log_path=tmp_path / "serve.log", ready=lambda: http_ok(base + "/health")
+    ):
+        health = json.loads(get(base + "/health")[1])
+        assert (
+            health["optimizations"]["cache"] is True and health["optimizations"]["indexes"] is False
+        )
+        for _ in range(4):
+            assert get(base + "/api/products?per_page=5")[0] == 200
+        metrics = get(base + "/metrics")[1].decode()
+        labels = '{method="GET",route="/api/products",status_code="200"}'
+        assert f"http_request_duration_seconds_count{labels} 4.0" in metrics
+        assert "cache_requests_total" in metrics
+    if workers == 1:
+        lines = capture.read_text().splitlines()
+        assert json.loads(lines[0])["hlthz_capture"] == 1
+        assert any('"/api/products?per_page=5"' in line for line in lines[1:])

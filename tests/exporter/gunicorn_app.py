@@ -1,0 +1,15 @@
+"""The WSGI app the multiprocess test serves with gunicorn (``tests.exporter.gunicorn_app:app``)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from hlthz.exporter import instrument
+from prometheus_client import CollectorRegistry
+
+
+def _hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+app = instrument(_hello, registry=CollectorRegistry(), normalize_paths=True)

@@ -1,0 +1,85 @@
+"""Label cardinality stays bounded whatever clients send."""
+
+from __future__ import annotations
+
+import random
+import string
+
+import flask
+import pytest
+from hlthz.exporter import instrument
+from prometheus_client import CollectorRegistry
+
+from tests.exporter.conftest import call_wsgi, label_sets, value
+
+COUNT = "http_request_duration_seconds_count"
+
+
+def _series(registry: CollectorRegistry) -> int:
+    return sum(len(list(metric.samples)) for metric in registry.collect())
+
+
+def _random_word(rng: random.Random) -> str:
+    return "".join(rng.choices(string.ascii_letters + string.digits + "-_.", k=rng.randint(1, 24)))
+
+
+@pytest.mark.slow
+def test_100k_random_paths_and_ids_add_a_handful_of_series(registry: CollectorRegistry) -> None:
+    app = flask.Flask("cardinality")
+
+    @app.get("/api/products/<int:product_id>")
+    def product(product_id: int) -> str:
+        return "ok"
+
+    @app.get("/api/users/<user_id>/orders")
+    def orders(user_id: str) -> str:
+        return "ok"
+
+    instrument(app, registry=registry)
+    wsgi = app.wsgi_app  # the instrumented WSGI callable, without Werkzeug's test client
+    rng = random.Random(20261126)
+    methods = ["GET", "GET", "GET", "POST", "BREW", "X-" + _random_word(rng)]
+    call_wsgi(wsgi, "/api/products/1")  # every metric family exists before we count
+    before = _series(registry)
+    for i in range(100_000):
+        kind = i % 3
+        if kind == 0:
+            path = "/" + "/".join(_random_word(rng) for _ in range(rng.randint(1, 5)))
+        elif kind == 1:
+            path = f"/api/products/{rng.randint(0, 10**12)}"
+        else:
+            path = f"/api/users/{rng.getrandbits(64):x}/orders"
+        call_wsgi(wsgi, path, method=rng.choice(methods))
+    after = _series(registry)
+
+    routes = {s["route"] for s in label_sets(registry, COUNT)}
+    assert routes == {"/api/products/<int:product_id>", "/api/users/<user_id>/orders", "_unmatched"}
+    # New label sets: a few methods x statuses (GET/POST/_OTHER x 200/404/405), each a
+    # histogram of 15 samples, plus one queries-per-request histogram per route.
+    new_label_sets = len(label_sets(registry, COUNT)) - 1
+    assert new_label_sets <= 8
+    assert after - before <= 8 * 15 + 2 * 14 + 4
+    total = sum(value(registry, COUNT, **s) for s in label_sets(registry, COUNT))
+    assert total == 100_001
+
+
+def test_series_cap_folds_into_overflow_and_counts() -> None:
+    registry = CollectorRegistry()
+
+    def bare(environ: dict[str, object], start_response: object) -> list[bytes]:
+        start_response("200 OK", [])  # type: ignore[operator]
+        return [b"x"]
+
+    # Literal words survive normalization: only the cap bounds them.
+    app = instrument(bare, registry=registry, normalize_paths=True, max_series_per_metric=20)
+    for i in range(500):
+        call_wsgi(app, f"/word{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}")
+
+    sets = label_sets(registry, COUNT)
+    assert len([s for s in sets if s["route"] != "_overflow"]) == 20
+    assert [s["route"] for s in sets].count("_overflow") == 1
+    assert sum(value(registry, COUNT, **s) for s in sets) == 500
+    folded = value(
+        registry, "hlthz_exporter_series_folded_total", metric="http_request_duration_seconds"
+    )
+    assert folded == 500 - 20

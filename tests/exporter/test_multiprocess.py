@@ -1,0 +1,163 @@
+"""Multiprocess mode: dead workers folded into archives with exact totals; real gunicorn."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from hlthz.exporter.multiprocess import fold_dead_workers, scrape_registry
+from hlthz.tools.procs import ManagedProcess, free_port, http_ok, wait_until
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+    registry = CollectorRegistry()
+    hits = Counter("hits", "hits", ["route"], registry=registry)
+    seconds = Histogram("work_seconds", "work", buckets=(0.25, 1.0), registry=registry)
+    children = []
+    for n in range(int(sys.argv[2])):
+        pid = os.fork()
+        if pid == 0:
+            for i in range(n + 1):
+                hits.labels("/a" if i % 2 else "/b").inc()
+                seconds.observe(0.25 if i % 3 else 0.5)
+            if n % 2:
+                os.kill(os.getpid(), signal.SIGKILL)  # killed, not exited: files stay behind
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    """
+)
+
+
+def _totals(directory: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+    }
+
+
+def test_fold_keeps_totals_exactly(tmp_path: Path) -> None:
+    workers = 60
+    subprocess.run(
+        [sys.executable, "-c", _WRITER, str(tmp_path), str(workers)], check=True, timeout=60
+    )
+    # Each worker wrote a counter and a histogram file; the parent its (unlabelled) histogram.
+    assert len(list(tmp_path.glob("*.db"))) == 2 * workers + 1
+    before = _totals(tmp_path)
+
+    folded = fold_dead_workers(str(tmp_path))
+
+    assert len(folded) == workers + 1
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == [
+        "counter_archive.db",
+        "histogram_archive.db",
+    ]
+    assert _totals(tmp_path) == before
+    expected_hits = sum(range(1, workers + 1))
+    assert (
+        before[("hits_total", (("route", "/a"),))] + before[("hits_total", (("route", "/b"),))]
+        == expected_hits
+    )
+    # A second wave after the first fold adds on top of the archive.
+    subprocess.run([sys.executable, "-c", _WRITER, str(tmp_path), "3"], check=True, timeout=60)
+    body = generate_latest(scrape_registry(str(tmp_path))).decode()
+    hits = sum(
+        sample.value
+        for family in text_string_to_metric_families(body)
+        if family.name == "hits"
+        for sample in family.samples
+        if sample.name == "hits_total"
+    )
+    assert hits == expected_hits + 6
+    assert len(list(tmp_path.glob("*.db"))) == 2
+
+
+def _scrape(url: str) -> tuple[float, float]:
+    """(sum of request counts, scrape seconds) from the app's /metrics."""
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = response.read().decode()
+    elapsed = time.perf_counter() - started
+    total = sum(
+        sample.value
+        for family in text_string_to_metric_families(body)
+        if family.name == "http_request_duration_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_count")
+    )
+    return total, elapsed
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_gunicorn_workers_restarted_200_times(tmp_path: Path) -> None:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    metrics_dir = tmp_path / "metrics"
+    port = free_port()
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            from hlthz.exporter.gunicorn import child_exit, on_starting  # noqa: F401
+            bind = "127.0.0.1:{port}"
+            workers = 2
+            max_requests = 1  # every worker exits after one request: a restart per request
+            preload_app = True
+            graceful_timeout = 5
+            """
+        )
+    )
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), PYTHONPATH=str(ROOT))
+    base = f"http://127.0.0.1:{port}"
+    server = ManagedProcess(
+        "gunicorn",
+        [str(gunicorn), "-c", str(config), "tests.exporter.gunicorn_app:app"],
+        log_path=tmp_path / "gunicorn.log",
+        env=env,
+        cwd=ROOT,
+        ready=lambda: http_ok(base + "/ready"),
+        ready_timeout=60,
+    )
+    sent = 0
+    files: list[int] = []
+    scrape_seconds: list[float] = []
+    with server:
+        sent += 1  # the readiness probe was one request
+        for i in range(200):
+            with urllib.request.urlopen(f"{base}/users/{i}", timeout=10) as response:
+                assert response.read() == b"hello"
+            sent += 1
+            if i % 40 == 39:
+                _, seconds = _scrape(base + "/metrics")
+                scrape_seconds.append(seconds)
+                files.append(len(list(metrics_dir.glob("*.db"))))
+
+        def all_counted() -> bool:
+            return _scrape(base + "/metrics")[0] >= sent
+
+        wait_until(all_counted, timeout=30, what="every request to be counted")
+        total, _ = _scrape(base + "/metrics")
+    restarts = server.log_path.read_text().count("Booting worker")
+    print(f"worker boots {restarts}, files per scrape {files}, scrape seconds {scrape_seconds}")
+    assert restarts >= 200
+    assert total == sent
+    # One file per live worker and type plus the archives, however many workers died.
+    assert max(files) <= 12
