@@ -4,8 +4,9 @@ Seeds the default data set (20,000 products, 200,000 reviews; reused when alread
 serves each configuration with ``hlthz api serve`` in a subprocess on loopback, drives the same
 deterministic request mix at it and prints the audit table: average, P95, error rate, database
 queries per request and cache hit share per endpoint and overall, then one line per single
-optimization (the ``before`` profile with only that switch on, measured right after a fresh
-``before`` run of the same requests) with its share of the average latency improvement.
+optimization (the ``before`` profile with only that switch on, served side by side with a
+``before`` server that gets the same requests at the same time) with its share of the average
+latency improvement.
 
 Load: a closed loop of ``--concurrency`` threads, each with its own keep-alive httpx client,
 sending a pre-generated request list (same list, same order, for every configuration). A closed
@@ -14,21 +15,25 @@ gevent (locust monkey-patches sockets), and bounds the run by a request count. Q
 request come from the server's own ``http_request_database_queries`` histogram; cache hits from
 its ``X-Cache`` response header.
 
-    .venv/bin/python benchmarks/demo_profiles.py                 # full run, ~12 minutes
+    .venv/bin/python benchmarks/demo_profiles.py                 # full run, ~10 minutes
     .venv/bin/python benchmarks/demo_profiles.py --no-singles    # before/after only
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
+import shutil
+import sqlite3
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ from typing import Any
 import httpx
 from hlthz.demo_api import OPTIMIZATIONS, seed
 from hlthz.demo_api.seed import DEFAULT_PRODUCTS, DEFAULT_REVIEWS
+from hlthz.demo_api.settings import SQLITE_FILE
 from hlthz.tools.procs import LOOPBACK, ManagedProcess, free_port, http_ok
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -127,30 +133,39 @@ def build_requests(
     return out
 
 
-def drive(base: str, requests: list[Request], concurrency: int) -> tuple[list[Sample], float]:
-    """Send ``requests`` with ``concurrency`` closed-loop workers; return samples and wall time."""
-    samples: list[Sample] = []
+def drive(
+    bases: Sequence[str], requests: list[Request], concurrency: int
+) -> tuple[list[list[Sample]], float]:
+    """Send each request to every server in ``bases`` (rotating who goes first), closed loop.
+
+    Returns one sample list per server and the wall time. With two servers every request is a
+    matched pair measured under the same machine conditions.
+    """
+    samples: list[list[Sample]] = [[] for _ in bases]
     lock = threading.Lock()
     stop = threading.Event()
-    cursor = iter(requests)
+    cursor = iter(enumerate(requests))
 
     def worker() -> None:
-        with httpx.Client(base_url=base, timeout=30, headers={"Accept-Encoding": "gzip"}) as client:
+        clients = [
+            httpx.Client(base_url=base, timeout=30, headers={"Accept-Encoding": "gzip"})
+            for base in bases
+        ]
+        try:
             while True:
                 with lock:
-                    request = None if stop.is_set() else next(cursor, None)
-                if request is None:
+                    item = None if stop.is_set() else next(cursor, None)
+                if item is None:
                     return
-                started = time.perf_counter()
-                try:
-                    response = client.request(request.method, request.path, json=request.body)
-                    response.read()
-                    status, cache = response.status_code, response.headers.get("x-cache")
-                except httpx.HTTPError:
-                    status, cache = 0, None
-                sample = Sample(request.endpoint, time.perf_counter() - started, status, cache)
-                with lock:
-                    samples.append(sample)
+                index, request = item
+                for k in range(len(bases)):
+                    target = (index + k) % len(bases)
+                    sample = _send(clients[target], request)
+                    with lock:
+                        samples[target].append(sample)
+        finally:
+            for client in clients:
+                client.close()
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     started = time.perf_counter()
@@ -164,6 +179,17 @@ def drive(base: str, requests: list[Request], concurrency: int) -> tuple[list[Sa
         stop.set()
         raise
     return samples, time.perf_counter() - started
+
+
+def _send(client: httpx.Client, request: Request) -> Sample:
+    started = time.perf_counter()
+    try:
+        response = client.request(request.method, request.path, json=request.body)
+        response.read()
+        status, cache = response.status_code, response.headers.get("x-cache")
+    except httpx.HTTPError:
+        status, cache = 0, None
+    return Sample(request.endpoint, time.perf_counter() - started, status, cache)
 
 
 def scrape_queries(base: str) -> dict[str, tuple[float, float]]:
@@ -181,14 +207,9 @@ def scrape_queries(base: str) -> dict[str, tuple[float, float]]:
     return {route: (v[0], v[1]) for route, v in out.items()}
 
 
-def run_config(
-    name: str,
-    profile: str,
-    opts: list[str],
-    data_dir: Path,
-    requests: list[Request],
-    concurrency: int,
-) -> RunResult:
+@contextlib.contextmanager
+def serving(name: str, profile: str, opts: Sequence[str], data_dir: Path) -> Iterator[str]:
+    """``hlthz api serve`` in a subprocess on a free loopback port; yields its base URL."""
     port = free_port()
     base = f"http://{LOOPBACK}:{port}"
     argv = [sys.executable, "-m", "hlthz", "api", "serve", "--profile", profile,
@@ -200,10 +221,48 @@ def run_config(
         name, argv, log_path=log, ready=lambda: http_ok(base + "/health"), ready_timeout=180
     ):
         # Warm-up: imports, first connections; the same for every configuration.
-        drive(base, [Request("warm", "GET", "/health")] * 8, 2)
-        samples, wall = drive(base, requests, concurrency)
+        drive([base], [Request("warm", "GET", "/health")] * 8, 2)
+        yield base
+
+
+def run_config(
+    name: str,
+    profile: str,
+    opts: list[str],
+    data_dir: Path,
+    requests: list[Request],
+    concurrency: int,
+) -> RunResult:
+    with serving(name, profile, opts, data_dir) as base:
+        (samples,), wall = drive([base], requests, concurrency)
         queries = scrape_queries(base)
     return RunResult(name, samples, queries, wall)
+
+
+def run_pair(
+    name: str, opt: str, data_dirs: tuple[Path, Path], requests: list[Request], concurrency: int
+) -> tuple[RunResult, RunResult]:
+    """``before`` and ``before`` + ``opt`` side by side (own database copies), paired requests."""
+    with (
+        serving(f"base-{name}", "before", [], data_dirs[0]) as base,
+        serving(name, "before", [opt], data_dirs[1]) as one,
+    ):
+        (base_samples, one_samples), wall = drive([base, one], requests, concurrency)
+        results = (
+            RunResult(f"base-{name}", base_samples, scrape_queries(base), wall),
+            RunResult(name, one_samples, scrape_queries(one), wall),
+        )
+    return results
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Copy the SQLite data set (its WAL checkpointed first) into directory ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(source / SQLITE_FILE)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for suffix in ("-wal", "-shm"):
+        (target / (SQLITE_FILE + suffix)).unlink(missing_ok=True)
+    shutil.copyfile(source / SQLITE_FILE, target / SQLITE_FILE)
 
 
 def _p95(values: list[float]) -> float:
@@ -218,6 +277,7 @@ def _stats(samples: list[Sample]) -> dict[str, float]:
     return {
         "n": len(samples),
         "avg_ms": statistics.fmean(ms) if ms else 0.0,
+        "median_ms": statistics.median(ms) if ms else 0.0,
         "p95_ms": _p95(ms),
         "error_rate": sum(1 for s in samples if s.status == 0 or s.status >= 500)
         / max(1, len(samples)),
@@ -269,39 +329,57 @@ def print_audit(before: dict[str, dict[str, float]], after: dict[str, dict[str, 
 def run_singles(
     subset: list[Request], data_dir: Path, concurrency: int
 ) -> dict[str, dict[str, float]]:
-    """Each optimization alone on ``before``, next to a fresh ``before`` run of the same subset.
+    """Each optimization alone on ``before``, paired with a ``before`` server request by request.
 
-    The machine is shared, so its speed drifts between runs; measuring every switch right
-    after its own baseline keeps that drift out of the saving.
+    The machine is shared and its speed drifts; two servers (each on its own copy of the
+    database, since the ``indexes`` switch changes the schema) answer the same requests at the
+    same time, so the drift hits both sides alike.
     """
     after = summarize(run_config("after-subset", "after", [], data_dir, subset, concurrency))
+    with tempfile.TemporaryDirectory(prefix="hlthz-bench-") as tmp:
+        copy_dir = Path(tmp)
+        copy_database(data_dir, copy_dir)
+        return _print_singles(subset, after, (data_dir, copy_dir), concurrency)
+
+
+def _typical_saving(
+    base: dict[str, dict[str, float]], other: dict[str, dict[str, float]], endpoint: str
+) -> float:
+    """Median ms saved on ``endpoint``, times its share of all requests: ms saved per request."""
+    total = base["overall"]["n"]
+    share = base[endpoint]["n"] / total if total else 0.0
+    return (base[endpoint]["median_ms"] - other[endpoint]["median_ms"]) * share
+
+
+def _print_singles(
+    subset: list[Request],
+    after: dict[str, dict[str, float]],
+    data_dirs: tuple[Path, Path],
+    concurrency: int,
+) -> dict[str, dict[str, float]]:
     print(
-        f"\nsingle optimizations: the before profile with one switch on, next to its own before "
-        f"run (first {len(subset)} requests of the mix; all on: "
-        f"{after['overall']['avg_ms']:.0f} ms avg)"
+        f"\nsingle optimizations: before + one switch, paired request by request with a before "
+        f"server (first {len(subset)} requests of the mix)"
     )
     print(
-        f"{'optimization':<20}{'before avg':>11}{'with it':>9}{'P95 ms':>9}{'avg saved':>11}"
+        f"{'optimization':<20}{'before avg':>11}{'with it':>9}{'P95 ms':>9}{'saved/req':>11}"
         f"{'share of gain':>15}  most saved on"
     )
     singles: dict[str, dict[str, float]] = {}
     for name in OPTIMIZATIONS:
-        base = summarize(run_config(f"base-{name}", "before", [], data_dir, subset, concurrency))
-        one = summarize(run_config(name, "before", [f"{name}=on"], data_dir, subset, concurrency))
-        saved = base["overall"]["avg_ms"] - one["overall"]["avg_ms"]
-        gain = base["overall"]["avg_ms"] - after["overall"]["avg_ms"]
+        base_run, one_run = run_pair(name, f"{name}=on", data_dirs, subset, concurrency)
+        base, one = summarize(base_run), summarize(one_run)
+        # Per endpoint medians weighted by the mix: robust to the few slow outliers a shared
+        # machine adds, which would otherwise drown small savings (7 % of requests are orders).
+        saving = {e: _typical_saving(base, one, e) for e in base if e != "overall" and e in one}
+        gain = sum(_typical_saving(base, after, e) for e in base if e != "overall" and e in after)
+        saved = sum(saving.values())
         share = saved / gain if gain else 0.0
-        # Weighted by request count: where the switch saved the most total time.
-        endpoint_saving = {
-            e: (base[e]["avg_ms"] - one[e]["avg_ms"]) * base[e]["n"]
-            for e in base
-            if e != "overall" and e in one
-        }
-        top = max(endpoint_saving, key=lambda e: endpoint_saving[e])
+        top = max(saving, key=lambda e: saving[e])
         singles[name] = {
             **one["overall"],
             "baseline_avg_ms": base["overall"]["avg_ms"],
-            "avg_saved_ms": saved,
+            "saved_ms_per_request": saved,
             "share_of_gain": share,
         }
         print(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import resource
 import subprocess
 import sys
@@ -201,7 +202,8 @@ def main() -> None:
     print(
         f"(max-rate rounds, req/s: hlthz {', '.join(f'{r:,.0f}' for r in hlthz_runs)}; locust "
         f"{', '.join(f'{r:,.0f}' for r in locust_runs)}; memory run {mem_elapsed:.0f} s; "
-        f"{users} in flight; nginx 1 worker on 127.0.0.1)"
+        f"{users} in flight; nginx 1 worker on 127.0.0.1; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
     print(
         "command: .venv/bin/python benchmarks/replay_engine.py" + (" --quick" if args.quick else "")

@@ -134,10 +134,7 @@ def _shop_router(shop: Shop) -> APIRouter:
 
     @router.get("/categories", summary="Categories with product counts (conditional GET)")
     def get_categories(request: Request) -> Response:
-        lookup_token = last_lookup.set(None)
-        doc = shop.categories()
-        lookup = last_lookup.get()
-        last_lookup.reset(lookup_token)
+        doc, lookup = _with_lookup(shop.categories)
         body = json.dumps({"categories": doc["categories"]}, separators=(",", ":")).encode()
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         headers = {"ETag": etag, "Cache-Control": f"public, max-age={CATEGORIES_MAX_AGE}"}
@@ -162,14 +159,18 @@ def _shop_router(shop: Shop) -> APIRouter:
     return router
 
 
-def _with_cache_header(response: Response, produce: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``produce`` and report its cache look-up (``hit``/``miss``/``error``) in ``X-Cache``."""
+def _with_lookup(produce: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], str | None]:
+    """Run ``produce``; return its document and its cache look-up (``hit``/``miss``/``error``)."""
     token = last_lookup.set(None)
     try:
-        doc = produce()
-        lookup = last_lookup.get()
+        return produce(), last_lookup.get()
     finally:
         last_lookup.reset(token)
+
+
+def _with_cache_header(response: Response, produce: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``produce`` and report its cache look-up in the ``X-Cache`` header."""
+    doc, lookup = _with_lookup(produce)
     if lookup:
         response.headers["X-Cache"] = lookup
     return doc

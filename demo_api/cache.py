@@ -22,6 +22,7 @@ from hlthz.demo_api.instrumentation import CacheMetricsLike
 log = logging.getLogger(__name__)
 
 _KEY_PREFIX = "hlthz:demo:"
+_GENERATION_KEY = _KEY_PREFIX + "generation"
 
 
 #: Tags of an entry: given up front, or computed from the loaded document.
@@ -37,11 +38,20 @@ class CacheBackendError(Exception):
 
 
 class CacheBackend(Protocol):
-    """Bytes under keys, with a TTL and tags to invalidate by."""
+    """Bytes under keys, with a TTL and tags to invalidate by.
+
+    Every invalidation bumps a *generation*. ``set`` stores only if the generation is still the
+    one read before the value was loaded: a reader that loaded old rows while an update
+    committed and invalidated cannot put them back into the cache afterwards.
+    """
 
     def get(self, key: str) -> bytes | None: ...
 
-    def set(self, key: str, value: bytes, ttl: float, tags: Iterable[str]) -> None: ...
+    def generation(self) -> int: ...
+
+    def set(
+        self, key: str, value: bytes, ttl: float, tags: Iterable[str], generation: int
+    ) -> bool: ...
 
     def invalidate(self, tags: Iterable[str]) -> int: ...
 
@@ -54,6 +64,7 @@ class MemoryBackend:
     def __init__(self, ttl: float, maxsize: int = 20_000) -> None:
         self._entries: cachetools.TTLCache[str, bytes] = cachetools.TTLCache(maxsize, ttl)
         self._tags: dict[str, set[str]] = {}
+        self._generation = 0
         # TTLCache is not thread-safe and FastAPI serves sync routes from a thread pool.
         self._lock = threading.Lock()
 
@@ -61,15 +72,23 @@ class MemoryBackend:
         with self._lock:
             return self._entries.get(key)
 
-    def set(self, key: str, value: bytes, ttl: float, tags: Iterable[str]) -> None:
+    def generation(self) -> int:
         with self._lock:
+            return self._generation
+
+    def set(self, key: str, value: bytes, ttl: float, tags: Iterable[str], generation: int) -> bool:
+        with self._lock:
+            if generation != self._generation:
+                return False
             self._entries[key] = value
             for tag in tags:
                 self._tags.setdefault(tag, set()).add(key)
+            return True
 
     def invalidate(self, tags: Iterable[str]) -> int:
         removed = 0
         with self._lock:
+            self._generation += 1
             for tag in tags:
                 for key in self._tags.pop(tag, ()):
                     if self._entries.pop(key, None) is not None:
@@ -89,6 +108,7 @@ class RedisBackend:
         import redis
 
         self._redis_error = redis.RedisError
+        self._watch_error = redis.WatchError
         # Short timeouts: a sick Redis must cost a request milliseconds, not seconds.
         self._client = redis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
@@ -101,23 +121,39 @@ class RedisBackend:
             raise CacheBackendError(str(error)) from error
         return value if isinstance(value, bytes) else None
 
-    def set(self, key: str, value: bytes, ttl: float, tags: Iterable[str]) -> None:
+    def generation(self) -> int:
+        try:
+            return int(self._client.get(_GENERATION_KEY) or 0)
+        except self._redis_error as error:
+            raise CacheBackendError(str(error)) from error
+
+    def set(self, key: str, value: bytes, ttl: float, tags: Iterable[str], generation: int) -> bool:
         ttl_ms = max(1, int(ttl * 1000))
         try:
-            pipe = self._client.pipeline(transaction=False)
-            pipe.set(_KEY_PREFIX + key, value, px=ttl_ms)
-            for tag in tags:
-                tag_key = f"{_KEY_PREFIX}tag:{tag}"
-                pipe.sadd(tag_key, _KEY_PREFIX + key)
-                # The tag outlives its newest member, never the other way round.
-                pipe.pexpire(tag_key, ttl_ms + 1000)
-            pipe.execute()
+            with self._client.pipeline(transaction=True) as pipe:
+                # WATCH + MULTI: the write is dropped if an invalidation ran in between.
+                pipe.watch(_GENERATION_KEY)
+                if int(pipe.get(_GENERATION_KEY) or 0) != generation:
+                    return False
+                pipe.multi()
+                pipe.set(_KEY_PREFIX + key, value, px=ttl_ms)
+                for tag in tags:
+                    tag_key = f"{_KEY_PREFIX}tag:{tag}"
+                    pipe.sadd(tag_key, _KEY_PREFIX + key)
+                    # The tag outlives its newest member, never the other way round.
+                    pipe.pexpire(tag_key, ttl_ms + 1000)
+                pipe.execute()
+                return True
+        except self._watch_error:
+            return False
         except self._redis_error as error:
             raise CacheBackendError(str(error)) from error
 
     def invalidate(self, tags: Iterable[str]) -> int:
         tag_keys = [f"{_KEY_PREFIX}tag:{tag}" for tag in tags]
         try:
+            # Bump first: loads already running can no longer store what they read.
+            self._client.incr(_GENERATION_KEY)
             pipe = self._client.pipeline(transaction=False)
             for tag_key in tag_keys:
                 pipe.smembers(tag_key)
@@ -175,11 +211,17 @@ class ResponseCache:
             return json.loads(raw)
         self.metrics.miss()
         last_lookup.set("miss")
+        try:
+            generation = self.backend.generation()
+        except CacheBackendError as error:
+            self.metrics.error()
+            log.warning("cache read failed, serving from the database: %s", error)
+            return loader()
         value = loader()
         entry_tags = tags(value) if callable(tags) else tags
         try:
             data = json.dumps(value, separators=(",", ":")).encode()
-            self.backend.set(key, data, self.ttl, entry_tags)
+            self.backend.set(key, data, self.ttl, entry_tags, generation)
         except CacheBackendError as error:
             self.metrics.error()
             log.warning("cache write failed: %s", error)

@@ -36,6 +36,7 @@ class Recorder:
         exclude_paths: Iterable[str],
         n_plus_one_threshold: int,
         normalize_paths: bool | PathNormalizer,
+        measure_metrics: bool = False,
     ) -> None:
         if not isinstance(n_plus_one_threshold, int) or n_plus_one_threshold < 2:
             raise ConfigError(
@@ -50,10 +51,12 @@ class Recorder:
                     f"exclude_paths entries must be paths starting with '/': {path!r}"
                 )
             excluded.add(path)
-        if metrics_path is not None:
+        if metrics_path is not None and not measure_metrics:
             excluded.add(metrics_path)
         self.metrics = metrics
         self.metrics_path = metrics_path
+        #: Scrapes of ``metrics_path`` are measured like requests (route = the path).
+        self.measure_metrics = bool(measure_metrics and metrics_path and exposition)
         self.exposition = exposition
         #: Paths answered without being measured (``/metrics`` included).
         self.skip = frozenset(excluded)

@@ -161,9 +161,9 @@ def fast_observe(child: Any) -> Callable[[float], None]:
         bucket_incs = [bucket.inc for bucket in child._buckets]
         bounds = [float(bound) for bound in child._upper_bounds]
     except (AttributeError, TypeError):
-        return child.observe  # type: ignore[no-any-return]
+        return child.observe
     if len(bounds) != len(bucket_incs) or bounds[-1] != math.inf:
-        return child.observe  # type: ignore[no-any-return]
+        return child.observe
 
     def observe(amount: float) -> None:
         sum_inc(amount)
@@ -175,9 +175,9 @@ def fast_observe(child: Any) -> Callable[[float], None]:
 def fast_inc(child: Any) -> Callable[[float], None]:
     """``child.inc`` of a gauge/counter without its per-call checks (``inc(-1)`` decrements)."""
     try:
-        return child._value.inc  # type: ignore[no-any-return]
+        return child._value.inc
     except AttributeError:
-        return child.inc  # type: ignore[no-any-return]
+        return child.inc
 
 
 class Metrics:
@@ -199,7 +199,9 @@ class Metrics:
         max_series_per_metric: int = DEFAULT_MAX_SERIES_PER_METRIC,
         process_metrics: bool = True,
     ) -> None:
-        self.registry = registry
+        # Weak: the bundle is the value of a WeakKeyDictionary keyed by this registry, and a
+        # strong reference back would keep every registry (and its bundle) alive forever.
+        self._registry = weakref.ref(registry)
         self.request_buckets = tuple(float(b) for b in request_buckets)
         self.query_buckets = tuple(float(b) for b in query_buckets)
         self.max_series_per_metric = max_series_per_metric
@@ -363,6 +365,14 @@ class Metrics:
         if process_metrics and r is not REGISTRY:
             # The default registry has prometheus-client's process collector already.
             _register_once(r, ProcessCollector(registry=None))
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The registry the metrics are registered in."""
+        registry = self._registry()
+        if registry is None:  # pragma: no cover - only reachable through a leaked bundle
+            raise ConfigError("the registry of these metrics no longer exists")
+        return registry
 
     @classmethod
     def for_registry(

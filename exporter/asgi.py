@@ -35,6 +35,7 @@ class ASGIMiddleware:
         self.app = app
         self.recorder = recorder
         self.route_of = route_of
+        self._inner = _serving_metrics(app, recorder) if recorder.measure_metrics else app
         self._skip = recorder.skip
         self._metrics_path = recorder.metrics_path
         self._in_flight = recorder.in_flight
@@ -71,14 +72,14 @@ class ASGIMiddleware:
             nonlocal status, end
             kind = message["type"]
             if kind == "http.response.start":
-                status = STATUS_LABELS.get(message["status"], "_OTHER")
+                status = STATUS_LABELS.get(message.get("status", 0), "_OTHER")
             elif kind == "http.response.body" and not message.get("more_body", False):
                 end = perf_counter()
             await send(message)
 
         start = perf_counter()
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self._inner(scope, receive, send_wrapper)
         except BaseException:
             if not end:
                 status = "500"
@@ -100,3 +101,21 @@ class ASGIMiddleware:
                 recorder.internal_errors.inc()
             else:
                 recorder.finish(method, route, status, duration, state)
+
+
+def _serving_metrics(app: ASGIApp, recorder: Recorder) -> ASGIApp:
+    """``app``, except that the metrics path is answered (and measured) here."""
+    path = recorder.metrics_path
+    exposition = recorder.exposition
+    assert path is not None and exposition is not None
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("path") == path:
+            state = current_request.get()
+            if state is not None:
+                state.route = path
+            await exposition.asgi(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return dispatch

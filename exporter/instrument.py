@@ -46,13 +46,15 @@ def instrument(
     normalize_paths: bool | PathNormalizer = False,
     max_series_per_metric: int | None = None,
     metrics_auth: MetricsAuth = None,
+    measure_metrics: bool = False,
 ) -> Any:
     """Measure every request of ``app`` into ``registry`` and serve ``metrics_path``.
 
     ``app`` is a Flask, Starlette or FastAPI application (instrumented in place and returned),
     a Django WSGI/ASGI handler, or any WSGI/ASGI callable (both wrapped: use the returned
     object). ``metrics_path=None`` serves no metrics (use :func:`metrics_app`). Requests to
-    ``metrics_path`` and ``exclude_paths`` are passed through unmeasured. ``normalize_paths``
+    ``metrics_path`` (unless ``measure_metrics``) and ``exclude_paths`` are passed through
+    unmeasured. ``normalize_paths``
     (``True`` or a callable) names routes of bare callables from their paths; see
     ``docs/exporter.md`` for every option.
     """
@@ -72,6 +74,7 @@ def instrument(
         exclude_paths=exclude_paths,
         n_plus_one_threshold=n_plus_one_threshold,
         normalize_paths=normalize_paths,
+        measure_metrics=measure_metrics,
     )
 
     if _is_instance(app, "flask", "Flask"):

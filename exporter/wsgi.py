@@ -37,6 +37,7 @@ class WSGIMiddleware:
         self.app = app
         self.recorder = recorder
         self.route_of = route_of
+        self._inner = _serving_metrics(app, recorder) if recorder.measure_metrics else app
         self._skip = recorder.skip
         self._metrics_path = recorder.metrics_path
         self._in_flight = recorder.in_flight
@@ -57,13 +58,30 @@ class WSGIMiddleware:
             self.recorder.internal_errors.inc()
             return self.app(environ, start_response)
         try:
-            result = self.app(environ, call)
+            result = self._inner(environ, call)
         except BaseException:
             call.status = "500"
             call.finish()
             raise
         call.result = result
         return call
+
+
+def _serving_metrics(app: WSGIApp, recorder: Recorder) -> WSGIApp:
+    """``app``, except that the metrics path is answered (and measured) here."""
+    path = recorder.metrics_path
+    exposition = recorder.exposition
+    assert path is not None and exposition is not None
+
+    def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == path:
+            state = current_request.get()
+            if state is not None:
+                state.route = path
+            return exposition.wsgi(environ, start_response)
+        return app(environ, start_response)
+
+    return dispatch
 
 
 class _Call(RequestState):

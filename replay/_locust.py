@@ -61,7 +61,7 @@ _HOP_BY_HOP = frozenset(
     }
 )
 #: The last stretch before a due time is waited by yielding, not by a timer (seconds).
-_SPIN = 0.002
+_SPIN = 0.0005
 #: How often a worker ships its measurements to the master (seconds).
 _SHIP_INTERVAL = 1.0
 _WORKER_READY_TIMEOUT = 60.0
@@ -143,8 +143,9 @@ class Sender:
             for due in schedule(records, self.options, on_skip=lambda r: self.recorder.skip(r)):
                 when = t0 + due.at
                 delay = when - now()
-                # gevent's timers fire up to a few ms late (epoll's millisecond timeout), so
-                # sleep until just before the due time and yield in a loop for the rest.
+                # gevent's timers fire up to a millisecond late (epoll's timeout is in ms), so
+                # sleep until just before the due time and yield in a loop for the rest. A
+                # longer spin would cost more: the kernel then preempts a busy process sooner.
                 if delay > _SPIN and self.stop_event.wait(delay - _SPIN):
                     break
                 while now() < when:
@@ -252,6 +253,8 @@ class _Progress:
         if now - then >= 1.0:
             self.rate = (count - before) / (now - then)
             self._last = (now, count)
+        elif self.rate == 0.0 and elapsed > 0.1:
+            self.rate = count / elapsed  # the first second: the average so far
         if self.live is None:
             return
         from rich.text import Text
@@ -264,8 +267,8 @@ class _Progress:
         total = f"/{self.duration:g}" if self.duration else ""
         self.live.update(
             Text(
-                f"replay {elapsed:7.1f}{total} s  {count:>9,} done  {self.rate:8.1f} req/s  "
-                f"p95 {p95:8.1f} ms  errors {errors:,} ({share:.2%})  lag p99 {lag:6.1f} ms"
+                f"{elapsed:.1f}{total} s  {count:,} done  {self.rate:,.0f} req/s  "
+                f"p95 {p95:.1f} ms  err {errors:,} ({share:.2%})  lag p99 {lag:.1f} ms"
             )
         )
 

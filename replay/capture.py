@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-from hlthz.replay.errors import CaptureFormatError
+from hlthz.replay.errors import CaptureFormatError, ReplayError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -477,7 +477,7 @@ class CaptureReader:
                 self.records += 1
                 yield record
         except OSError as exc:
-            raise CaptureFormatError(name, 0, f"cannot read: {exc.strerror or exc}") from None
+            raise ReplayError(f"{name}: cannot read ({exc.strerror or exc})") from None
 
 
 def read_capture(

@@ -202,7 +202,7 @@ def run_diff(
             result.requests += 1
             real = _differing(got["primary"], got["candidate"])
             noisy = _differing(got["primary"], got["secondary"]) if "secondary" in got else {}
-            route = route_of(record.method, record.path)
+            route = route_of(record.method, targets["primary"].uri(record.path))
             for (kind, path), (was, now) in real.items():
                 if (kind, path) in noisy:
                     result.noise += 1

@@ -11,6 +11,7 @@ normalizer (``/users/42`` -> ``/users/{id}``).
 from __future__ import annotations
 
 import collections
+import datetime as _dt
 import json
 import os
 import re
@@ -143,6 +144,17 @@ def inspect_capture(
     }
 
 
+def _when(start_ns: int | None, end_ns: int | None) -> str:
+    if start_ns is None or end_ns is None:
+        return ""
+
+    def iso(ns: int) -> str:
+        moment = _dt.datetime.fromtimestamp(ns / 1e9, _dt.UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    return f"  ({iso(start_ns)} .. {iso(end_ns)})"
+
+
 def format_inspection(summary: dict[str, Any]) -> str:
     """The human-readable form printed by ``hlthz replay inspect``."""
     lines = [
@@ -154,7 +166,7 @@ def format_inspection(summary: dict[str, Any]) -> str:
             else ""
         )
         + ("  (torn last record skipped)" if summary["truncated_tail"] else ""),
-        f"span       {summary['span_s']:.3f} s",
+        f"span       {summary['span_s']:.3f} s" + _when(summary["start_ns"], summary["end_ns"]),
         f"rate       mean {summary['mean_rps']:.1f} req/s, peak {summary['peak_rps']} req/s",
         f"sessions   {summary['sessions']}",
         "methods    " + ", ".join(f"{m} {n}" for m, n in summary["methods"].items()),

@@ -39,9 +39,11 @@ def status_class(status: str) -> str:
 
 
 def _buckets(hist: HdrHistogram, bounds: Iterable[float]) -> list[tuple[str, float]]:
-    # Cumulative counts at each boundary: walk the recorded values once, in order.
+    # Cumulative counts at each boundary: walk the recorded values once, in order. An HDR
+    # bucket spans values equal within 0.1 %; it counts as "<= bound" when its lowest value
+    # does, so a value exactly on a boundary lands in that boundary's bucket.
     values = [
-        (item.value_iterated_to, item.count_at_value_iterated_to)
+        (hist.get_lowest_equivalent_value(item.value_iterated_to), item.count_at_value_iterated_to)
         for item in hist.get_recorded_iterator()
     ]
     out: list[tuple[str, float]] = []

@@ -252,10 +252,11 @@ async def _plain(send: ASGISend, status: int, text: str) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _progress(
-    stats: ProxyStats, recorder: ASGIRecorder, out: TextIO, interval: float
-) -> None:
-    """Rewrite one status line every ``interval`` s (also right away and when cancelled)."""
+async def _progress(stats: ProxyStats, recorder: ASGIRecorder, out: TextIO) -> None:
+    """Show requests, rate, written and dropped: one line rewritten every second on a terminal,
+    a new line every 10 s in a log file; also right away and when the proxy stops."""
+    tty = out.isatty()
+    interval, start, end = (1.0, "\r", "   ") if tty else (10.0, "", "\n")
     last_n, last_t = 0, time.monotonic()
 
     def show() -> None:
@@ -264,9 +265,9 @@ async def _progress(
         rps = (stats.requests - last_n) / max(now - last_t, 1e-9)
         last_n, last_t = stats.requests, now
         out.write(
-            f"\rrecording: {stats.requests} requests, {rps:7.1f} req/s, "
+            f"{start}recording: {stats.requests} requests, {rps:7.1f} req/s, "
             f"{recorder.recorder.written} written, {_dropped(recorder)} dropped, "
-            f"{stats.upstream_errors} upstream errors   "
+            f"{stats.upstream_errors} upstream errors{end}"
         )
         out.flush()
 
@@ -276,6 +277,8 @@ async def _progress(
             await asyncio.sleep(interval)
     finally:
         show()
+        if tty:
+            out.write("\n")
 
 
 def _make_server_class() -> type:
@@ -353,7 +356,7 @@ def run_proxy(
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, server.handle_exit, signum, None)
-        task = asyncio.create_task(_progress(stats, app, out, 1.0)) if progress else None
+        task = asyncio.create_task(_progress(stats, app, out)) if progress else None
         try:
             await server.serve(sockets=[sock])
         finally:
@@ -361,7 +364,6 @@ def run_proxy(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                out.write("\n")
 
     try:
         asyncio.run(main())

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hlthz.replay.capture import CaptureRecord, ReadStats, iter_file_chunks, read_capture
-from hlthz.replay.errors import CaptureFormatError, ReplayError
+from hlthz.replay.errors import ReplayError
 from hlthz.replay.import_gor import iter_gor
 from hlthz.replay.import_har import iter_har
 from hlthz.replay.import_nginx import iter_nginx
@@ -88,4 +88,4 @@ def iter_records(
                 stats.records += 1
             yield record
     except OSError as exc:
-        raise CaptureFormatError(str(path), 0, f"cannot read: {exc.strerror or exc}") from None
+        raise ReplayError(f"{path}: cannot read ({exc.strerror or exc})") from None

@@ -27,10 +27,32 @@ from hlthz.tools.demo import DEFAULT_DATA_DIR, DEFAULT_OUT, DemoOptions, run_dem
     show_default=True,
     help="Where seeded data sets are kept and reused between runs.",
 )
-def demo(quick: bool, out_dir: Path, data_dir: Path) -> None:
+@click.option(
+    "--optimization",
+    "optimizations",
+    multiple=True,
+    metavar="NAME",
+    help="Also replay `before` with only this switch on, to measure it alone (repeatable).",
+)
+@click.option(
+    "--each-optimization", is_flag=True, help="Measure every optimization alone (8 more replays)."
+)
+def demo(
+    quick: bool,
+    out_dir: Path,
+    data_dir: Path,
+    optimizations: tuple[str, ...],
+    each_optimization: bool,
+) -> None:
     """Seed, record production traffic, replay it on before and after, compare and report.
 
     Runs on the embedded defaults only (SQLite, in-process cache and queue), on loopback, and
     stops every process it started when it ends, fails or is interrupted.
     """
-    run_demo(DemoOptions(out_dir=out_dir, quick=quick, data_dir=data_dir))
+    if each_optimization:
+        from hlthz.demo_api.settings import OPTIMIZATIONS
+
+        optimizations = tuple(OPTIMIZATIONS)
+    run_demo(
+        DemoOptions(out_dir=out_dir, quick=quick, data_dir=data_dir, optimizations=optimizations)
+    )

@@ -128,7 +128,7 @@ def up(
     files = state["files"]
     provisioning = Path(files["grafana_provisioning"])
     click.echo("")
-    click.echo(f"Alerts arrive at the sink: {state['services']['sink']['url']}/  ")
+    click.echo(f"Alerts arrive at the sink: {state['services']['sink']['url']}/")
     click.echo(f"  (stored as JSON lines in {files['alerts_received']})")
     click.echo(f"Prometheus config and rules: {files['prometheus_config']}, {files['rules']}")
     click.echo(f"Alertmanager config: {files['alertmanager_config']}")

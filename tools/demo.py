@@ -35,6 +35,7 @@ from hlthz.tools.demo_report import (
     audit_rows,
     optimization_evidence,
     print_audit,
+    single_switch_rows,
     summarize_run,
     time_saved_by_route,
 )
@@ -44,7 +45,7 @@ from hlthz.tools.stack import hlthz_command
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hlthz.errors import CheckFailed
+from hlthz.errors import CheckFailed, UsageError
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -54,6 +55,7 @@ __all__ = [
     "DemoError",
     "DemoOptions",
     "DemoSize",
+    "check_optimizations",
     "check_pieces",
     "run_demo",
 ]
@@ -90,17 +92,20 @@ QUICK = DemoSize(
 FULL = DemoSize(
     "full",
     ("--products", "10000", "--reviews", "100000"),
-    TrafficPlan(sessions=45, duration=50.0, concurrency=8, think_time=(0.2, 1.0)),
+    TrafficPlan(sessions=36, duration=50.0, concurrency=8, think_time=(0.2, 1.0)),
 )
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """Where the demo writes (``out_dir``), how big it runs, where seeded data is kept."""
+    """Where the demo writes (``out_dir``), how big it runs, where seeded data is kept, and
+    which optimizations to also replay one at a time (each costs one more replay)."""
 
     out_dir: Path = DEFAULT_OUT
     quick: bool = False
     data_dir: Path = DEFAULT_DATA_DIR
+    #: Optimizations also measured one at a time: ``before`` with only that switch on.
+    optimizations: tuple[str, ...] = ()
 
     @property
     def size(self) -> DemoSize:
@@ -119,6 +124,17 @@ _REQUIRED = (
     ("hlthz.alerts", "generate", "the alert generator (hlthz alerts generate)"),
     ("hlthz.dashboards", "generate", "the dashboard generator (hlthz dashboards generate)"),
 )
+
+
+def check_optimizations(names: tuple[str, ...]) -> None:
+    """Raise :class:`hlthz.errors.UsageError` for a name the demo API does not know."""
+    from hlthz.demo_api.settings import OPTIMIZATIONS
+
+    for name in names:
+        if name not in OPTIMIZATIONS:
+            raise UsageError(
+                f"--optimization {name!r}: unknown; use one of {', '.join(OPTIMIZATIONS)}"
+            )
 
 
 def check_pieces() -> None:
@@ -432,6 +448,7 @@ class Demo:
 
     def tell(self) -> dict[str, Any]:
         check_pieces()
+        check_optimizations(self.options.optimizations)
         self.out.mkdir(parents=True, exist_ok=True)
         self.run.logs.mkdir(parents=True, exist_ok=True)
         self.console.rule(f"[bold]HLTHZ demo ({self.size.name})")
@@ -446,6 +463,13 @@ class Demo:
             self.step(f"replaying the {records} recorded requests against [bold]{name}[/]")
             runs[name] = self.replay(name, api, capture, span)
             api.stop()
+        singles: dict[str, dict[str, Any]] = {}
+        for switch in self.options.optimizations:
+            api = self.serve(f"only-{switch}", "before", seed_dir, "--opt", f"{switch}=on")
+            self.step(f"replaying against [red]before[/] with only [bold]{switch}[/] on")
+            run = self.replay(f"only-{switch}", api, capture, span)
+            api.stop()
+            singles[switch] = summarize_run(run["report"], run["server"])
 
         compare_reports = _piece("hlthz.replay", "compare_reports")
         comparison = compare_reports(runs["before"]["report"], runs["after"]["report"])
@@ -465,6 +489,10 @@ class Demo:
         summary["audit"] = audit_rows(summary["before"], summary["after"])
         summary["time_saved"] = time_saved_by_route(summary["before"], summary["after"])
         summary["optimizations"] = optimization_evidence(summary["before"], summary["after"])
+        if singles:
+            summary["single_switch"] = single_switch_rows(
+                summary["before"], summary["after"], singles
+            )
         summary["ratios"] = {
             key: _ratio(summary["before"][key], summary["after"][key])
             for key in ("p95_ms", "avg_ms", "order_post_p95_ms")

@@ -12,7 +12,6 @@ configs, one log and one pid file per process and ``state.json``, which ``stack_
 from __future__ import annotations
 
 import contextlib
-import copy
 import datetime as _dt
 import json
 import os
@@ -20,16 +19,26 @@ import shutil
 import signal
 import sys
 import time
-import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from hlthz.tools.errors import ServiceError
 from hlthz.tools.procs import LOOPBACK, ManagedProcess, free_port, http_ok, port_open
 from hlthz.tools.services import find_binary
+from hlthz.tools.stack_config import (
+    StackError,
+    alertmanager_config,
+    default_alertmanager_file,
+    default_rules_file,
+    grafana_datasource,
+    grafana_provisioning_dir,
+    load_yaml,
+    prometheus_config,
+    scrape_target,
+    thresholds_scrape_interval,
+)
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -58,10 +67,6 @@ STATE_FILE = "state.json"
 DEFAULT_PORTS = {"prometheus": 9090, "alertmanager": 9093, "sink": 9095, "api": 8000}
 # Start order; stopped in reverse.
 SERVICES = ("sink", "api", "alertmanager", "prometheus")
-
-
-class StackError(ServiceError):
-    """The stack cannot start, is already running, or its state is unreadable (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -93,155 +98,6 @@ class StackOptions:
     repeat_interval: str | None = None
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     ready_timeout: float = 60.0
-
-
-# --- generated configuration --------------------------------------------------------------
-
-
-def _alerts_dir() -> Path:
-    import hlthz.alerts
-
-    return Path(hlthz.alerts.__file__).resolve().parent
-
-
-def default_rules_file() -> Path:
-    """The committed rules, ``alerts/generated/hlthz.rules.yml``."""
-    return _alerts_dir() / "generated" / "hlthz.rules.yml"
-
-
-def default_alertmanager_file() -> Path:
-    """The committed routing, ``alerts/generated/alertmanager.yml``."""
-    return _alerts_dir() / "generated" / "alertmanager.yml"
-
-
-def grafana_provisioning_dir() -> Path:
-    """Where ``hlthz dashboards generate`` puts the Grafana provisioning files."""
-    import hlthz.dashboards
-
-    return Path(hlthz.dashboards.__file__).resolve().parent / "generated" / "provisioning"
-
-
-def scrape_target(url: str) -> tuple[str, str, str]:
-    """``(scheme, host:port, metrics_path)`` of a target URL; the path defaults to /metrics."""
-    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StackError(f"--target {url!r}: expected a URL like http://127.0.0.1:8000")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    path = parts.path if parts.path not in ("", "/") else "/metrics"
-    return parts.scheme, f"{parts.hostname}:{port}", path
-
-
-def prometheus_config(
-    *,
-    job: str,
-    target_url: str,
-    alertmanager: str,
-    rule_files: Sequence[str | Path],
-    scrape_interval: str,
-    evaluation_interval: str,
-) -> dict[str, Any]:
-    """The scrape config: one job for the API, alerts sent to the stack's Alertmanager."""
-    scheme, address, path = scrape_target(target_url)
-    return {
-        "global": {
-            "scrape_interval": scrape_interval,
-            "evaluation_interval": evaluation_interval,
-        },
-        "rule_files": [str(f) for f in rule_files],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-        "scrape_configs": [
-            {
-                "job_name": job,
-                "scheme": scheme,
-                "metrics_path": path,
-                "static_configs": [{"targets": [address]}],
-            }
-        ],
-    }
-
-
-def _override_timings_child(route: dict[str, Any], timings: dict[str, str]) -> None:
-    for key, value in timings.items():
-        if key in route:
-            route[key] = value
-    for child in route.get("routes") or []:
-        _override_timings_child(child, timings)
-
-
-def alertmanager_config(
-    base: dict[str, Any],
-    sink_url: str,
-    *,
-    group_wait: str | None = None,
-    group_interval: str | None = None,
-    repeat_interval: str | None = None,
-) -> dict[str, Any]:
-    """The generated routing with every receiver replaced by a webhook to the sink.
-
-    Routes, grouping and inhibition stay exactly as generated; only the receivers' integrations
-    change (each posts to ``SINK/<receiver name>`` with resolved notifications on), and the
-    timings are overridden when given. Global settings of the replaced integrations (SMTP,
-    Slack...) and notification templates are dropped: nothing uses them any more.
-    """
-    config = copy.deepcopy(base)
-    receivers = config.get("receivers")
-    if not isinstance(receivers, list) or not receivers:
-        raise StackError("the Alertmanager config has no receivers; regenerate it")
-    config["receivers"] = [
-        {
-            "name": r["name"],
-            "webhook_configs": [
-                {
-                    "url": f"{sink_url}/{urllib.parse.quote(r['name'])}",
-                    "send_resolved": True,
-                }
-            ],
-        }
-        for r in receivers
-    ]
-    resolve_timeout = (config.get("global") or {}).get("resolve_timeout")
-    config.pop("global", None)
-    if resolve_timeout:
-        config["global"] = {"resolve_timeout": resolve_timeout}
-    config.pop("templates", None)
-    timings = {
-        k: v
-        for k, v in (
-            ("group_wait", group_wait),
-            ("group_interval", group_interval),
-            ("repeat_interval", repeat_interval),
-        )
-        if v
-    }
-    if timings:
-        route = config.get("route")
-        if not isinstance(route, dict):
-            raise StackError("the Alertmanager config has no route; regenerate it")
-        for key, value in timings.items():
-            route[key] = value
-        for child in route.get("routes") or []:
-            _override_timings_child(child, timings)
-    return config
-
-
-def _load_yaml(path: Path, what: str, hint: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StackError(f"{path}: {what} not found; {hint}") from None
-    except yaml.YAMLError as exc:
-        raise StackError(f"{path}: not valid YAML ({exc}); {hint}") from None
-    if not isinstance(data, dict):
-        raise StackError(f"{path}: expected a YAML mapping; {hint}")
-    return data
-
-
-def _config_scrape_interval(thresholds: Path | None) -> str:
-    """The thresholds file's ``scrape_interval``."""
-    from hlthz.alerts import load_config
-
-    config = load_config(thresholds)
-    return str(config.scrape_interval)
 
 
 # --- state --------------------------------------------------------------------------------
@@ -440,9 +296,9 @@ def stack_up(
     rules_src = Path(options.rules_file or default_rules_file())
     am_src = Path(options.alertmanager_file or default_alertmanager_file())
     hint = "run `hlthz alerts generate` or pass --rules/--alertmanager-config"
-    _load_yaml(rules_src, "alert rules file", hint)
-    am_base = _load_yaml(am_src, "Alertmanager config", hint)
-    scrape_interval = options.scrape_interval or _config_scrape_interval(options.thresholds)
+    load_yaml(rules_src, "alert rules file", hint)
+    am_base = load_yaml(am_src, "Alertmanager config", hint)
+    scrape_interval = options.scrape_interval or thresholds_scrape_interval(options.thresholds)
     evaluation_interval = options.evaluation_interval or scrape_interval
     target_url = options.target
     job = options.job or (DEMO_JOB if target_url is None else "api")
@@ -495,6 +351,8 @@ def stack_up(
             timeout=options.ready_timeout,
         )
         state["services"]["sink"] = _service_record(sink, f"{sink_url}/-/healthy")
+        # Saved at once: if this command dies now, `stack down` still finds it.
+        _write_state(state_dir, state)
 
         if target_url is None:
             data_dir = state_dir / "api-data"
@@ -527,6 +385,7 @@ def stack_up(
                 timeout=options.ready_timeout,
             )
             state["services"]["api"] = _service_record(api, f"{api_url}/health")
+            _write_state(state_dir, state)
             target_url = api_url
 
         am_config = alertmanager_config(
@@ -557,6 +416,7 @@ def stack_up(
             timeout=options.ready_timeout,
         )
         state["services"]["alertmanager"] = _service_record(alertmanager, f"{am_url}/-/ready")
+        _write_state(state_dir, state)
 
         prom_file = state_dir / "prometheus.yml"
         prom_config = prometheus_config(
@@ -587,29 +447,18 @@ def stack_up(
             timeout=options.ready_timeout,
         )
         state["services"]["prometheus"] = _service_record(prometheus, f"{prom_url}/-/ready")
+        _write_state(state_dir, state)
     except BaseException:
         for proc in reversed(started):
             proc.stop()
+        for leftover in (state_dir / STATE_FILE, *state_dir.glob("*.pid")):
+            leftover.unlink(missing_ok=True)
         raise
 
     datasource = state_dir / "grafana" / "datasource.yml"
     datasource.parent.mkdir(exist_ok=True)
     datasource.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": 1,
-                "datasources": [
-                    {
-                        "name": "HLTHZ Prometheus",
-                        "type": "prometheus",
-                        "access": "proxy",
-                        "url": state["services"]["prometheus"]["url"],
-                        "isDefault": True,
-                    }
-                ],
-            },
-            sort_keys=False,
-        ),
+        yaml.safe_dump(grafana_datasource(state["services"]["prometheus"]["url"]), sort_keys=False),
         encoding="utf-8",
     )
     state["target"] = target_url

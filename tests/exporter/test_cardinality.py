@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import string
 
@@ -38,18 +39,33 @@ def test_100k_random_paths_and_ids_add_a_handful_of_series(registry: CollectorRe
     instrument(app, registry=registry)
     wsgi = app.wsgi_app  # the instrumented WSGI callable, without Werkzeug's test client
     rng = random.Random(20261126)
+    words = [_random_word(rng) for _ in range(5000)]
     methods = ["GET", "GET", "GET", "POST", "BREW", "X-" + _random_word(rng)]
     call_wsgi(wsgi, "/api/products/1")  # every metric family exists before we count
     before = _series(registry)
+    base = {
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+    }
+
+    def start_response(status: str, headers: object, exc_info: object = None) -> None:
+        return None
+
     for i in range(100_000):
         kind = i % 3
         if kind == 0:
-            path = "/" + "/".join(_random_word(rng) for _ in range(rng.randint(1, 5)))
+            path = f"/{rng.choice(words)}/{rng.getrandbits(40):x}/{rng.choice(words)}"
         elif kind == 1:
-            path = f"/api/products/{rng.randint(0, 10**12)}"
+            path = f"/api/products/{rng.getrandbits(40)}"
         else:
             path = f"/api/users/{rng.getrandbits(64):x}/orders"
-        call_wsgi(wsgi, path, method=rng.choice(methods))
+        environ = dict(base, PATH_INFO=path, REQUEST_METHOD=rng.choice(methods))
+        result = wsgi(environ, start_response)
+        for _ in result:
+            pass
+        result.close()  # type: ignore[attr-defined]
     after = _series(registry)
 
     routes = {s["route"] for s in label_sets(registry, COUNT)}

@@ -220,7 +220,9 @@ def test_async_engine_and_query_counting(postgres_url: str, registry: CollectorR
     async def tables(schema: str) -> dict[str, int]:
         async with engine.connect() as conn:
             for _ in range(5):
-                await conn.execute(sa.text("SELECT count(*) FROM pg_tables WHERE schemaname = :s"), {"s": schema})
+                await conn.execute(
+                    sa.text("SELECT count(*) FROM pg_tables WHERE schemaname = :s"), {"s": schema}
+                )
         return {"ok": 1}
 
     instrument(app, registry=registry)
@@ -233,7 +235,17 @@ def test_async_engine_and_query_counting(postgres_url: str, registry: CollectorR
         return status
 
     assert asyncio.run(main()) == 200
-    assert value(registry, "database_query_duration_seconds_count", query_type="select_pg_tables") == 5
+    assert (
+        value(registry, "database_query_duration_seconds_count", query_type="select_pg_tables") == 5
+    )
     assert value(registry, "http_request_database_queries_sum", route="/tables/{schema}") >= 5
-    assert value(registry, "database_n_plus_one_total", route="/tables/{schema}", query_type="select_pg_tables") == 1
+    assert (
+        value(
+            registry,
+            "database_n_plus_one_total",
+            route="/tables/{schema}",
+            query_type="select_pg_tables",
+        )
+        == 1
+    )
     assert value(registry, "db_pool_connections_in_use", pool="async") == 0

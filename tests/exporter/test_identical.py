@@ -95,8 +95,16 @@ def _run_asgi(app: Any, spec: dict[str, Any]) -> list[Any]:
         "headers": [],
     }
 
+    received: list[bool] = []
+
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        if not received:
+            received.append(True)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        # Later calls wait for a disconnect that never comes (Starlette listens for one while
+        # it streams, and cancels the wait when the response is done).
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
 
     async def send(message: Any) -> None:
         sent.append(message)

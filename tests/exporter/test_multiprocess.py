@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -90,20 +92,46 @@ def test_fold_keeps_totals_exactly(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*.db"))) == 2
 
 
-def _scrape(url: str) -> tuple[float, float]:
-    """(sum of request counts, scrape seconds) from the app's /metrics."""
+def _scrape(url: str) -> tuple[float, float, dict[str, float]]:
+    """(sum of request counts, scrape seconds, unlabelled gauges) from the app's /metrics."""
     started = time.perf_counter()
     with urllib.request.urlopen(url, timeout=10) as response:
         body = response.read().decode()
     elapsed = time.perf_counter() - started
+    families = list(text_string_to_metric_families(body))
     total = sum(
         sample.value
-        for family in text_string_to_metric_families(body)
+        for family in families
         if family.name == "http_request_duration_seconds"
         for sample in family.samples
         if sample.name.endswith("_count")
     )
-    return total, elapsed
+    gauges = {
+        sample.name: sample.value
+        for family in families
+        for sample in family.samples
+        if not sample.labels
+    }
+    return total, elapsed, gauges
+
+
+def _counted_in_files(directory: Path) -> float:
+    """Requests counted in the directory, read by the test itself (under the shared lock)."""
+    return sum(
+        sample.value
+        for family in scrape_registry(str(directory)).collect()
+        if family.name == "http_request_duration_seconds"
+        for sample in family.samples
+        if sample.name.endswith("_count")
+    )
+
+
+def _workers_of(master: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{master}/task").iterdir():
+        text = (task / "children").read_text().split()
+        children.extend(int(pid) for pid in text)
+    return children
 
 
 @pytest.mark.slow
@@ -137,6 +165,7 @@ def test_gunicorn_workers_restarted_200_times(tmp_path: Path) -> None:
         ready_timeout=60,
     )
     sent = 0
+    killed = 0
     files: list[int] = []
     scrape_seconds: list[float] = []
     with server:
@@ -145,8 +174,22 @@ def test_gunicorn_workers_restarted_200_times(tmp_path: Path) -> None:
             with urllib.request.urlopen(f"{base}/users/{i}", timeout=10) as response:
                 assert response.read() == b"hello"
             sent += 1
+            if i % 20 == 10:
+                # SIGKILL a worker too (no graceful exit). Wait until every request so far
+                # is in the files first: a worker killed between sending its response and
+                # recording it would lose that one count, which is not what this tests.
+                wait_until(
+                    lambda expected=sent: _counted_in_files(metrics_dir) >= expected,
+                    timeout=30,
+                    what="the requests so far to be recorded",
+                )
+                workers = _workers_of(server.pid)
+                if workers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(workers[0], signal.SIGKILL)
+                        killed += 1
             if i % 40 == 39:
-                _, seconds = _scrape(base + "/metrics")
+                _, seconds, _ = _scrape(base + "/metrics")
                 scrape_seconds.append(seconds)
                 files.append(len(list(metrics_dir.glob("*.db"))))
 
@@ -154,10 +197,18 @@ def test_gunicorn_workers_restarted_200_times(tmp_path: Path) -> None:
             return _scrape(base + "/metrics")[0] >= sent
 
         wait_until(all_counted, timeout=30, what="every request to be counted")
-        total, _ = _scrape(base + "/metrics")
+        total, _, gauges = _scrape(base + "/metrics")
     restarts = server.log_path.read_text().count("Booting worker")
-    print(f"worker boots {restarts}, files per scrape {files}, scrape seconds {scrape_seconds}")
+    print(
+        f"worker boots {restarts}, SIGKILLed {killed}, files per scrape {files}, "
+        f"scrape seconds {scrape_seconds}"
+    )
     assert restarts >= 200
+    assert killed >= 5
     assert total == sent
     # One file per live worker and type plus the archives, however many workers died.
     assert max(files) <= 12
+    # Process metrics survive multiprocess mode (summed over the live workers).
+    assert gauges["process_resident_memory_bytes"] > 0
+    assert gauges["process_memory_limit_bytes"] > 0
+    assert gauges["hlthz_multiprocess_live_workers"] >= 1

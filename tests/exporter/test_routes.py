@@ -318,3 +318,23 @@ def test_instrumentation_failure_never_reaches_the_app(registry: CollectorRegist
     assert value(registry, "hlthz_exporter_internal_errors_total") == 1
     # The request is still counted, under the fallback route.
     assert routes_seen(registry) == {("GET", "_unmatched", "200")}
+
+
+def test_django_asgi_handler(registry: CollectorRegistry, django_handler: object) -> None:
+    from django.core.handlers.asgi import ASGIHandler
+
+    app = instrument(ASGIHandler(), registry=registry)
+    assert asgi_requests(app, ("GET", "/api/items/3"), ("GET", "/nope")) == [200, 404]
+    assert routes_seen(registry) == {
+        ("GET", "/api/items/<int:item_id>", "200"),
+        ("GET", "_unmatched", "404"),
+    }
+
+
+def test_metrics_scrapes_measured_when_asked(registry: CollectorRegistry) -> None:
+    app = flask.Flask("measured")
+    instrument(app, registry=registry, measure_metrics=True)
+    status, _, body = call_wsgi(app, "/metrics")
+    assert status == "200 OK"
+    assert b"http_request_duration_seconds" in body
+    assert routes_seen(registry) == {("GET", "/metrics", "200")}

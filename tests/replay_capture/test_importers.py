@@ -138,3 +138,68 @@ def test_gor_torn_tail_is_skipped_once(tmp_path: Path, caplog: pytest.LogCapture
     assert [r.id for r in records] == ["a1b2c3d4e5f60001", "a1b2c3d4e5f60002"]
     assert stats.truncated == 1
     assert caplog.text.count("truncated record skipped") == 1
+
+
+def test_browser_style_har(tmp_path: Path) -> None:
+    """What DevTools exports: HTTP/2 pseudo-headers, base64 bodies, params-only form posts."""
+    entries = [
+        {
+            "startedDateTime": "2026-01-02T03:04:05.123Z",
+            "time": 12.5,
+            "request": {
+                "method": "post",
+                "url": "https://shop.test/api/upload?x=1",
+                "headers": [
+                    {"name": ":authority", "value": "shop.test"},
+                    {"name": ":method", "value": "POST"},
+                    {"name": "content-type", "value": "application/octet-stream"},
+                ],
+                "postData": {
+                    "mimeType": "application/octet-stream",
+                    "encoding": "base64",
+                    "text": "AAEC/w==",
+                },
+            },
+            "response": {"status": 0},
+            "timings": {"wait": -1},
+        },
+        {
+            "startedDateTime": "2026-01-02T03:04:05.000+00:00",
+            "time": 3,
+            "request": {
+                "method": "POST",
+                "url": "https://shop.test/login",
+                "headers": [{"name": "Host", "value": "shop.test"}],
+                "postData": {
+                    "mimeType": "application/x-www-form-urlencoded",
+                    "params": [{"name": "user", "value": "ada"}, {"name": "pw", "value": "a b"}],
+                },
+            },
+            "response": {"status": 302},
+            "timings": {"wait": 2.25},
+        },
+    ]
+    har = tmp_path / "browser.har"
+    har.write_text(json.dumps({"log": {"version": "1.2", "entries": entries}}))
+    first, second = list(iter_records(har))
+    assert (first.path, first.status, first.duration_ns) == ("/login", 302, 2_250_000)
+    assert first.body == b"user=ada&pw=a+b"
+    assert second.method == "POST" and second.path == "/api/upload?x=1"
+    assert second.body == b"\x00\x01\x02\xff" and second.status is None
+    assert second.duration_ns == 12_500_000
+    assert second.headers[0] == ("Host", "shop.test")
+    assert all(not name.startswith(":") for name, _ in second.headers)
+    assert second.ts_ns == 1767323045123000000
+
+
+def test_apache_combined_log(tmp_path: Path) -> None:
+    log = tmp_path / "access_log"
+    log.write_text(
+        '203.0.113.9 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif?a=1 HTTP/1.0" '
+        '200 2326 "http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)"\n'
+    )
+    (record,) = list(iter_records(log))
+    assert (record.method, record.path, record.status) == ("GET", "/apache_pb.gif?a=1", 200)
+    assert record.ts_ns == 971211336 * 10**9
+    assert record.header("referer") == "http://www.example.com/start.html"
+    assert record.header("user-agent") == "Mozilla/4.08 [en] (Win98; I ;Nav)"

@@ -156,3 +156,25 @@ def test_record_bad_listen(listen: str, tmp_path: Path) -> None:
         timeout=30,
     )
     assert proc.returncode == 2 and "--listen" in proc.stderr
+
+
+def test_proxy_sampling_and_rules(upstream: tuple[str, type], tmp_path: Path) -> None:
+    out = tmp_path / "p.jsonl"
+    args = ("--no-progress", "--exclude", "/skip*", "--exclude", "POST /quiet", "--max-body", "4")
+    with record_proxy(upstream[0], out, *args) as (url, _):
+        for method, path in [
+            ("GET", "/keep"),
+            ("GET", "/skip/me"),
+            ("POST", "/quiet"),
+            ("POST", "/loud"),
+        ]:
+            assert request(url, method, path, body=b"12345678" if method == "POST" else None)[0]
+    records = list(read_capture(out))
+    assert [(r.method, r.path) for r in records] == [("GET", "/keep"), ("POST", "/loud")]
+    assert records[1].body == b"1234" and records[1].extra == {"body_truncated": True}
+    with record_proxy(upstream[0], tmp_path / "none.jsonl", "--no-progress", "--sample", "0%") as (
+        url,
+        _,
+    ):
+        assert request(url, "GET", "/keep")[0] == 200
+    assert list(read_capture(tmp_path / "none.jsonl")) == []

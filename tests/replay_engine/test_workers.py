@@ -18,6 +18,7 @@ from hlthz.tools.procs import free_port
 from tests.replay_engine.conftest import REPO, write_capture
 
 
+@pytest.mark.slow
 def test_two_workers_send_the_same_requests_and_merge_histograms_exactly(
     tmp_path: Path, target: object
 ) -> None:

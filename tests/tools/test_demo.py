@@ -27,7 +27,17 @@ def _assert_all_gone(manifest: list[dict[str, Any]]) -> None:
 def test_demo_quick_tells_the_story_and_stops_everything(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = subprocess.run(
-        [*HLTHZ, "demo", "--quick", "--out", str(out), "--data-dir", str(tmp_path / "data")],
+        [
+            *HLTHZ,
+            "demo",
+            "--quick",
+            "--out",
+            str(out),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--optimization",
+            "background_jobs",
+        ],
         capture_output=True,
         text=True,
         timeout=400,
@@ -59,6 +69,12 @@ def test_demo_quick_tells_the_story_and_stops_everything(tmp_path: Path) -> None
     assert not (out / "work").exists()
     assert str(out / "summary.json") in result.stdout.replace("\n", "")
 
+    # One switch measured alone: background jobs take the e-mail off the order request.
+    [alone] = summary["single_switch"]
+    assert alone["optimization"] == "background_jobs"
+    assert isinstance(alone["avg_ms"], float) and isinstance(alone["share_of_gain"], float)
+    assert alone["queries_per_request"] == pytest.approx(before["queries_per_request"], rel=0.2)
+
     names = [p["name"] for p in summary["processes"]]
     assert names == [
         "seed",
@@ -67,6 +83,8 @@ def test_demo_quick_tells_the_story_and_stops_everything(tmp_path: Path) -> None
         "replay-before",
         "api-after",
         "replay-after",
+        "api-only-background_jobs",
+        "replay-only-background_jobs",
     ]
     assert json.loads((out / "processes.json").read_text()) == summary["processes"]
     _assert_all_gone(summary["processes"])
@@ -121,3 +139,18 @@ def test_a_missing_piece_fails_in_one_line(tmp_path: Path) -> None:
         "hlthz: error: hlthz demo needs the capture reader, but hlthz.replay cannot be imported"
     )
     assert not (tmp_path / "demo" / "processes.json").exists()
+
+
+def test_an_unknown_optimization_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*HLTHZ, "demo", "--quick", "--out", str(tmp_path / "demo"), "--optimization", "turbo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "hlthz: error: --optimization 'turbo': unknown; use one of join_queries, indexes, pool, "
+        "cache, background_jobs, parallel_upstream, lean_responses, compression"
+    ]
+    assert not (tmp_path / "demo").exists()
