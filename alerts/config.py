@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from hlthz.alerts.errors import ConfigError
 
 #: The thresholds file shipped with the package (also the source of every default).

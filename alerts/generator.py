@@ -16,13 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import jinja2
+
 from hlthz.alerts import _yaml
 from hlthz.alerts.config import AlertsConfig, load_config
 from hlthz.alerts.errors import CheckFailed
 from hlthz.alerts.rules import all_alerts, rule_groups
 from hlthz.alerts.runbooks import render_runbooks
 from hlthz.alerts.unittests import build_tests
-
 from hlthz.errors import UsageError
 
 #: The ``alerts/`` folder of the source tree: default output root of ``hlthz alerts generate``.

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import yaml
+
 from hlthz.alerts.config import AlertsConfig, parse_duration
 
 SEVERITIES = ("critical", "warning", "info")

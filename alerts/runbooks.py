@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jinja2
+
 from hlthz.alerts.config import AlertsConfig
 from hlthz.alerts.humanize import humanize_duration, humanize_percentage
 from hlthz.alerts.rules import (

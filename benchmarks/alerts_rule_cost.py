@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from hlthz.alerts.config import parse_duration
 from hlthz.tools.services import find_binary, start_prometheus
 

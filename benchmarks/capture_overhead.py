@@ -32,9 +32,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from hlthz.replay import recording
 from hlthz.tools.procs import free_port, port_open, wait_until
-from prometheus_client import CollectorRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
 

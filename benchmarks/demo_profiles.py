@@ -39,11 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
 from hlthz.demo_api import OPTIMIZATIONS, seed
 from hlthz.demo_api.seed import DEFAULT_PRODUCTS, DEFAULT_REVIEWS
 from hlthz.demo_api.settings import SQLITE_FILE
 from hlthz.tools.procs import LOOPBACK, ManagedProcess, free_port, http_ok
-from prometheus_client.parser import text_string_to_metric_families
 
 #: Endpoint -> (share of the mix, route label in the server's metrics).
 MIX: dict[str, tuple[float, str]] = {
@@ -384,7 +385,8 @@ def _print_singles(
         }
         print(
             f"{name:<20}{base['overall']['avg_ms']:>11.1f}{one['overall']['avg_ms']:>9.1f}"
-            f"{one['overall']['p95_ms']:>9.1f}{saved:>11.1f}{share:>15.0%}  {top}"
+            f"{one['overall']['p95_ms']:>9.1f}{saved:>11.1f}{share:>15.0%}  {top} "
+            f"(median {base[top]['median_ms']:.0f} -> {one[top]['median_ms']:.0f} ms)"
         )
     print("(shares need not add up to 100 %: fixes overlap, e.g. indexes alone speed up the N+1)")
     return singles
@@ -397,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reviews", type=int, default=DEFAULT_REVIEWS)
     parser.add_argument("--requests", type=int, default=400, help="Requests per profile run.")
     parser.add_argument(
-        "--single-requests", type=int, default=80, help="Requests per single-optimization run."
+        "--single-requests", type=int, default=120, help="Requests per single-optimization run."
     )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from grafanalib.core import Dashboard
+
 from hlthz.dashboards.common import (
     dashboard,
     error_steps,

@@ -23,6 +23,7 @@ from grafanalib.core import (
     Time,
     TimePicker,
 )
+
 from hlthz.dashboards.panels import (
     DATASOURCE_VARIABLE,
     GREEN,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from grafanalib.core import Dashboard
+
 from hlthz.dashboards.common import dashboard, matchers, standard_variables
 from hlthz.dashboards.exprs import quantile, sum_rate
 from hlthz.dashboards.panels import GREEN, ORANGE, RED, layout, steps, targets, timeseries

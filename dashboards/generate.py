@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 from grafanalib.core import Dashboard
+
 from hlthz.dashboards import api, cache_jobs, database, release
 from hlthz.dashboards.common import iter_panels, to_json
 from hlthz.dashboards.errors import DashboardError

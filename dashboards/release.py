@@ -9,6 +9,7 @@ send, and the gap between the two is queueing in the replayer or the target.
 from __future__ import annotations
 
 from grafanalib.core import Dashboard
+
 from hlthz.dashboards.common import (
     dashboard,
     datasource_variable,

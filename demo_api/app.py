@@ -20,6 +20,9 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+
+from hlthz import __version__
 from hlthz.demo_api.cache import last_lookup
 from hlthz.demo_api.errors import ServiceUnavailable
 from hlthz.demo_api.faults import FaultsUpdate
@@ -27,9 +30,6 @@ from hlthz.demo_api.instrumentation import instrument_app
 from hlthz.demo_api.schemas import MAX_ID, OrderCreate, ProductUpdate
 from hlthz.demo_api.service import InvalidReference, NotFound, Shop
 from hlthz.demo_api.settings import Settings
-from prometheus_client import CollectorRegistry
-
-from hlthz import __version__
 
 log = logging.getLogger(__name__)
 

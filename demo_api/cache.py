@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 
 import cachetools
+
 from hlthz.demo_api.instrumentation import CacheMetricsLike
 
 log = logging.getLogger(__name__)

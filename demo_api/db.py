@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from hlthz.demo_api import models
-from hlthz.demo_api.errors import DatabaseError, ServiceUnavailable, SettingsError
-from hlthz.demo_api.settings import Settings
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import QueuePool
+
+from hlthz.demo_api import models
+from hlthz.demo_api.errors import DatabaseError, ServiceUnavailable, SettingsError
+from hlthz.demo_api.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastapi import HTTPException
-from hlthz.demo_api.db import Database
 from pydantic import BaseModel, ConfigDict, Field
+
+from hlthz.demo_api.db import Database
 
 
 class FaultsUpdate(BaseModel):

@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
 from hlthz.demo_api import models as m
 from hlthz.demo_api.instrumentation import named_query
-from sqlalchemy.engine import Connection, Row
 
 #: Fields a full product document has on top of the lean one (documented in docs/demo_api.md).
 LISTING_FULL_ONLY = ("description", "specifications", "created_at", "updated_at", "reviews")

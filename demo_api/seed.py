@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from hlthz.demo_api import models
 from hlthz.demo_api.db import create_db_engine
 from hlthz.demo_api.errors import DatabaseError, SettingsError
 from hlthz.demo_api.settings import Settings
-from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
 

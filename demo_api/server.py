@@ -93,8 +93,9 @@ def _serve_gunicorn(
     settings: Settings, *, host: str, port: int, workers: int, log_level: str
 ) -> None:
     from gunicorn.app.base import BaseApplication
-    from hlthz.exporter.gunicorn import child_exit, on_starting
     from prometheus_client import values
+
+    from hlthz.exporter.gunicorn import child_exit, on_starting
 
     os.environ.setdefault(
         "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="hlthz-demo-metrics-")

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from hlthz.demo_api import queries
 from hlthz.demo_api.cache import ResponseCache, Tags, make_backend
 from hlthz.demo_api.db import Database
@@ -23,7 +25,6 @@ from hlthz.demo_api.schemas import OrderCreate, ProductUpdate
 from hlthz.demo_api.settings import Settings
 from hlthz.demo_api.tasks import TASK_NAMES, WorkContext, product_tags
 from hlthz.demo_api.upstream import UpstreamService
-from prometheus_client import CollectorRegistry
 
 log = logging.getLogger(__name__)
 

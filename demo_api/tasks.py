@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
+
 from hlthz.demo_api import models as m
 from hlthz.demo_api import queries
 from hlthz.demo_api.cache import ResponseCache

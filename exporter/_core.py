@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from hlthz.exporter._context import RequestState
 from hlthz.exporter._metrics import METHODS, OTHER_METHOD, UNMATCHED_ROUTE, Metrics, fast_inc
@@ -126,15 +125,5 @@ class Recorder:
                 )
 
 
-def wsgi_status(status: str) -> str:
-    """``"404 Not Found"`` -> ``"404"``."""
-    return status[:3]
-
-
+#: ASGI status -> label value; statuses outside 100-599 are not in it (they become ``_OTHER``).
 STATUS_LABELS: dict[int, str] = {code: str(code) for code in range(100, 600)}
-
-
-def status_label(status: Any) -> str:
-    """An ASGI status (an int) as a label value; anything outside 100-599 is ``_OTHER``."""
-    label = STATUS_LABELS.get(status)
-    return label if label is not None else "_OTHER"

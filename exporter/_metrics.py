@@ -19,9 +19,10 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from hlthz.exporter.errors import ConfigError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
+
+from hlthz.exporter.errors import ConfigError
 
 #: Request duration buckets (seconds): the seed's 0.1/0.5/1/2/5 plus six below 100 ms.
 DEFAULT_REQUEST_BUCKETS: tuple[float, ...] = (

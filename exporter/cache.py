@@ -20,9 +20,10 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from hlthz.exporter._metrics import Metrics
 from hlthz.exporter.errors import ConfigError
-from prometheus_client import CollectorRegistry
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from time import perf_counter
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from hlthz.exporter._context import current_query_name, current_request
 from hlthz.exporter._metrics import Metrics
 from hlthz.exporter._sql import analyze
 from hlthz.exporter.errors import ConfigError
-from prometheus_client import CollectorRegistry
 
 _START_KEY = "_hlthz_query_starts"
 

@@ -16,9 +16,10 @@ import hmac
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from hlthz.exporter.errors import ConfigError
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+
+from hlthz.exporter.errors import ConfigError
 
 #: ``metrics_auth``: a bearer token, a ``(user, password)`` pair for basic auth, or ``None``.
 MetricsAuth = str | tuple[str, str] | None

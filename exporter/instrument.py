@@ -4,8 +4,8 @@
   ``before_request`` hook installed first); returns the app.
 - Starlette, FastAPI: ASGI middleware via ``add_middleware`` (or around the already built
   stack); route from ``scope["route"]`` plus mount prefixes; returns the app.
-- Django WSGI/ASGI handler: middleware around the handler; route from
-  ``request.resolver_match.route``; returns the wrapper.
+- Django WSGI/ASGI handler: middleware installed in place (the handler's ``__call__``); route
+  from ``request.resolver_match.route``; returns the handler.
 - Any other WSGI/ASGI callable: middleware around it; route from ``normalize_paths`` (opt-in),
   else ``_unmatched``; returns the wrapper.
 
@@ -16,10 +16,13 @@ pays for importing the others.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from hlthz.exporter._context import RequestState, current_request
 from hlthz.exporter._core import DEFAULT_N_PLUS_ONE_THRESHOLD, PathNormalizer, Recorder
@@ -29,7 +32,6 @@ from hlthz.exporter.asgi import ASGIMiddleware, Scope
 from hlthz.exporter.errors import ConfigError
 from hlthz.exporter.exposition import Exposition, MetricsAuth
 from hlthz.exporter.wsgi import WSGIMiddleware
-from prometheus_client import CollectorRegistry
 
 _MARK = "_hlthz_instrumented"
 
@@ -50,13 +52,12 @@ def instrument(
 ) -> Any:
     """Measure every request of ``app`` into ``registry`` and serve ``metrics_path``.
 
-    ``app`` is a Flask, Starlette or FastAPI application (instrumented in place and returned),
-    a Django WSGI/ASGI handler, or any WSGI/ASGI callable (both wrapped: use the returned
-    object). ``metrics_path=None`` serves no metrics (use :func:`metrics_app`). Requests to
-    ``metrics_path`` (unless ``measure_metrics``) and ``exclude_paths`` are passed through
-    unmeasured. ``normalize_paths``
-    (``True`` or a callable) names routes of bare callables from their paths; see
-    ``docs/exporter.md`` for every option.
+    ``app`` is a Flask, Starlette or FastAPI application or a Django WSGI/ASGI handler
+    (instrumented in place and returned), or any other WSGI/ASGI callable (wrapped: use the
+    returned object). ``metrics_path=None`` serves no metrics (use :func:`metrics_app`).
+    Requests to ``metrics_path`` (unless ``measure_metrics``) and ``exclude_paths`` pass through
+    unmeasured. ``normalize_paths`` (``True`` or a callable) names the routes of bare callables
+    from their paths. ``docs/exporter.md`` describes every option.
     """
     if getattr(app, _MARK, False):
         raise ConfigError(f"{type(app).__name__} is already instrumented; call instrument() once")
@@ -85,10 +86,12 @@ def instrument(
         result = app
     elif _is_instance(app, "django.core.handlers.wsgi", "WSGIHandler"):
         _hook_django(app, is_async=False)
-        result = WSGIMiddleware(app, recorder)
+        _wrap_call(app, WSGIMiddleware(functools.partial(type(app).__call__, app), recorder))
+        result = app
     elif _is_instance(app, "django.core.handlers.asgi", "ASGIHandler"):
         _hook_django(app, is_async=True)
-        result = ASGIMiddleware(app, recorder)
+        _wrap_call(app, ASGIMiddleware(functools.partial(type(app).__call__, app), recorder))
+        result = app
     elif not callable(app):
         raise ConfigError(
             f"instrument() needs a WSGI or ASGI application, got {type(app).__name__}"
@@ -169,6 +172,28 @@ def _install_starlette(app: Any, recorder: Recorder) -> None:
     else:
         # The app has served already and Starlette refuses new middleware: wrap the built stack.
         app.middleware_stack = ASGIMiddleware(app.middleware_stack, recorder, route_of)
+
+
+def _wrap_call(handler: Any, middleware: WSGIMiddleware | ASGIMiddleware) -> None:
+    """Route calls of ``handler`` (a Django handler) through ``middleware``, in place.
+
+    ``__call__`` is looked up on the type, so the instance gets a subclass of its own whose
+    ``__call__`` is the middleware: the handler stays the object the server was given.
+    """
+    base = type(handler)
+    if isinstance(middleware, ASGIMiddleware):
+
+        async def acall(self: Any, scope: Any, receive: Any, send: Any) -> None:
+            await middleware(scope, receive, send)
+
+        call: Any = acall
+    else:
+
+        def call(self: Any, environ: Any, start_response: Any) -> Any:
+            return middleware(environ, start_response)
+
+    namespace = {"__call__": call, "__module__": base.__module__, "__doc__": base.__doc__}
+    handler.__class__ = type(f"Instrumented{base.__name__}", (base,), namespace)
 
 
 def _hook_django(handler: Any, *, is_async: bool) -> None:

@@ -15,9 +15,10 @@ import contextlib
 from collections.abc import Iterator
 from time import perf_counter
 
+from prometheus_client import CollectorRegistry
+
 from hlthz.exporter._metrics import Metrics
 from hlthz.exporter.errors import ConfigError
-from prometheus_client import CollectorRegistry
 
 
 class JobMetrics:

@@ -26,13 +26,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hlthz.exporter.errors import MultiprocessError
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+from hlthz.exporter.errors import MultiprocessError
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _ARCHIVED_TYPES = ("counter", "histogram", "summary")

@@ -125,7 +125,12 @@ class _Call(RequestState):
         return self.start_response(status, headers, exc_info)
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self.result)
+        try:
+            yield from self.result
+        except BaseException:
+            # The body failed after the headers went out: the client got a broken response.
+            self.status = "500"
+            raise
 
     def close(self) -> None:
         try:

@@ -38,6 +38,7 @@ import gevent
 import gevent.event
 import gevent.queue
 from geventhttpclient import HTTPClient
+
 from hlthz.replay.engine import Target, child_argv, error_from_payload, error_payload
 from hlthz.replay.errors import ReplayError
 from hlthz.replay.schedule import ScheduleOptions, schedule

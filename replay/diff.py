@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from hlthz.replay.engine import Target
 from hlthz.replay.schedule import SAFE_METHODS
 from hlthz.replay.timing import route_of

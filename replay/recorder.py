@@ -31,9 +31,10 @@ from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+
 from hlthz.replay.capture import CaptureRecord, CaptureWriter
 from hlthz.replay.redact import Redactor
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 __all__ = ["DEFAULT_EXCLUDE", "CaptureMetrics", "CaptureRecorder"]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from hlthz.tools import services
 from hlthz.tools.errors import ServiceError
 from hlthz.tools.procs import ManagedProcess

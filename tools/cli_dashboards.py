@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
 from hlthz.dashboards.generate import DEFAULT_OUT, DEFAULT_PROVISIONING_PATH
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
 from hlthz.tools.demo import DEFAULT_DATA_DIR, DEFAULT_OUT, DemoOptions, run_demo
 
 

@@ -1,6 +1,7 @@
 """``hlthz replay``: capture commands and replay commands live in two modules."""
 
 import click
+
 from hlthz.tools.cli_replay_capture import COMMANDS as _CAPTURE_COMMANDS
 from hlthz.tools.cli_replay_run import COMMANDS as _RUN_COMMANDS
 

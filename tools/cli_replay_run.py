@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from hlthz.replay.errors import GateFailed
 
 

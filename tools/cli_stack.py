@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from hlthz.errors import CheckFailed
 from hlthz.tools.stack import (
     DEFAULT_PORTS,
     DEFAULT_STATE_DIR,
@@ -14,8 +16,6 @@ from hlthz.tools.stack import (
     stack_status,
     stack_up,
 )
-
-from hlthz.errors import CheckFailed
 
 
 class StackUnhealthy(CheckFailed):

@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hlthz.errors import UsageError
 from hlthz.tools.demo_metrics import Scrape, histogram_quantile, scrape, server_delta
 from hlthz.tools.demo_report import (
     audit_rows,
@@ -40,12 +44,9 @@ from hlthz.tools.demo_report import (
     time_saved_by_route,
 )
 from hlthz.tools.demo_traffic import TrafficPlan, TrafficStats, drive_traffic
+from hlthz.tools.errors import DemoError
 from hlthz.tools.procs import LOOPBACK, ManagedProcess, free_port, http_ok, port_open
 from hlthz.tools.stack import hlthz_command
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-from hlthz.errors import CheckFailed, UsageError
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -65,10 +66,6 @@ DEFAULT_OUT = Path("reports/demo")
 DEFAULT_DATA_DIR = Path(".hlthz/demo")
 SQLITE_GLOB = "demo.sqlite3*"
 _ORDER_POST = {"method": "POST", "route": "/api/orders"}
-
-
-class DemoError(CheckFailed):
-    """The demo could not tell its story: a piece is missing or a step failed (exit 1)."""
 
 
 @dataclass(frozen=True)

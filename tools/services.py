@@ -167,7 +167,13 @@ def start_postgres(workdir: Path, *, port: int | None = None) -> ManagedProcess:
             if not mode & 0o001:
                 os.chmod(path, mode | 0o001)
         os.chown(workdir, pw.pw_uid, pw.pw_gid)
-    if not (data / "PG_VERSION").exists():
+    # initdb's bootstrap child has been seen to abort once on a heavily loaded machine: a
+    # fresh data directory and a second try is what a person would do.
+    attempts = 3
+    for attempt in range(1, attempts + 1):
+        if (data / "PG_VERSION").exists():
+            break
+        shutil.rmtree(data, ignore_errors=True)
         init = ManagedProcess(
             "initdb",
             [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
@@ -176,7 +182,9 @@ def start_postgres(workdir: Path, *, port: int | None = None) -> ManagedProcess:
             user=user,
         ).start()
         assert init.popen is not None
-        if init.popen.wait(timeout=120) != 0:
+        if init.popen.wait(timeout=120) == 0:
+            break
+        if attempt == attempts:
             raise ServiceError(f"initdb failed; see {init.log_path}: {init.log_tail()}")
     argv = [
         postgres,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from hlthz.tools.procs import LOOPBACK, ManagedProcess, free_port, http_ok, port_open
 from hlthz.tools.services import find_binary
 from hlthz.tools.stack_config import (

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hlthz.tools.errors import ServiceError
+
+from hlthz.tools.errors import StackError
 
 __all__ = [
     "StackError",
@@ -27,10 +28,6 @@ __all__ = [
     "scrape_target",
     "thresholds_scrape_interval",
 ]
-
-
-class StackError(ServiceError):
-    """The stack cannot start, is already running, or its state is unreadable (exit 2)."""
 
 
 def _alerts_dir() -> Path:

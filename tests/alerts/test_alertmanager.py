@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hlthz.alerts.generator import generate
 from hlthz.tools.services import start_alertmanager
-
 from tests.conftest import need_binary
 
 pytestmark = pytest.mark.integration

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from hlthz.alerts import load_config
 from hlthz.alerts.checker import check
 from hlthz.alerts.lint import lint_rules
 from hlthz.tools.cli import main
-
 from tests.alerts.conftest import WriteConfig
 from tests.conftest import need_binary
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from hlthz.alerts import (
     DEFAULT_CONFIG_PATH,
     ConfigError,
@@ -14,7 +15,6 @@ from hlthz.alerts import (
     parse_duration,
 )
 from hlthz.exporter import DEFAULT_QUERY_BUCKETS, DEFAULT_REQUEST_BUCKETS
-
 from tests.alerts.conftest import WriteConfig
 
 

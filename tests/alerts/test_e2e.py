@@ -16,11 +16,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from flask import Flask
+from prometheus_client import CollectorRegistry
+
 from hlthz.alerts.generator import generate
 from hlthz.exporter import instrument
 from hlthz.tools.procs import wait_until
-from prometheus_client import CollectorRegistry
-
 from tests.conftest import PrometheusFactory, prom_query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from hlthz.alerts import CheckFailed, load_config
 from hlthz.alerts.generator import DEFAULT_OUT, check_drift, drift, generate, render_all
 from hlthz.alerts.rules import all_alerts
-
 from tests.alerts.conftest import WriteConfig
 from tests.conftest import need_binary
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from hlthz.alerts._promtool import counter, gauge, render
 from hlthz.alerts.generator import generate
 from hlthz.alerts.humanize import humanize, humanize_duration, humanize_percentage
 from hlthz.alerts.selector import absent_labels, parse_selector, sample_labels
-
 from tests.alerts.conftest import WriteConfig
 from tests.conftest import need_binary
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hlthz.tools.procs import LOOPBACK, free_port
 
 
@@ -29,9 +30,10 @@ class ShopApp:
 
 def _build_app(db_path: Path) -> Any:
     flask = pytest.importorskip("flask")
-    from hlthz.exporter import CacheMetrics, JobMetrics, instrument, instrument_sqlalchemy
     from prometheus_client import CollectorRegistry
     from sqlalchemy import create_engine, text
+
+    from hlthz.exporter import CacheMetrics, JobMetrics, instrument, instrument_sqlalchemy
 
     registry = CollectorRegistry()
     engine = create_engine(f"sqlite:///{db_path}", pool_size=3, max_overflow=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from hlthz.tools.cli import main
 from hlthz.tools.procs import free_port
 

@@ -11,10 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from hlthz.dashboards import check_dashboards, generate
 from hlthz.dashboards.live import EXPECTED, EXPECTED_EMPTY, OK
 from hlthz.tools.procs import LOOPBACK, free_port, http_ok, wait_until
-
 from tests.conftest import prom_query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

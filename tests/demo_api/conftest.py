@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
 from hlthz.demo_api import Settings, create_app, seed
 from hlthz.demo_api.seed import SMALL_PRODUCTS, SMALL_REVIEWS
-from prometheus_client import CollectorRegistry
 
 #: Test-sized side work: fast, but slow enough to tell inline from queued in the metrics.
 FAST = {

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
+
 from hlthz.demo_api.cache import MemoryBackend, ResponseCache
 from hlthz.demo_api.instrumentation import CACHE_NAME, POOL_NAME
 from hlthz.exporter import CacheMetrics
-from prometheus_client import CollectorRegistry
-
 from tests.demo_api.conftest import AppFactory, AppHandle
 
 PRODUCT = 21

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from hlthz.tools.cli import main
 from hlthz.tools.procs import LOOPBACK, ManagedProcess, free_port, http_ok
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hlthz.demo_api.queries import DETAIL_FULL_ONLY, LISTING_FULL_ONLY
 
+from hlthz.demo_api.queries import DETAIL_FULL_ONLY, LISTING_FULL_ONLY
 from tests.demo_api.conftest import AppFactory, AppHandle, seed_sqlite
 
 PROFILES = ("before", "after")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hlthz.demo_api import Settings, create_app
 from hypothesis import HealthCheck, given, settings
 from prometheus_client import CollectorRegistry
 
+from hlthz.demo_api import Settings, create_app
 from tests.demo_api.conftest import FAST
 
 EXAMPLES_PER_OPERATION = 25

@@ -20,6 +20,8 @@ import psycopg
 import pytest
 import redis
 import sqlalchemy as sa
+from prometheus_client import CollectorRegistry
+
 from hlthz.demo_api import models, seed
 from hlthz.demo_api.cache import RedisBackend, ResponseCache
 from hlthz.demo_api.instrumentation import CACHE_NAME, QUEUE_NAME, job_metrics
@@ -27,8 +29,6 @@ from hlthz.demo_api.jobs import run_worker
 from hlthz.demo_api.seed import SMALL_PRODUCTS, SMALL_REVIEWS
 from hlthz.exporter import CacheMetrics
 from hlthz.tools.procs import free_port, wait_until
-from prometheus_client import CollectorRegistry
-
 from tests.demo_api.conftest import AppFactory, AppHandle
 from tests.demo_api.test_cache_faults import assert_update_visible_everywhere
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hlthz.demo_api import OPTIMIZATIONS, Settings, SettingsError, parse_opt, profile_opts
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
+
 from hlthz.demo_api import models
 from hlthz.demo_api.instrumentation import CACHE_NAME, QUEUE_NAME
-
 from tests.demo_api.conftest import AppFactory, AppHandle
 
 LISTING = "/api/products"

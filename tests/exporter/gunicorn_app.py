@@ -3,8 +3,9 @@
 from collections.abc import Callable
 from typing import Any
 
-from hlthz.exporter import instrument
 from prometheus_client import CollectorRegistry
+
+from hlthz.exporter import instrument
 
 
 def _hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

@@ -8,9 +8,9 @@ import string
 
 import flask
 import pytest
-from hlthz.exporter import instrument
 from prometheus_client import CollectorRegistry
 
+from hlthz.exporter import instrument
 from tests.exporter.conftest import call_wsgi, label_sets, value
 
 COUNT = "http_request_duration_seconds_count"

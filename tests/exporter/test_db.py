@@ -10,11 +10,11 @@ from pathlib import Path
 import flask
 import pytest
 import sqlalchemy as sa
-from hlthz.exporter import instrument, instrument_dbapi, instrument_sqlalchemy, query_name
-from hlthz.exporter._sql import analyze
 from prometheus_client import CollectorRegistry
 from sqlalchemy.pool import QueuePool
 
+from hlthz.exporter import instrument, instrument_dbapi, instrument_sqlalchemy, query_name
+from hlthz.exporter._sql import analyze
 from tests.exporter.conftest import call_wsgi, value
 
 

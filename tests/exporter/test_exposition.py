@@ -7,10 +7,10 @@ import gzip
 from pathlib import Path
 
 import pytest
-from hlthz.exporter import CacheMetrics, ConfigError, JobMetrics, instrument, metrics_app
-from hlthz.exporter.memory import memory_limit_bytes
 from prometheus_client import CollectorRegistry
 
+from hlthz.exporter import CacheMetrics, ConfigError, JobMetrics, instrument, metrics_app
+from hlthz.exporter.memory import memory_limit_bytes
 from tests.exporter.conftest import call_wsgi, value
 
 

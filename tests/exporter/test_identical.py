@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from hlthz.exporter import instrument
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
+
+from hlthz.exporter import instrument
 
 _token = st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)
 _header_value = st.text(

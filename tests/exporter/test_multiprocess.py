@@ -13,11 +13,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from hlthz.exporter.multiprocess import fold_dead_workers, scrape_registry
-from hlthz.tools.procs import ManagedProcess, free_port, http_ok, wait_until
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
+
+from hlthz.exporter.multiprocess import fold_dead_workers, scrape_registry
+from hlthz.tools.procs import ManagedProcess, free_port, http_ok, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -212,3 +213,21 @@ def test_gunicorn_workers_restarted_200_times(tmp_path: Path) -> None:
     assert gauges["process_resident_memory_bytes"] > 0
     assert gauges["process_memory_limit_bytes"] > 0
     assert gauges["hlthz_multiprocess_live_workers"] >= 1
+
+
+def test_prepare_dir_cleans_and_reports_missing_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hlthz.exporter import MultiprocessError
+    from hlthz.exporter.multiprocess import prepare_dir
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with pytest.raises(MultiprocessError, match="PROMETHEUS_MULTIPROC_DIR is not set"):
+        prepare_dir()
+    directory = tmp_path / "mp"
+    directory.mkdir()
+    (directory / "counter_123.db").write_bytes(b"stale")
+    (directory / "notes.txt").write_text("kept")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
+    assert prepare_dir() == directory
+    assert sorted(p.name for p in directory.iterdir()) == [".hlthz.lock", "notes.txt"]

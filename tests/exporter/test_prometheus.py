@@ -11,10 +11,10 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import flask
 import pytest
 import sqlalchemy as sa
-from hlthz.exporter import CacheMetrics, JobMetrics, instrument, instrument_sqlalchemy
-from hlthz.tools.procs import free_port, wait_until
 from prometheus_client import CollectorRegistry
 
+from hlthz.exporter import CacheMetrics, JobMetrics, instrument, instrument_sqlalchemy
+from hlthz.tools.procs import free_port, wait_until
 from tests.conftest import PrometheusFactory, prom_query
 
 CONTRACT_METRICS = [

@@ -10,13 +10,13 @@ import flask
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
-from hlthz.exporter import ConfigError, instrument
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Mount, Route
 
+from hlthz.exporter import ConfigError, instrument
 from tests.exporter.conftest import call_wsgi, label_sets, value
 
 COUNT = "http_request_duration_seconds_count"
@@ -219,7 +219,7 @@ def test_double_instrumentation_is_refused(registry: CollectorRegistry) -> None:
 # -- Django -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def django_handler() -> Iterator[object]:
     from django.conf import settings
 
@@ -244,6 +244,7 @@ def django_handler() -> Iterator[object]:
 
 def test_django_route_templates(registry: CollectorRegistry, django_handler: object) -> None:
     app = instrument(django_handler, registry=registry)
+    assert app is django_handler  # instrumented in place, like the other frameworks
     assert call_wsgi(app, "/api/items/7")[0] == "200 OK"
     assert call_wsgi(app, "/api/items/8")[0] == "200 OK"
     assert call_wsgi(app, "/api/items/8/reviews/great-one")[0] == "200 OK"
@@ -323,7 +324,9 @@ def test_instrumentation_failure_never_reaches_the_app(registry: CollectorRegist
 def test_django_asgi_handler(registry: CollectorRegistry, django_handler: object) -> None:
     from django.core.handlers.asgi import ASGIHandler
 
-    app = instrument(ASGIHandler(), registry=registry)
+    handler = ASGIHandler()
+    app = instrument(handler, registry=registry)
+    assert app is handler
     assert asgi_requests(app, ("GET", "/api/items/3"), ("GET", "/nope")) == [200, 404]
     assert routes_seen(registry) == {
         ("GET", "/api/items/<int:item_id>", "200"),
@@ -338,3 +341,16 @@ def test_metrics_scrapes_measured_when_asked(registry: CollectorRegistry) -> Non
     assert status == "200 OK"
     assert b"http_request_duration_seconds" in body
     assert routes_seen(registry) == {("GET", "/metrics", "200")}
+
+
+def test_wsgi_body_failure_after_headers_is_a_500(registry: CollectorRegistry) -> None:
+    def streaming(environ: dict[str, object], start_response: object) -> Iterator[bytes]:
+        start_response("200 OK", [])  # type: ignore[operator]
+        yield b"first chunk"
+        raise OSError("backend went away mid-stream")
+
+    app = instrument(streaming, registry=registry)
+    with pytest.raises(OSError, match="mid-stream"):
+        call_wsgi(app, "/export")
+    assert routes_seen(registry) == {("GET", "_unmatched", "500")}
+    assert value(registry, "http_requests_in_flight", method="GET") == 0

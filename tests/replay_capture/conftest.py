@@ -28,8 +28,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hlthz.tools.procs import ManagedProcess, free_port, port_open, wait_until
 
+from hlthz.tools.procs import ManagedProcess, free_port, port_open, wait_until
 from tests.conftest import need_binary
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "capture"

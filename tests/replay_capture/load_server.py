@@ -11,8 +11,9 @@ import sys
 from typing import Any
 
 import uvicorn
-from hlthz.replay import recording
 from prometheus_client import CollectorRegistry, generate_latest
+
+from hlthz.replay import recording
 
 registry = CollectorRegistry()
 

@@ -9,10 +9,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from hlthz.replay import CaptureFormatError, CaptureRecord, CaptureWriter, read_capture
-from hlthz.replay.capture import encode_record, read_header
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from hlthz.replay import CaptureFormatError, CaptureRecord, CaptureWriter, read_capture
+from hlthz.replay.capture import encode_record, read_header
 
 _token = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1)
 _records = st.lists(

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+
 from hlthz.replay import read_capture
 from hlthz.tools.cli import main
-
 from tests.replay_capture.conftest import FIXTURES, SENT
 
 

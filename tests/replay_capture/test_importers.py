@@ -9,12 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from hlthz.replay import CaptureFormatError, iter_records, read_capture
 from hlthz.replay.capture import ReadStats
 from hlthz.replay.convert import export_traffic, import_traffic
 from hlthz.replay.import_gor import GOR_SEPARATOR
 from hlthz.replay.redact import Redactor
-
 from tests.replay_capture.conftest import CUSTOM_LOG_FORMAT, FIXTURES, SENT
 
 

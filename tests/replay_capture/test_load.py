@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from hlthz.replay import read_capture
 from hlthz.tools.procs import ManagedProcess, free_port, port_open
-
 from tests.replay_capture.conftest import request
 
 SECONDS = float(os.environ.get("HLTHZ_LOAD_SECONDS", "60"))

@@ -12,9 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from hlthz.replay import read_capture
 from hlthz.tools.procs import free_port
-
 from tests.replay_capture.conftest import HLTHZ, record_proxy, request
 
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import flask
 import pytest
 from fastapi import FastAPI
-from hlthz.replay import CaptureRecord, read_capture, recording
-from hlthz.replay.middleware import ASGIRecorder, WSGIRecorder
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from hlthz.replay import CaptureRecord, read_capture, recording
+from hlthz.replay.middleware import ASGIRecorder, WSGIRecorder
 from tests.replay_capture.conftest import request, serve_asgi, serve_wsgi
 
 

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import flask
 import pytest
-from hlthz.replay import read_capture, recording
-from hlthz.replay.capture import iter_file_chunks
-from hlthz.replay.convert import import_traffic
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from hlthz.replay import read_capture, recording
+from hlthz.replay.capture import iter_file_chunks
+from hlthz.replay.convert import import_traffic
 from tests.replay_capture.conftest import (
     CUSTOM_LOG_FORMAT,
     FIXTURES,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hlthz.replay import CaptureRecord, CaptureWriter
 from hlthz.tools.procs import ManagedProcess, free_port, http_ok
 

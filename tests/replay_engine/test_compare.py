@@ -9,9 +9,9 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 import pytest
+
 from hlthz.replay import Gate, compare_reports
 from hlthz.replay.errors import ReplayError
-
 from tests.replay_engine.conftest import hlthz
 
 

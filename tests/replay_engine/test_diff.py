@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hlthz.tools.procs import ManagedProcess
 
+from hlthz.tools.procs import ManagedProcess
 from tests.replay_engine.conftest import hlthz, start_target, write_capture
 
 

@@ -11,10 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from hlthz.replay import run_replay
 from hlthz.replay.errors import TargetError
 from hlthz.tools.procs import ManagedProcess, free_port
-
 from tests.replay_engine.conftest import REPO, hlthz, target_seen, write_capture
 
 

@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from hlthz.replay import compare_reports, write_html
 from hlthz.replay.report import build_report
 from hlthz.replay.timing import Recorder
-
 from tests.conftest import need_binary
 
 

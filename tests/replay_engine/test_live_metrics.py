@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry, generate_latest
+
 from hlthz.replay.live_metrics import ReplayCollector
 from hlthz.replay.timing import Recorder
-from prometheus_client import CollectorRegistry, generate_latest
 
 
 def test_histogram_buckets_and_counters_match_what_was_recorded() -> None:

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
+
 from hlthz.replay.errors import ReplayError
 from hlthz.replay.schedule import ScheduleOptions, schedule, shard_of
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hlthz.replay import run_replay
 
+from hlthz.replay import run_replay
 from tests.replay_engine.conftest import write_capture
 
 

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+
 from hlthz.replay import run_replay
 from hlthz.replay.timing import decode, new_histogram
 from hlthz.tools.procs import free_port
-
 from tests.replay_engine.conftest import REPO, write_capture
 
 

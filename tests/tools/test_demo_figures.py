@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
 from hlthz.tools.demo_metrics import histogram_quantile, parse, server_delta
 from hlthz.tools.demo_report import (
     audit_rows,
@@ -13,7 +15,6 @@ from hlthz.tools.demo_report import (
     summarize_run,
     time_saved_by_route,
 )
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 
 class _App:

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from hlthz.tools.procs import wait_until
 from hlthz.tools.stack import (
     StackOptions,
@@ -34,7 +35,6 @@ from hlthz.tools.stack import (
     stack_up,
 )
 from hlthz.tools.webhook_sink import iter_alerts, read_notifications
-
 from tests.conftest import need_binary
 from tests.tools.conftest import leftover_groups
 
@@ -216,7 +216,7 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
 
 def test_latency_pages_warning_then_critical_and_critical_inhibits_warning(drill: Drill) -> None:
     start = time.time()
-    drill.faults(latency_ms=150)  # P95 between the 0.1 s warning and the 0.25 s critical
+    drill.faults(latency_ms=120)  # P95 between the 0.1 s warning and the 0.25 s critical
     drill.expect_page("APIHighLatencyP95", "warning", TICKET, start)
     assert "firing" not in drill.prometheus_state("APIHighLatencyP95", "critical")
 

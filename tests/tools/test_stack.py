@@ -12,19 +12,20 @@ from typing import Any
 
 import pytest
 import yaml
-from hlthz.tools.procs import wait_until
+
+from hlthz.tools.errors import ServiceError
+from hlthz.tools.procs import port_open, wait_until
 from hlthz.tools.stack import (
     StackError,
     StackOptions,
     alertmanager_config,
     prometheus_config,
+    read_state,
     scrape_target,
-    stack_down,
     stack_status,
     stack_up,
 )
 from hlthz.tools.webhook_sink import iter_alerts, read_notifications
-
 from tests.conftest import need_binary, prom_query
 from tests.tools.conftest import leftover_groups
 
@@ -178,23 +179,44 @@ def _options(tmp_path: Path, target: str) -> StackOptions:
     )
 
 
+def _hlthz(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from hlthz.tools.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.integration
-def test_stack_up_pages_the_sink_and_stops_from_another_process(
+def test_stack_up_detaches_pages_the_sink_and_stops_from_another_process(
     tmp_path: Path, metrics_target: Any
 ) -> None:
     need_binary("prometheus")
     need_binary("prometheus-alertmanager", "alertmanager")
     options = _options(tmp_path, metrics_target.url)
-    state = stack_up(options)
+    state_dir = options.state_dir
+    # `hlthz stack up` returns; what it started keeps running after it exited.
+    up = _hlthz(
+        "stack", "up", "--dir", str(state_dir), "--target", metrics_target.url,
+        "--rules", str(options.rules_file), "--alertmanager-config", str(options.alertmanager_file),
+        "--scrape-interval", "1s", "--group-wait", "1s", "--group-interval", "1s",
+        "--prometheus-port", "0", "--alertmanager-port", "0", "--sink-port", "0",
+    )  # fmt: skip
+    state = read_state(state_dir)
+    assert state is not None, up.stderr
     pids = [service["pid"] for service in state["services"].values()]
     try:
+        assert up.returncode == 0, up.stderr
         services = state["services"]
         assert sorted(services) == ["alertmanager", "prometheus", "sink"]
+        for name, service in services.items():
+            assert f"{name:<13} {service['pid']:>7}  started   {service['url']}" in up.stdout
+            assert (state_dir / f"{name}.pid").read_text().strip() == str(service["pid"])
+        assert f"Alerts arrive at the sink: {services['sink']['url']}/" in up.stdout
+        assert "Grafana datasource to provision: " in up.stdout
         prom = services["prometheus"]["url"]
-        state_dir = Path(state["dir"])
-        for name in services:
-            assert (state_dir / f"{name}.pid").read_text().strip() == str(services[name]["pid"])
 
         with pytest.raises(StackError, match="already running"):
             stack_up(options)
@@ -209,9 +231,9 @@ def test_stack_up_pages_the_sink_and_stops_from_another_process(
         am_config = _get(f"{services['alertmanager']['url']}/api/v2/status")["config"]["original"]
         assert f"{services['sink']['url']}/critical" in am_config
 
-        status = stack_status(options.state_dir)
-        assert status is not None
-        assert all(s["running"] and s["healthy"] for s in status["services"].values())
+        status = _hlthz("stack", "status", "--dir", str(state_dir))
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.count("healthy") == 3
 
         # The app goes away: the alert must travel Prometheus -> Alertmanager -> sink.
         metrics_target.stop()
@@ -234,28 +256,15 @@ def test_stack_up_pages_the_sink_and_stops_from_another_process(
         )
         assert alert["annotations"]["summary"].startswith("target 127.0.0.1:")
     finally:
-        # `hlthz stack down` from another process, as a user would run it.
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from hlthz.tools.cli import main; main()",
-                "stack",
-                "down",
-                "--dir",
-                str(options.state_dir),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        stack_down(options.state_dir)  # reaps the children of this process
-    assert result.returncode == 0, result.stderr
-    assert "stopped: prometheus, alertmanager, sink" in result.stdout
+        down = _hlthz("stack", "down", "--dir", str(state_dir))
+    assert down.returncode == 0, down.stderr
+    assert "stopped: prometheus, alertmanager, sink" in down.stdout
     assert leftover_groups(pids) == {}
-    assert not (options.state_dir / "state.json").exists()
-    assert (options.state_dir / "logs" / "prometheus.log").exists()
-    assert stack_status(options.state_dir) is None
+    assert not (state_dir / "state.json").exists()
+    assert (state_dir / "logs" / "prometheus.log").exists()
+    assert stack_status(state_dir) is None
+    again = _hlthz("stack", "status", "--dir", str(state_dir))
+    assert (again.returncode, again.stdout.strip()) == (0, f"no stack started from {state_dir}")
 
 
 def test_missing_prometheus_says_how_to_install_it(tmp_path: Path) -> None:
@@ -311,3 +320,23 @@ def test_missing_rules_say_how_to_generate_them(tmp_path: Path) -> None:
         "pass --rules/--alertmanager-config"
     )
     assert not (tmp_path / "stack").exists()
+
+
+@pytest.mark.integration
+def test_a_failed_start_stops_what_was_started(tmp_path: Path) -> None:
+    need_binary("prometheus")
+    need_binary("prometheus-alertmanager", "alertmanager")
+    options = _options(tmp_path, "http://127.0.0.1:1")
+    # The demo API refuses an unknown switch and exits: the sink, started first, must go too.
+    options = StackOptions(
+        **{**options.__dict__, "target": None, "api_args": ("--opt", "turbo=on")}
+    )
+    with pytest.raises(
+        ServiceError, match=r"^api exited with code 2 during start-up; see .*api\.log"
+    ):
+        stack_up(options)
+    assert read_state(options.state_dir) is None
+    assert list(options.state_dir.glob("*.pid")) == []
+    sink_log = (options.state_dir / "logs" / "sink.log").read_text()
+    port = int(sink_log.split("listening on http://127.0.0.1:", 1)[1].split(",", 1)[0])
+    assert not port_open(port)

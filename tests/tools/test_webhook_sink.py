@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hlthz.tools.procs import free_port, http_ok, wait_until
 from hlthz.tools.webhook_sink import WebhookSink, iter_alerts, read_notifications
 
