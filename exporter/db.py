@@ -87,9 +87,9 @@ def instrument_sqlalchemy(
     Works with sync engines and ``AsyncEngine`` (through its ``sync_engine``). Pool gauges:
     ``db_pool_connections_in_use`` (checkouts minus checkins), ``db_pool_connections_max``
     (size + max_overflow; +Inf for pools without a limit), ``db_pool_pending_acquires`` (callers
-    inside the pool's acquire) and ``db_pool_acquire_timeouts_total``. Call it once per engine,
-    before the first connection; after ``engine.dispose()`` call it again for the new pool's
-    waiting/timeout counts.
+    that found no idle connection and no room to open one) and
+    ``db_pool_acquire_timeouts_total``. Call it once per engine, before the first connection;
+    after ``engine.dispose()`` call it again for the new pool's waiting/timeout counts.
     """
     from sqlalchemy import event
 
@@ -151,16 +151,29 @@ def _instrument_pool(sync_engine: Any, metrics: Metrics, name: str) -> None:
     event.listen(sync_engine, "checkin", checkin)
 
     original = pool._do_get
+    capacity = _capacity(pool)
+    idle = getattr(pool, "checkedin", None)
+    busy = getattr(pool, "checkedout", None)
+
+    def must_wait() -> bool:
+        # Only a caller that finds no idle connection and no room to open one waits; counting
+        # every caller would make the gauge flicker on a healthy pool and page on noise.
+        if idle is None or busy is None or math.isinf(capacity):
+            return False
+        return bool(idle() == 0 and busy() >= capacity)
 
     def do_get() -> Any:
-        pending.inc()
+        waiting = must_wait()
+        if waiting:
+            pending.inc()
         try:
             return original()
         except PoolTimeout:
             timeouts.inc()
             raise
         finally:
-            pending.dec()
+            if waiting:
+                pending.dec()
 
     pool._do_get = do_get
 

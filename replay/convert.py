@@ -71,6 +71,14 @@ def import_traffic(
         for path in writer.paths:
             path.unlink(missing_ok=True)
         raise
+    if stats.records == 0:
+        # An empty capture would replay as a silent no-op: say what went wrong instead.
+        for path in writer.paths:
+            path.unlink(missing_ok=True)
+        raise ReplayError(
+            f"{src}: no {kind} requests found ({stats.invalid} invalid, {stats.truncated} "
+            "truncated); check --format and --log-format"
+        )
     result.records = stats.records
     result.invalid = stats.invalid
     result.truncated = stats.truncated

@@ -29,7 +29,8 @@ ALERTS = "APIHighLatencyP95|APIHighErrorRate|DBPoolExhausted"
 @pytest.fixture
 def demo_api(tmp_path: Path) -> Iterator[str]:
     """The demo API (profile ``after``, faults enabled) served by uvicorn in a thread."""
-    uvicorn = pytest.importorskip("uvicorn")
+    import uvicorn
+
     from hlthz.demo_api import Settings, create_app, seed
 
     data = tmp_path / "data"

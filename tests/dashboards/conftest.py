@@ -29,7 +29,7 @@ class ShopApp:
 
 
 def _build_app(db_path: Path) -> Any:
-    flask = pytest.importorskip("flask")
+    import flask
     from prometheus_client import CollectorRegistry
     from sqlalchemy import create_engine, text
 

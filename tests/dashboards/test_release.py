@@ -46,7 +46,6 @@ def _two_scrapes(prom_url: str) -> bool:
 def test_release_dashboard_has_data_while_a_replay_runs(
     shop_app: ShopApp, prometheus, tmp_path: Path
 ) -> None:
-    pytest.importorskip("hlthz.replay")
     out = tmp_path / "dashboards"
     generate(None, out)
     capture = tmp_path / "capture.jsonl"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import flask
@@ -173,6 +174,36 @@ def test_pool_gauges_and_acquire_timeouts(tmp_path: Path, registry: CollectorReg
     first.close()
     second.close()
     assert value(registry, "db_pool_connections_in_use", pool="main") == 0
+    engine.dispose()
+
+
+def test_pending_acquires_counts_only_callers_that_wait(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'pending.sqlite3'}",
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=30,
+    )
+    instrument_sqlalchemy(engine, registry=registry, pool="p")
+    # A free connection is handed out without waiting: nobody pending afterwards or during.
+    held = engine.connect()
+    assert value(registry, "db_pool_pending_acquires", pool="p") == 0
+
+    got: list[sa.Connection] = []
+    waiter = threading.Thread(target=lambda: got.append(engine.connect()))
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while value(registry, "db_pool_pending_acquires", pool="p") != 1:
+        assert time.monotonic() < deadline, "the waiting caller was never counted"
+        time.sleep(0.01)
+    held.close()  # hands the connection to the waiter
+    waiter.join(timeout=10)
+    assert len(got) == 1
+    assert value(registry, "db_pool_pending_acquires", pool="p") == 0
+    got[0].close()
     engine.dispose()
 
 

@@ -99,3 +99,14 @@ def test_input_errors_are_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "is this a HAR file?" in proc.stderr
     proc = _run("replay", "import", str(log), "--log-format", "$request", "-o", str(log))
     assert proc.returncode == 2 and "overwrite the input" in proc.stderr
+
+
+def test_import_that_finds_no_request_fails_and_writes_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "not-gor.log"
+    src.write_text("this is not a GoReplay file\n")
+    out = tmp_path / "out.jsonl"
+    proc = _run("replay", "import", str(src), "--format", "gor", "-o", str(out))
+    assert proc.returncode == 2
+    assert f"{src}: no gor requests found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
