@@ -65,6 +65,10 @@ class MemoryBackend:
     def __init__(self, ttl: float, maxsize: int = 20_000) -> None:
         self._entries: cachetools.TTLCache[str, bytes] = cachetools.TTLCache(maxsize, ttl)
         self._tags: dict[str, set[str]] = {}
+        # Tag memberships recorded since the tags were last pruned of expired/evicted keys:
+        # without pruning, every key ever stored (each page of each category) stays listed.
+        self._memberships = 0
+        self._max_memberships = 4 * maxsize
         self._generation = 0
         # TTLCache is not thread-safe and FastAPI serves sync routes from a thread pool.
         self._lock = threading.Lock()
@@ -84,7 +88,20 @@ class MemoryBackend:
             self._entries[key] = value
             for tag in tags:
                 self._tags.setdefault(tag, set()).add(key)
+                self._memberships += 1
+            if self._memberships > self._max_memberships:
+                self._prune_tags()
             return True
+
+    def _prune_tags(self) -> None:
+        """Drop tag memberships of keys that expired or were evicted (lock held)."""
+        self._entries.expire()
+        live = self._entries
+        pruned = {tag: {k for k in keys if k in live} for tag, keys in self._tags.items()}
+        self._tags = {tag: keys for tag, keys in pruned.items() if keys}
+        self._memberships = sum(len(keys) for keys in self._tags.values())
+        # Live entries alone may exceed the budget (many tags each): never prune in a loop.
+        self._max_memberships = max(self._max_memberships, 2 * self._memberships)
 
     def invalidate(self, tags: Iterable[str]) -> int:
         removed = 0

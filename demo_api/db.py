@@ -23,7 +23,7 @@ from sqlalchemy.pool import QueuePool
 
 from hlthz.demo_api import models
 from hlthz.demo_api.errors import DatabaseError, ServiceUnavailable, SettingsError
-from hlthz.demo_api.settings import Settings
+from hlthz.demo_api.settings import Settings, mask_password
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,32 @@ POOL_BEFORE = (10, 0, False)
 POOL_AFTER = (10, 40, True)
 
 
+#: Accepted ``--db`` drivers -> the driver used: ``postgresql://`` means psycopg 3, not psycopg2.
+_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+
+
 def normalize_url(url: str) -> str:
-    """Pin the driver: ``postgresql://`` means psycopg 3 here, not psycopg2."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    elif parsed.get_backend_name() not in ("sqlite", "postgresql"):
+    """Check a ``--db`` URL and pin its driver (:class:`SettingsError` when unusable)."""
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise SettingsError(
-            f"--db {url!r}: only sqlite:///FILE and postgresql://... databases are supported"
+            f"--db {mask_password(url)!r}: not a database URL; "
+            "use sqlite:///FILE or postgresql://USER@HOST:PORT/DB"
+        ) from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise SettingsError(
+            f"--db {mask_password(url)!r}: only sqlite:///FILE and postgresql://... "
+            "(psycopg 3) databases are supported"
         )
-    return parsed.render_as_string(hide_password=False)
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
 
 
 def create_db_engine(url: str, *, pool: tuple[int, int, bool], settings: Settings) -> Engine:
@@ -54,7 +70,7 @@ def create_db_engine(url: str, *, pool: tuple[int, int, bool], settings: Setting
         # Pool threads share connections one at a time; SQLite's own check is for the 1:1 case.
         connect_args = {"check_same_thread": False, "timeout": 5.0}
     else:
-        # libpq counts whole seconds; a refused or unroutable server fails within this bound.
+        # libpq counts whole seconds, at least 2: a server that does not answer fails then.
         connect_args = {"connect_timeout": max(1, round(settings.connect_timeout))}
     engine = sa.create_engine(
         url,

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hlthz.demo_api import models
-from hlthz.demo_api.db import create_db_engine
+from hlthz.demo_api.db import create_db_engine, normalize_url
 from hlthz.demo_api.errors import DatabaseError, SettingsError
-from hlthz.demo_api.settings import Settings
+from hlthz.demo_api.settings import Settings, mask_password
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ def seed(
         "random_seed": str(random_seed),
     }
     started = time.perf_counter()
+    db_url = normalize_url(db_url)  # a bad URL is a one-line SettingsError, not a traceback
     _ensure_sqlite_dir(db_url)
     engine = create_db_engine(db_url, pool=(1, 0, False), settings=Settings())
     try:
@@ -123,7 +124,7 @@ def seed(
             conn.exec_driver_sql("ANALYZE")
     except sa.exc.OperationalError as error:
         raise DatabaseError(
-            f"cannot seed {db_url}: {str(error.orig).strip().splitlines()[0]}"
+            f"cannot seed {mask_password(db_url)}: {str(error.orig).strip().splitlines()[0]}"
         ) from error
     finally:
         engine.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from hlthz.demo_api.db import Database
 from hlthz.demo_api.errors import SettingsError
-from hlthz.demo_api.settings import DEFAULT_HOST, DEFAULT_PORT, Settings
+from hlthz.demo_api.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, mask_password
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,12 @@ def _serve_gunicorn(
 
     from hlthz.exporter.gunicorn import child_exit, on_starting
 
-    os.environ.setdefault(
-        "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="hlthz-demo-metrics-")
-    )
+    created: str | None = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Ours to remove at exit: each worker leaves megabytes of mmap files in it.
+        created = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+            prefix="hlthz-demo-metrics-"
+        )
     # prometheus-client chooses its value class when first imported, which the CLI did before
     # the directory was known. The app's metrics are created after the fork, in each worker, so
     # choosing again here puts every one of them in the shared directory.
@@ -124,7 +128,11 @@ def _serve_gunicorn(
             # Runs in each worker after the fork: its own engine, pool and cache.
             return build_asgi_app(settings, prepare=False)
 
-    _Gunicorn().run()
+    try:
+        _Gunicorn().run()  # exits with SystemExit when the master stops
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
 
 
 def run_worker(settings: Settings, *, burst: bool = False, metrics_port: int | None = None) -> None:
@@ -136,6 +144,7 @@ def run_worker(settings: Settings, *, burst: bool = False, metrics_port: int | N
 
     if not settings.cache_url:
         raise SettingsError("hlthz api worker needs Redis: pass --cache redis://HOST:PORT/0")
+    _check_redis(settings.cache_url)
     db = Database(settings)
     db.check_seeded()
     instrument_engine(db.engine, None)
@@ -153,3 +162,19 @@ def run_worker(settings: Settings, *, burst: bool = False, metrics_port: int | N
     finally:
         cache.close()
         db.dispose()
+
+
+def _check_redis(url: str) -> None:
+    """Fail fast, in one line, when the worker's Redis does not answer."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise SettingsError(
+            f"--cache {mask_password(url)}: Redis does not answer ({error}); "
+            "start it or fix the URL"
+        ) from None
+    finally:
+        client.close()

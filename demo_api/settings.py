@@ -33,6 +33,7 @@ SQLITE_FILE = "demo.sqlite3"
 DEFAULT_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
 
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _ON = {"on", "true", "1", "yes"}
 _OFF = {"off", "false", "0", "no"}
 
@@ -62,6 +63,19 @@ def parse_opt(text: str) -> tuple[str, bool]:
     raise SettingsError(f"--opt {text!r}: value must be on or off, not {value!r}")
 
 
+def mask_password(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        # Unparseable: drop everything between the scheme and the last '@', if any.
+        scheme, sep, rest = url.partition("://")
+        return f"{scheme}{sep}***@{rest.rsplit('@', 1)[1]}" if "@" in rest else url
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything one app instance needs. Build it with :meth:`for_profile`.
@@ -89,7 +103,7 @@ class Settings:
     cache_ttl: float = 60.0
     #: How long a request waits for a pooled connection before it gets a 503.
     pool_timeout: float = 2.0
-    #: Connect timeout for a networked database; keeps "database down" answers under a second.
+    #: Connect timeout for a networked database (libpq waits at least 2 s, whatever this says).
     connect_timeout: float = 0.5
     job_retries: int = 3
     job_retry_interval: float = 0.2
@@ -112,6 +126,14 @@ class Settings:
                 )
             switches[name] = bool(enabled)
         return cls(profile=profile, opts=switches, **kwargs)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        if self.cache_url is not None and not self.cache_url.startswith(_REDIS_SCHEMES):
+            raise SettingsError(
+                f"--cache {mask_password(self.cache_url)!r}: not a Redis URL; use "
+                "redis://HOST:PORT/N (or rediss://, unix://), or leave it out for the in-process "
+                "cache"
+            )
 
     def on(self, name: str) -> bool:
         """True when optimization ``name`` is enabled."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,7 +42,8 @@ class SimulatedSmtp:
     delay: float
     _fail_next: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    sent: list[tuple[str, str]] = field(default_factory=list)
+    #: The latest messages sent (bounded: a long drill sends one per order).
+    sent: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=1000))
 
     def fail_next(self, n: int = 1) -> None:
         """Make the next ``n`` sends raise :class:`SmtpError` (a drill for retries)."""

@@ -111,8 +111,10 @@ class Recorder:
             logger.exception("hlthz: failed to record a request; the response was not affected")
 
     def _flag(self, route: str, flagged: list[tuple[str, str]]) -> None:
-        for query_type, shape in flagged:
+        # The counter counts requests: two shapes of one query_type in a request count once.
+        for query_type in dict.fromkeys(query_type for query_type, _ in flagged):
             self.metrics.n_plus_one.get((route, query_type)).inc()
+        for _, shape in flagged:
             pair = (route, shape)
             if pair not in self._warned and len(self._warned) < _MAX_WARNED:
                 self._warned.add(pair)

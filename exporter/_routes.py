@@ -3,7 +3,8 @@
 ``route`` must be the template a framework matched (``/api/products/{product_id}``), never the
 raw path, or every id becomes a series. Frameworks know their template once they have routed:
 
-- Flask: ``request.url_rule.rule``, read by a ``before_request`` hook HLTHZ installs first.
+- Flask: ``request.url_rule.rule``, read after the response from the request context HLTHZ
+  keeps (or by a first ``before_request`` hook on Flask versions without ``request_context``).
 - Django: ``request.resolver_match.route``, read after the handler's ``get_response``.
 - Starlette and FastAPI: the router stores the matched route object in ``scope["route"]``;
   :class:`StarletteRoutes` maps it to its full template, mount prefixes included.

@@ -64,7 +64,7 @@ class Exposition:
         encoder, content_type = choose_encoder(accept or "")
         body = encoder(self._scrape_registry())
         headers: Headers = [("Content-Type", content_type), ("Vary", "Accept-Encoding")]
-        if accept_encoding and "gzip" in accept_encoding.lower():
+        if accept_encoding and _accepts_gzip(accept_encoding):
             body = gzip.compress(body, compresslevel=self._gzip_level)
             headers.append(("Content-Encoding", "gzip"))
         headers.append(("Content-Length", str(len(body))))
@@ -96,7 +96,19 @@ class Exposition:
         receive: Callable[[], Awaitable[Any]],
         send: Callable[[Any], Awaitable[None]],
     ) -> None:
-        """Answer an ASGI HTTP request with the metrics."""
+        """Answer an ASGI HTTP request with the metrics (lifespan acknowledged, others ignored)."""
+        kind = scope.get("type")
+        if kind == "lifespan":
+            # Served alone (``metrics_app(asgi=True)`` under uvicorn), it gets lifespan events.
+            while True:
+                message = await receive()
+                if message.get("type") == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message.get("type") == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if kind != "http":
+            return
         wanted: dict[bytes, str | None] = {
             b"accept": None,
             b"accept-encoding": None,
@@ -132,6 +144,23 @@ def metrics_app(
     """
     exposition = Exposition(registry, auth=auth)
     return exposition.asgi if asgi else exposition.wsgi
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """True when ``Accept-Encoding`` lists ``gzip`` without ``q=0`` (RFC 9110: q=0 refuses)."""
+    for item in accept_encoding.lower().split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        if coding != "gzip":
+            continue
+        for param in params:
+            name, _, raw = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    return float(raw) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
 
 
 def _check_auth(auth: Any) -> MetricsAuth:

@@ -20,7 +20,9 @@ import contextlib
 import fcntl
 import functools
 import glob
+import json
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -38,6 +40,10 @@ from hlthz.exporter.errors import MultiprocessError
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _ARCHIVED_TYPES = ("counter", "histogram", "summary")
 _LOCK_FILE = ".hlthz.lock"
+#: Names of the files prometheus-client (``<type>_<pid>.db``) and the archive write.
+_METRICS_FILE = re.compile(r"(?:counter|histogram|summary|gauge_[a-z]+)_(?:\d+|archive)\.db")
+#: CPU seconds of exited workers, and the last CPU seen per live worker (see _ProcessesCollector).
+_CPU_FILE = ".hlthz.cpu.json"
 
 
 def active_dir() -> str | None:
@@ -63,7 +69,11 @@ def prepare_dir(path: str | os.PathLike[str] | None = None, *, clean: bool = Tru
         directory.mkdir(parents=True, exist_ok=True)
         if clean:
             for stale in directory.glob("*.db"):
-                stale.unlink()
+                # Only prometheus-client's and HLTHZ's files: a directory shared by mistake
+                # with an application's data (SQLite ``*.db``) must not lose it.
+                if _METRICS_FILE.fullmatch(stale.name):
+                    stale.unlink()
+            (directory / _CPU_FILE).unlink(missing_ok=True)
         probe = directory / _LOCK_FILE
         probe.touch()
     except OSError as exc:
@@ -177,7 +187,10 @@ class _ProcessesCollector(Collector):
     """``process_*`` summed over the live workers (plus this process): memory, CPU, fds.
 
     prometheus-client drops process metrics in multiprocess mode; alerts need them, and the
-    cgroup limit applies to all workers together, so memory and CPU are sums.
+    cgroup limit applies to all workers together, so memory and CPU are sums. A counter must
+    never go down (``rate()`` would read the drop as a reset and spike), so the CPU seconds of
+    a worker last seen at an earlier scrape and gone now are kept in ``.hlthz.cpu.json`` and
+    added to the live workers' sum.
     """
 
     def __init__(self, directory: str) -> None:
@@ -189,17 +202,27 @@ class _ProcessesCollector(Collector):
         mins: dict[str, float] = {}
         maxes: dict[str, float] = {}
         docs: dict[str, tuple[str, str]] = {}
+        seen: dict[str, tuple[float, float]] = {}  # pid -> (start time, CPU seconds)
         for pid in sorted(pids):
             collector = ProcessCollector(pid=functools.partial(int, pid), registry=None)
+            start = cpu = None
             for family in collector.collect():
                 for sample in family.samples:
                     docs[sample.name] = (family.type, family.documentation)
                     if sample.name.endswith("start_time_seconds"):
+                        start = sample.value
                         mins[sample.name] = min(mins.get(sample.name, sample.value), sample.value)
                     elif sample.name.endswith("max_fds"):
                         maxes[sample.name] = max(maxes.get(sample.name, 0.0), sample.value)
                     else:
+                        if sample.name.endswith("cpu_seconds_total"):
+                            cpu = sample.value
                         sums[sample.name] += sample.value
+            if start is not None and cpu is not None:
+                seen[str(pid)] = (start, cpu)
+        cpu_name = next((name for name in sums if name.endswith("cpu_seconds_total")), None)
+        if cpu_name is not None:
+            sums[cpu_name] += self._exited_cpu(seen)
         for values in (sums, mins, maxes):
             for name, value in values.items():
                 typ, doc = docs[name]
@@ -216,6 +239,30 @@ class _ProcessesCollector(Collector):
         )
         workers.add_metric([], float(len(pids)))
         yield workers
+
+    def _exited_cpu(self, seen: dict[str, tuple[float, float]]) -> float:
+        """CPU seconds of the workers gone since earlier scrapes; remembers ``seen`` for later."""
+        path = os.path.join(self._directory, _CPU_FILE)
+        with _locked(self._directory, exclusive=True):
+            try:
+                with open(path, encoding="utf-8") as file:
+                    state = json.load(file)
+                exited = float(state["exited"])
+                last: dict[str, list[float]] = dict(state["last"])
+            except (OSError, ValueError, KeyError, TypeError):
+                exited, last = 0.0, {}
+            for pid, (start, cpu) in list(last.items()):
+                now = seen.get(pid)
+                if now is None or now[0] != start:  # gone, or its pid reused by a new process
+                    exited += cpu
+                    del last[pid]
+            for pid, (start, cpu) in seen.items():
+                last[pid] = [start, max(cpu, last.get(pid, [start, 0.0])[1])]
+            temporary = path + ".tmp"
+            with open(temporary, "w", encoding="utf-8") as file:
+                json.dump({"exited": exited, "last": last}, file)
+            os.replace(temporary, path)
+        return exited
 
 
 def scrape_registry(directory: str) -> CollectorRegistry:

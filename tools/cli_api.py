@@ -60,7 +60,10 @@ def api() -> None:
 @_db_option
 @_cache_option
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to bind.")
-@click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="Port to bind.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
+    help="Port to bind.",
+)  # fmt: skip
 @click.option(
     "--workers", type=click.IntRange(min=1), default=1, show_default=True,
     help="Processes; above 1 runs gunicorn with uvicorn workers and multiprocess metrics.",
@@ -142,6 +145,7 @@ def seed(
         SMALL_REVIEWS,
     )
     from hlthz.demo_api.seed import seed as seed_data
+    from hlthz.demo_api.settings import mask_password
 
     url = Settings(db_url=db_url, data_dir=data_dir).database_url
     result = seed_data(
@@ -154,7 +158,7 @@ def seed(
     verb = "reused" if result.reused else f"seeded in {result.seconds:.1f} s"
     click.echo(
         f"{verb}: {result.products} products, {result.reviews} reviews, {result.users} users, "
-        f"{result.orders} orders in {result.categories} categories ({url})"
+        f"{result.orders} orders in {result.categories} categories ({mask_password(url)})"
     )
 
 
@@ -164,7 +168,10 @@ def seed(
               help="redis://HOST:PORT/N: the Redis the API queues order jobs in.")  # fmt: skip
 @_data_dir_option
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
-@click.option("--metrics-port", type=int, help="Serve this worker's /metrics on 127.0.0.1:PORT.")
+@click.option(
+    "--metrics-port", type=click.IntRange(1, 65535),
+    help="Serve this worker's /metrics on 127.0.0.1:PORT.",
+)  # fmt: skip
 def worker(
     db_url: str | None, cache_url: str, data_dir: Path, burst: bool, metrics_port: int | None
 ) -> None:

@@ -168,3 +168,17 @@ def test_a_load_racing_an_update_is_not_cached() -> None:
         "price_cents": 200
     }
     assert cache.backend.get("product:1") is not None
+
+
+def test_memory_cache_tags_forget_evicted_keys() -> None:
+    # Every listing page is its own key under the "featured" tag; keys the TTL cache evicted
+    # must not stay listed under their tags forever (memory would grow with every new page).
+    backend = MemoryBackend(ttl=60, maxsize=10)
+    for page in range(1000):
+        assert backend.set(f"products:featured:{page}", b"{}", 60, ["featured"], 0)
+    memberships = sum(len(keys) for keys in backend._tags.values())
+    assert memberships <= 4 * 10 + 1
+    # Pruning keeps what is still cached: invalidation still removes the live entries.
+    assert backend.get("products:featured:999") == b"{}"
+    assert backend.invalidate(["featured"]) == 10
+    assert backend.get("products:featured:999") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -54,9 +55,20 @@ def test_serve_subprocess(tmp_path: Path, workers: int) -> None:
     if workers == 1:
         argv += ["--record", str(capture)]
     base = f"http://{LOOPBACK}:{port}"
+    # The metrics directory gunicorn's workers share is made (and must be removed) under TMPDIR.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env["TMPDIR"] = str(temp)
     with ManagedProcess(
-        "demo-api", argv, log_path=tmp_path / "serve.log", ready=lambda: http_ok(base + "/health")
+        "demo-api",
+        argv,
+        log_path=tmp_path / "serve.log",
+        env=env,
+        ready=lambda: http_ok(base + "/health"),
     ):
+        if workers > 1:
+            assert [d.name[:19] for d in temp.iterdir()] == ["hlthz-demo-metrics-"]
         health = json.loads(get(base + "/health")[1])
         assert (
             health["optimizations"]["cache"] is True and health["optimizations"]["indexes"] is False
@@ -67,7 +79,35 @@ def test_serve_subprocess(tmp_path: Path, workers: int) -> None:
         labels = '{method="GET",route="/api/products",status_code="200"}'
         assert f"http_request_duration_seconds_count{labels} 4.0" in metrics
         assert "cache_requests_total" in metrics
+    assert list(temp.iterdir()) == []
     if workers == 1:
         lines = capture.read_text().splitlines()
         assert json.loads(lines[0])["hlthz_capture"] == 1
         assert any('"/api/products?per_page=5"' in line for line in lines[1:])
+
+
+def test_bad_urls_and_ports_are_one_line_errors_without_the_password(tmp_path: Path) -> None:
+    runner = CliRunner()
+    cases = [
+        (["api", "serve", "--db", "garbage"], "not a database URL"),
+        (["api", "seed", "--db", "postgresql://u:s3cret@127.0.0.1:nan/x"], "not a database URL"),
+        (["api", "seed", "--db", "mysql://u:s3cret@127.0.0.1/x"], "only sqlite:///FILE"),
+        # Refused connection (port 1): the message names the URL, masked.
+        (["api", "seed", "--db", "postgresql://u:s3cret@127.0.0.1:1/x"], "cannot seed"),
+        (["api", "serve", "--port", "99999", "--data-dir", str(tmp_path)], "99999"),
+        (["api", "serve", "--cache", "http://u:s3cret@127.0.0.1/0"], "not a Redis URL"),
+        (["api", "worker", "--cache", "garbage"], "not a Redis URL"),
+        # Nothing listens on port 1: the worker says so instead of a redis-py traceback.
+        (
+            ["api", "worker", "--cache", "redis://:s3cret@127.0.0.1:1/0", "--burst"],
+            "does not answer",
+        ),
+    ]
+    for argv, message in cases:
+        result = runner.invoke(main, argv)
+        assert result.exit_code == 2, (argv, result.output)
+        assert message in result.output, (argv, result.output)
+        assert "s3cret" not in result.output and "Traceback" not in result.output
+        assert not isinstance(result.exception, Exception) or isinstance(
+            result.exception, SystemExit
+        ), (argv, result.exception)

@@ -151,3 +151,13 @@ def test_pool_gauges(make_app: AppFactory, sqlite_dirs: dict[str, Path]) -> None
     assert after.client.get("/health").status_code == 200
     assert before.value("db_pool_connections_max", pool="demo") == 10
     assert after.value("db_pool_connections_max", pool="demo") == 50
+
+
+def test_simulated_smtp_keeps_a_bounded_outbox() -> None:
+    from hlthz.demo_api.tasks import SimulatedSmtp
+
+    smtp = SimulatedSmtp(delay=0.0)
+    for n in range(1500):
+        smtp.send("a@example.test", f"Your order #{n}")
+    # A long-running drill must not keep every message it ever sent.
+    assert len(smtp.sent) == 1000 and smtp.sent[-1][1] == "Your order #1499"

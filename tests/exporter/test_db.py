@@ -96,6 +96,15 @@ def shop(tmp_path: Path, registry: CollectorRegistry) -> tuple[flask.Flask, sa.E
             rows = conn.execute(sa.text("SELECT id FROM authors")).all()
         return {"authors": len(rows)}
 
+    @app.get("/books-twice")
+    def two_shapes() -> dict[str, int]:
+        # Two N+1 shapes of one query_type (select_books) in one request.
+        with engine.connect() as conn:
+            for i in range(1, 7):
+                conn.execute(sa.text("SELECT title FROM books WHERE author_id = :a"), {"a": i})
+                conn.execute(sa.text("SELECT author_id FROM books WHERE id = :i"), {"i": i})
+        return {"books": 6}
+
     instrument(app, registry=registry)
     return app, engine
 
@@ -130,6 +139,20 @@ def test_n_plus_one_flagged_and_join_not(
     assert any(
         "/authors" in w and "SELECT stars FROM reviews WHERE author_id = ?" in w for w in warnings
     )
+
+
+def test_n_plus_one_counts_requests_not_shapes(
+    shop: tuple[flask.Flask, sa.Engine],
+    registry: CollectorRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app, _ = shop
+    with caplog.at_level(logging.WARNING, logger="hlthz.exporter"):
+        assert call_wsgi(app, "/books-twice")[0] == "200 OK"
+    n1 = "database_n_plus_one_total"
+    assert value(registry, n1, route="/books-twice", query_type="select_books") == 1
+    # Both shapes are still named in a warning each.
+    assert len([r for r in caplog.records if "N+1" in r.getMessage()]) == 2
 
 
 def test_query_name_overrides_the_derived_type(

@@ -61,6 +61,15 @@ def test_gzip_and_openmetrics(registry: CollectorRegistry) -> None:
         'http_request_duration_seconds_count{method="GET",route="_unmatched",status_code="200"} 1.0'
         in text
     )
+    # Prometheus's own header, and explicit refusals (q=0) that a substring test would miss.
+    for encoding, gzipped in [
+        ("gzip", True),
+        ("br, GZIP;q=0.5", True),
+        ("gzip;q=0, identity", False),
+        ("x-gzip-like, identity", False),
+    ]:
+        _, headers, _ = call_wsgi(app, "/metrics", headers={"Accept-Encoding": encoding})
+        assert (("Content-Encoding", "gzip") in headers) is gzipped, encoding
     status, headers, body = call_wsgi(
         app, "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
     )
@@ -74,6 +83,17 @@ def test_standalone_metrics_app(registry: CollectorRegistry) -> None:
     status, _, body = call_wsgi(metrics_app(registry), "/anything")
     assert status == "200 OK"
     assert b'cache_requests_total{cache="products",result="hit"} 1.0' in body
+
+
+def test_standalone_asgi_metrics_app_speaks_lifespan(registry: CollectorRegistry) -> None:
+    from starlette.testclient import TestClient
+
+    CacheMetrics("products", registry=registry).miss()
+    # The context manager runs the lifespan startup and shutdown an ASGI server sends.
+    with TestClient(metrics_app(registry, asgi=True)) as client:
+        response = client.get("/metrics", headers={"Accept-Encoding": "identity"})
+    assert response.status_code == 200
+    assert 'cache_requests_total{cache="products",result="miss"} 1.0' in response.text
 
 
 def test_cache_metrics(registry: CollectorRegistry) -> None:

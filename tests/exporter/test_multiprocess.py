@@ -227,7 +227,52 @@ def test_prepare_dir_cleans_and_reports_missing_env(
     directory = tmp_path / "mp"
     directory.mkdir()
     (directory / "counter_123.db").write_bytes(b"stale")
+    (directory / "gauge_livesum_123.db").write_bytes(b"stale")
+    (directory / "histogram_archive.db").write_bytes(b"stale")
     (directory / "notes.txt").write_text("kept")
+    (directory / "shop.db").write_text("an application's SQLite file: kept")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
     assert prepare_dir() == directory
-    assert sorted(p.name for p in directory.iterdir()) == [".hlthz.lock", "notes.txt"]
+    assert sorted(p.name for p in directory.iterdir()) == [".hlthz.lock", "notes.txt", "shop.db"]
+
+
+_BURNER = textwrap.dedent(
+    """
+    import os, sys, time
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
+    from prometheus_client import CollectorRegistry, Counter
+    Counter("hits", "hits", registry=CollectorRegistry()).inc()  # its counter_<pid>.db
+    end = time.process_time() + 0.5
+    while time.process_time() < end:  # CPU seconds the summed counter must keep
+        pass
+    print("ready", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def _cpu_seconds(directory: Path) -> float:
+    registry = scrape_registry(str(directory))
+    found = registry.get_sample_value("process_cpu_seconds_total")
+    assert found is not None
+    return found
+
+
+def test_summed_cpu_counter_never_goes_down_when_a_worker_exits(tmp_path: Path) -> None:
+    directory = tmp_path / "mp"
+    directory.mkdir()
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _BURNER, str(directory)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+        with_worker = _cpu_seconds(directory)
+    finally:
+        worker.kill()
+        worker.wait(timeout=10)
+    # The worker's 0.5 CPU seconds leave the live sum; a counter that dropped would make
+    # rate() read a reset and spike.
+    assert _cpu_seconds(directory) >= with_worker
