@@ -352,6 +352,12 @@ class _Validator:
         for index, item in enumerate(value):
             if isinstance(item, bool) or not isinstance(item, int | float) or not item > 0:
                 raise self.fail((*path, str(index)), f"expected a positive number, got {item!r}")
+            if not math.isfinite(item):
+                # The exporter adds +Inf itself; listed here it would pass for the largest
+                # measurable boundary and let a threshold sit where P95 can never exceed it.
+                raise self.fail(
+                    (*path, str(index)), "+Inf is implicit; list only the finite boundaries"
+                )
             if out and item <= out[-1]:
                 raise self.fail(
                     (*path, str(index)), f"{_num(item)} is not above {_num(out[-1])}; sort them"

@@ -281,7 +281,33 @@ def load_dashboard(path: Path) -> dict[str, Any]:
         raise DashboardError(f"{path}: a dashboard is a JSON object, found {type(data).__name__}")
     # An exported "dashboard" API response wraps the model.
     inner = data.get("dashboard")
-    return inner if isinstance(inner, dict) and "panels" in inner else data
+    board = inner if isinstance(inner, dict) and "panels" in inner else data
+    problem = _shape_problem(board)
+    if problem is not None:
+        raise DashboardError(f"{path}: {problem}; is this a Grafana dashboard?")
+    return board
+
+
+def _list_of_objects(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+def _shape_problem(board: dict[str, Any]) -> str | None:
+    """The first field whose JSON type the lint and the live check cannot walk, if any."""
+    panels = board.get("panels", [])
+    if not _list_of_objects(panels):
+        return "panels: expected a list of objects"
+    for index, panel in enumerate(panels):
+        if not _list_of_objects(panel.get("panels", [])):
+            return f"panels[{index}].panels: expected a list of objects"
+    for index, panel in enumerate(iter_panels(board)):
+        if not _list_of_objects(panel.get("targets", [])):
+            return f"panel {panel.get('title', index)!r}: targets: expected a list of objects"
+    for section in ("templating", "annotations"):
+        value = board.get(section, {})
+        if not isinstance(value, dict) or not _list_of_objects(value.get("list", [])):
+            return f"{section}.list: expected a list of objects"
+    return None
 
 
 def dashboard_files(directory: Path) -> list[Path]:

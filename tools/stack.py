@@ -274,6 +274,27 @@ def _seed_demo(state_dir: Path, data_dir: Path, seed_args: Sequence[str], timeou
         raise StackError(f"seeding the demo data failed; see {seed.log_path}: {seed.log_tail()}")
 
 
+def _check_durations(options: StackOptions) -> None:
+    """A typo in a timing must fail now, not as Prometheus' or Alertmanager's start-up crash."""
+    from hlthz.alerts import parse_duration
+
+    for flag, value in (
+        ("--scrape-interval", options.scrape_interval),
+        ("evaluation_interval", options.evaluation_interval),
+        ("--group-wait", options.group_wait),
+        ("--group-interval", options.group_interval),
+        ("--repeat-interval", options.repeat_interval),
+    ):
+        if value is None:
+            continue
+        try:
+            parse_duration(value)
+        except ValueError:
+            raise StackError(
+                f"{flag} {value!r}: not a Prometheus duration; write it like 15s, 5m or 1h"
+            ) from None
+
+
 def stack_up(
     options: StackOptions, *, echo: Callable[[str], None] = lambda _: None
 ) -> dict[str, Any]:
@@ -299,6 +320,17 @@ def stack_up(
     hint = "run `hlthz alerts generate` or pass --rules/--alertmanager-config"
     load_yaml(rules_src, "alert rules file", hint)
     am_base = load_yaml(am_src, "Alertmanager config", hint)
+    try:  # a malformed routing file must fail before anything starts, naming the file
+        alertmanager_config(
+            am_base,
+            f"http://{LOOPBACK}",
+            group_wait=options.group_wait,
+            group_interval=options.group_interval,
+            repeat_interval=options.repeat_interval,
+        )
+    except StackError as exc:
+        raise StackError(f"{am_src}: {exc}") from None
+    _check_durations(options)
     scrape_interval = options.scrape_interval or thresholds_scrape_interval(options.thresholds)
     evaluation_interval = options.evaluation_interval or scrape_interval
     target_url = options.target
@@ -318,9 +350,12 @@ def stack_up(
     rules = state_dir / "rules" / rules_src.name
     shutil.copyfile(rules_src, rules)
 
-    ports = {name: _pick_port(name, options.ports) for name in DEFAULT_PORTS}
-    if target_url is not None:
-        ports.pop("api")
+    # With --target the user's app may well listen on the API's default port: not ours to check.
+    ports = {
+        name: _pick_port(name, options.ports)
+        for name in DEFAULT_PORTS
+        if not (name == "api" and target_url is not None)
+    }
     started: list[ManagedProcess] = []
     state: dict[str, Any] = {
         "version": 1,

@@ -119,6 +119,11 @@ def alertmanager_config(
     receivers = config.get("receivers")
     if not isinstance(receivers, list) or not receivers:
         raise StackError("the Alertmanager config has no receivers; regenerate it")
+    for index, receiver in enumerate(receivers):
+        if not isinstance(receiver, dict) or not isinstance(receiver.get("name"), str):
+            raise StackError(f"receivers.{index}: expected a mapping with a name; regenerate it")
+    if not isinstance(config.get("global") or {}, dict):
+        raise StackError("global: expected a mapping; regenerate it")
     config["receivers"] = [
         {
             "name": r["name"],

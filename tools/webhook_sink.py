@@ -105,7 +105,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:  # a garbled header must get an answer, not a dropped connection
+            length = 0
         if length <= 0 or length > _MAX_BODY:
             self._send_json(HTTPStatus.BAD_REQUEST, {"error": "a JSON body is required"})
             return
@@ -181,10 +184,12 @@ class WebhookSink:
         self._server.serve_forever()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        # shutdown() waits for serve_forever to return: on a sink never started it would hang.
         if self._thread is not None:
+            self._server.shutdown()
             self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
 
     def notifications(self) -> list[dict[str, Any]]:
         return read_notifications(self.out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from hlthz.alerts import load_config
@@ -126,3 +127,43 @@ groups:
         "rate> >= min_request_rate`)",
         f"{where}/NoSeverity: no promtool test in {tmp_path} checks this alert",
     ]
+
+
+@pytest.mark.parametrize(
+    "text", ["- just a list\n", "groups: [name]\n", "groups:\n  - rules: [x]\n"]
+)
+def test_lint_reports_a_file_that_is_not_a_rule_file(tmp_path: Path, text: str) -> None:
+    # A hand-broken rules file is a finding (promtool explains it), never a traceback.
+    rules = tmp_path / "rules.yml"
+    rules.write_text(text)
+    findings = lint_rules(rules, load_config(), runbooks_dir=tmp_path, tests_dir=tmp_path)
+    assert findings == [f"{rules}: not a Prometheus rule file (expected groups: [{{name, rules}}])"]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://wiki.example.com/OPS/Wiki", "https://wiki.example.com/rb?alert=Wiki"]
+)
+def test_a_wiki_runbook_url_needs_the_alerts_runbook(tmp_path: Path, url: str) -> None:
+    # links.runbook_url may point anywhere; the runbook generated for the alert must exist.
+    rules = tmp_path / "rules.yml"
+    rule = {
+        "alert": "Wiki",
+        "expr": "up == 0",
+        "labels": {"severity": "critical"},
+        "annotations": {
+            "summary": "s",
+            "description": "{{ $value }}",
+            "runbook_url": url,
+            "dashboard_url": "http://localhost:3000/d/x",
+        },
+    }
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [rule]}]}))
+
+    def lint() -> list[str]:
+        return lint_rules(rules, load_config(), runbooks_dir=tmp_path)
+
+    assert lint() == [
+        f"rules.yml: g/Wiki: runbook_url {url} has no runbook file {tmp_path}/Wiki.md"
+    ]
+    (tmp_path / "Wiki.md").write_text("# Wiki\n")
+    assert lint() == []

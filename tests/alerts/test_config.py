@@ -125,6 +125,11 @@ def test_keys_left_out_take_the_defaults(write_config: WriteConfig) -> None:
             "alerts: [1, 2]\n",
             "{path}:1: alerts: expected a mapping with keys critical, warning, info",
         ),
+        (
+            "buckets:\n  request_duration_seconds: [0.5, 1, .inf]\n",
+            "{path}:2: buckets.request_duration_seconds.2: +Inf is implicit; list only the "
+            "finite boundaries",
+        ),
         ("version: 2\n", "{path}:1: version: unsupported version int 2; write 1"),
         ("slo: {availability: 0.999, window: 1h}\n", None),
         (

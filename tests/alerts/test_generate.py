@@ -39,13 +39,21 @@ def test_drift_is_reported_with_the_command_to_fix_it(tmp_path: Path) -> None:
     check_drift(None, tmp_path)  # fresh output: no drift
     rules = tmp_path / "generated/hlthz.rules.yml"
     rules.write_text(rules.read_text().replace("> 0.05", "> 0.5"))
-    (tmp_path / "runbooks/Stale.md").write_text("left over\n")
+    # A runbook an earlier config generated (e.g. with `slo:`), and one a user wrote by hand.
+    generated = (tmp_path / "runbooks/APIHighErrorRate.md").read_text()
+    (tmp_path / "runbooks/Stale.md").write_text(generated)
+    (tmp_path / "runbooks/Ours.md").write_text("# Our own runbook\n")
+    (tmp_path / "generated/tests/ours.yml").write_text("rule_files: [../hlthz.rules.yml]\n")
     with pytest.raises(CheckFailed, match="run `hlthz alerts generate` to regenerate") as caught:
         check_drift(None, tmp_path)
     assert caught.value.exit_code == 1
     assert drift(None, tmp_path) == ["generated/hlthz.rules.yml", "runbooks/Stale.md"]
     generate(None, tmp_path)  # regenerating removes the stale runbook too
     assert drift(None, tmp_path) == []
+    assert not (tmp_path / "runbooks/Stale.md").exists()
+    # Files without the generator's header are not its to delete.
+    assert (tmp_path / "runbooks/Ours.md").read_text() == "# Our own runbook\n"
+    assert (tmp_path / "generated/tests/ours.yml").exists()
 
 
 def test_generation_is_deterministic() -> None:

@@ -164,3 +164,24 @@ def test_unreadable_input_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"panels": [\n')
     with pytest.raises(DashboardError, match=r"bad\.json:2: not valid JSON"):
         lint_dir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("board", "problem"),
+    [
+        ({"panels": 3}, "panels: expected a list of objects"),
+        ({"panels": [{"type": "row", "panels": [1]}]}, "panels[0].panels: expected a list"),
+        ({"panels": [{"title": "A", "targets": {}}]}, "panel 'A': targets: expected a list"),
+        ({"panels": [], "templating": []}, "templating.list: expected a list of objects"),
+        ({"panels": [], "annotations": {"list": [1]}}, "annotations.list: expected a list"),
+    ],
+)
+def test_a_dashboard_of_the_wrong_shape_is_a_usage_error(
+    tmp_path: Path, board: Board, problem: str
+) -> None:
+    # Hand-edited JSON that parses but is not a dashboard: one line naming the field, exit 2.
+    (tmp_path / "x.json").write_text(json.dumps(board))
+    with pytest.raises(DashboardError) as caught:
+        lint_dir(tmp_path, drift=False)
+    assert caught.value.exit_code == 2
+    assert str(caught.value).startswith(f"{tmp_path / 'x.json'}: {problem}")

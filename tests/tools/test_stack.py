@@ -22,6 +22,7 @@ from hlthz.tools.stack import (
     prometheus_config,
     read_state,
     scrape_target,
+    stack_down,
     stack_status,
     stack_up,
 )
@@ -304,6 +305,24 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path, metrics_target: Any) -> N
     assert not (options.state_dir / "state.json").exists()
 
 
+@pytest.mark.integration
+def test_a_target_on_the_api_port_is_not_a_taken_port(tmp_path: Path, metrics_target: Any) -> None:
+    # `--target http://127.0.0.1:8000` with the user's app on 8000, the demo API's default port:
+    # no demo API starts, so its port must not be checked.
+    need_binary("prometheus")
+    need_binary("prometheus-alertmanager", "alertmanager")
+    port = int(metrics_target.url.rsplit(":", 1)[1])
+    options = _options(tmp_path, metrics_target.url)
+    options = StackOptions(**{**options.__dict__, "ports": {**options.ports, "api": port}})
+    try:
+        state = stack_up(options)
+        assert sorted(state["services"]) == ["alertmanager", "prometheus", "sink"]
+        assert state["target"] == metrics_target.url
+    finally:
+        stopped = stack_down(options.state_dir)
+    assert stopped == ["prometheus", "alertmanager", "sink"]
+
+
 def test_missing_rules_say_how_to_generate_them(tmp_path: Path) -> None:
     need_binary("prometheus")
     need_binary("prometheus-alertmanager", "alertmanager")
@@ -320,6 +339,44 @@ def test_missing_rules_say_how_to_generate_them(tmp_path: Path) -> None:
         "pass --rules/--alertmanager-config"
     )
     assert not (tmp_path / "stack").exists()
+
+
+@pytest.mark.parametrize(
+    ("routing", "problem"),
+    [
+        ({"route": {"receiver": "x"}}, "the Alertmanager config has no receivers"),
+        ({"route": {}, "receivers": ["page"]}, "receivers.0: expected a mapping with a name"),
+        ({"route": {}, "receivers": [{"name": "x"}], "global": "x"}, "global: expected a mapping"),
+    ],
+)
+def test_a_malformed_routing_file_fails_before_anything_starts(
+    tmp_path: Path, routing: dict[str, Any], problem: str
+) -> None:
+    need_binary("prometheus")
+    need_binary("prometheus-alertmanager", "alertmanager")
+    options = _options(tmp_path, "http://127.0.0.1:1")
+    assert options.alertmanager_file is not None
+    options.alertmanager_file.write_text(yaml.safe_dump(routing))
+    with pytest.raises(StackError) as info:
+        stack_up(options)
+    assert str(info.value) == f"{options.alertmanager_file}: {problem}; regenerate it"
+    assert not options.state_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "flag"), [("scrape_interval", "--scrape-interval"), ("group_wait", "--group-wait")]
+)
+def test_a_bad_duration_fails_before_anything_starts(tmp_path: Path, field: str, flag: str) -> None:
+    need_binary("prometheus")
+    need_binary("prometheus-alertmanager", "alertmanager")
+    options = _options(tmp_path, "http://127.0.0.1:1")
+    options = StackOptions(**{**options.__dict__, field: "5 s"})
+    with pytest.raises(StackError) as info:
+        stack_up(options)
+    assert str(info.value) == (
+        f"{flag} '5 s': not a Prometheus duration; write it like 15s, 5m or 1h"
+    )
+    assert not options.state_dir.exists()
 
 
 @pytest.mark.integration

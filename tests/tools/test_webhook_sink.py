@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -100,6 +102,26 @@ def test_sink_rejects_non_json_and_unknown_paths(tmp_path: Path) -> None:
             _get(sink.url + "/nope")
         assert info.value.code == 404
         assert sink.notifications() == []
+
+
+def test_a_garbled_content_length_gets_a_400(tmp_path: Path) -> None:
+    with WebhookSink(tmp_path / "alerts.jsonl") as sink:
+        port = int(sink.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: ten\r\n\r\n{}")
+            reply = conn.recv(4096)
+        assert reply.startswith(b"HTTP/1.0 400 "), reply
+        assert sink.notifications() == []
+
+
+def test_stopping_a_sink_never_started_returns(tmp_path: Path) -> None:
+    sink = WebhookSink(tmp_path / "alerts.jsonl")
+    stopper = threading.Thread(target=sink.stop, daemon=True)
+    stopper.start()
+    stopper.join(timeout=5)
+    assert not stopper.is_alive()
+    with pytest.raises(OSError):  # the listening socket is closed
+        socket.create_connection(("127.0.0.1", int(sink.url.rsplit(":", 1)[1])), timeout=2)
 
 
 def test_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
