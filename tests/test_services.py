@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
+from hlthz.tools.procs import ManagedProcess, wait_until
 from tests.conftest import prom_query
 
 
@@ -34,3 +39,45 @@ def test_prometheus_scrapes_itself(prometheus) -> None:  # type: ignore[no-untyp
         result = prom_query(proc2.url, 'up{job="self"} == 1')
         time.sleep(0.3)
     assert result, "Prometheus never scraped its target"
+
+
+def test_stop_kills_workers_that_outlive_their_leader(tmp_path: Path) -> None:
+
+    pid_file = tmp_path / "worker.pid"
+    # The leader starts a worker in its own group that ignores SIGTERM, then exits at once.
+    code = (
+        "import os, signal, subprocess, sys, time\n"
+        "w = subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(w.pid))\n"
+        "time.sleep(60)\n"
+    )
+    proc = ManagedProcess("leader", [sys.executable, "-c", code], log_path=tmp_path / "l.log")
+    proc.start()
+    wait_until(pid_file.exists, timeout=20, what="the worker")
+    worker = int(pid_file.read_text())
+    proc.stop(timeout=2)
+
+    def gone() -> bool:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie waiting for init to reap it is gone too.
+        with open(f"/proc/{worker}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+    wait_until(gone, timeout=10, what="the orphaned worker to die")
+
+
+def test_stop_leaves_a_reused_pid_alone() -> None:
+    # A live process whose pid equals the (reaped) leader's pid must not be signalled.
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                                 start_new_session=True)  # fmt: skip
+    try:
+        ManagedProcess._kill_orphans(bystander.pid)
+        assert bystander.poll() is None
+        os.kill(bystander.pid, 0)
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -208,15 +208,19 @@ class _Run:
                 time.sleep(0.05)
         return proc
 
-    def wait(self, proc: ManagedProcess, timeout: float, what: str) -> None:
-        """Wait for a one-shot process; :class:`DemoError` quoting its log when it fails."""
+    def wait(self, proc: ManagedProcess, timeout: float, what: str, *, waited: float = 0.0) -> None:
+        """Wait for a one-shot process; :class:`DemoError` quoting its log when it fails.
+
+        ``waited`` is how long the caller already waited, so the message gives the whole time.
+        """
         assert proc.popen is not None
         try:
             code = proc.popen.wait(timeout=timeout)
         except Exception:
             proc.stop()
             raise DemoError(
-                f"{what} took more than {timeout:g} s; see {proc.log_path}: {proc.log_tail()}"
+                f"{what} took more than {waited + timeout:.0f} s; see {proc.log_path}: "
+                f"{proc.log_tail()}"
             ) from None
         if code != 0:
             raise DemoError(f"{what} failed (exit {code}); see {proc.log_path}: {proc.log_tail()}")
@@ -422,7 +426,7 @@ class Demo:
                 detail = "" if elapsed <= expected else "waiting for the last responses"
                 progress.update(task, completed=min(elapsed, expected), detail=detail)
                 time.sleep(0.2)
-            self.run.wait(proc, 1.0, f"the replay against {name}")
+            self.run.wait(proc, 1.0, f"the replay against {name}", waited=time.monotonic() - t0)
         after = scrape(metrics_url)
         load_report = _piece("hlthz.replay", "load_report")
         server = server_delta(before, after, skip_routes=("/metrics", "/health"))

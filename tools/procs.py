@@ -168,9 +168,21 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             self.signal(signal.SIGKILL)
             self.popen.wait(timeout=timeout)
-        # The group may outlive its leader (workers of a pre-fork server).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+        self._kill_orphans(self.popen.pid)
+
+    @staticmethod
+    def _kill_orphans(pgid: int) -> None:
+        # The group may outlive its leader (workers of a pre-fork server). The leader is reaped
+        # by now, so its pid may have been reused; but Linux keeps the number while any group
+        # member holds it as a pgid. So a live process with that pid means our group is gone
+        # and the number belongs to someone else: leave it alone.
+        try:
+            os.kill(pgid, 0)
+        except ProcessLookupError:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+        except PermissionError:
+            pass
 
     def __enter__(self) -> ManagedProcess:
         return self.start() if self.popen is None else self
