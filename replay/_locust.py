@@ -352,6 +352,7 @@ def _run_local(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
 def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
     """A locust master and ``workers`` local worker processes (plus any remote ones)."""
     from locust.env import Environment
+    from locust.exception import RPCError
     from locust.runners import STATE_MISSING
 
     host, _, port_text = (config.get("master_bind") or "127.0.0.1:0").rpartition(":")
@@ -363,7 +364,14 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
     # Local workers connect to the bound address, or to loopback when bound to all interfaces.
     connect_host = "127.0.0.1" if host in ("", "*", "0.0.0.0") else host
     env = Environment(user_classes=[])
-    master = env.create_master_runner(master_bind_host=host or "127.0.0.1", master_bind_port=port)
+    try:
+        master = env.create_master_runner(
+            master_bind_host=host or "127.0.0.1", master_bind_port=port
+        )
+    except RPCError as exc:  # the port is taken: one line, not the child's traceback
+        raise ReplayError(
+            f"--master-bind {host or '127.0.0.1'}:{port}: cannot listen ({exc}); choose a free port"
+        ) from None
     local = int(config["workers"])
     expected = local + int(config.get("remote_workers") or 0)
     done: dict[str, dict[str, Any]] = {}
@@ -507,7 +515,9 @@ def worker_main(master: str, capture: str | None = None) -> None:
         error: dict[str, Any] | None = None
         try:
             sender.run(t0)
-        except ReplayError as exc:  # a bad capture line: the master reports it
+        except (ReplayError, OSError) as exc:  # a bad capture: the master reports it
+            # Anything escaping here would leave the master waiting for a "done" that never
+            # comes while this worker's heartbeats say it is alive.
             error = error_payload(exc)
         finally:
             shipping.kill()

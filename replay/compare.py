@@ -206,6 +206,26 @@ def _describe(check: Check) -> str:
     )
 
 
+def _field(metric: str) -> str:
+    if metric in ("error_rate", "rps"):
+        return metric
+    if metric.startswith("service_"):
+        return f"service_time_ms.{metric.removeprefix('service_')}"
+    return f"latency_ms.{metric}"
+
+
+def _read(entry: dict[str, Any], metric: str, duration: float, side: str, scope: str) -> float:
+    # Reports are user input (any JSON with "hlthz_report": 1 loads): a missing or non-numeric
+    # field is a one-line error naming it, never a traceback.
+    try:
+        return _value(entry, metric, duration)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ReplayError(
+            f"{side} report: {scope}: no numeric {_field(metric)}; compare reports written by "
+            f"'hlthz replay run --report'"
+        ) from None
+
+
 def _judge(
     scope: str,
     gate: Gate,
@@ -213,8 +233,8 @@ def _judge(
     cand: dict[str, Any],
     durations: tuple[float, float],
 ) -> Check:
-    b = _value(base, gate.metric, durations[0])
-    c = _value(cand, gate.metric, durations[1])
+    b = _read(base, gate.metric, durations[0], "baseline", scope)
+    c = _read(cand, gate.metric, durations[1], "candidate", scope)
     # From zero, any growth is infinite: a relative gate then fails on any new latency/errors.
     change = (c - b) / b if b else (0.0 if c == 0 else math.copysign(math.inf, c))
     subject = change if gate.relative else c
@@ -232,12 +252,12 @@ def compare_reports(
     """Apply every gate of ``fail_on`` overall and per route; see the module doc."""
     gates = [Gate.parse(text) for text in fail_on]
     comparison = Comparison(base, candidate, gates, min_samples=min_samples)
-    durations = (float(base["summary"]["duration_s"]), float(candidate["summary"]["duration_s"]))
+    durations = (_duration(base, "baseline"), _duration(candidate, "candidate"))
     scopes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = [
         ("overall", base["summary"], candidate["summary"])
     ]
-    base_routes = {r["route"]: r for r in base["routes"]}
-    cand_routes = {r["route"]: r for r in candidate["routes"]}
+    base_routes = _routes(base, "baseline")
+    cand_routes = _routes(candidate, "candidate")
     for route in sorted(base_routes.keys() | cand_routes.keys()):
         scopes.append((route, base_routes.get(route), cand_routes.get(route)))
     for scope, b, c in scopes:
@@ -247,7 +267,7 @@ def compare_reports(
                 note = f"not in the {side}"
                 comparison.checks.append(Check(scope, gate.text, None, None, None, "missing", note))
                 continue
-            fewest = min(int(b.get("requests", 0)), int(c.get("requests", 0)))
+            fewest = min(_requests(b, "baseline", scope), _requests(c, "candidate", scope))
             if fewest < min_samples:
                 note = f"{fewest} requests < {min_samples}: too few to judge"
                 comparison.checks.append(
@@ -256,3 +276,32 @@ def compare_reports(
                 continue
             comparison.checks.append(_judge(scope, gate, b, c, durations))
     return comparison
+
+
+def _duration(report: dict[str, Any], side: str) -> float:
+    try:
+        return float(report["summary"]["duration_s"])
+    except (KeyError, TypeError, ValueError):
+        raise ReplayError(
+            f"{side} report: summary has no numeric duration_s; compare reports written by "
+            f"'hlthz replay run --report'"
+        ) from None
+
+
+def _routes(report: dict[str, Any], side: str) -> dict[str, dict[str, Any]]:
+    routes = report["routes"]
+    if not isinstance(routes, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("route"), str) for r in routes
+    ):
+        raise ReplayError(
+            f"{side} report: 'routes' must be a list of objects with a 'route' name; compare "
+            f"reports written by 'hlthz replay run --report'"
+        )
+    return {r["route"]: r for r in routes}
+
+
+def _requests(entry: dict[str, Any], side: str, scope: str) -> int:
+    try:
+        return int(entry.get("requests", 0))
+    except (TypeError, ValueError, AttributeError):
+        raise ReplayError(f"{side} report: {scope}: 'requests' must be an integer") from None

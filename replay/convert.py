@@ -96,14 +96,23 @@ def export_traffic(
     """Write the capture ``src`` in another tool's format (today: GoReplay ``gor``)."""
     if format != "gor":
         raise ReplayError(f"--format {format!r}: export supports 'gor'")
+    kind = detect_format(src)  # before creating ``out``: a missing input leaves nothing behind
+    if Path(out).resolve() == Path(src).resolve():
+        # export_gor truncates ``out`` before reading the first record: that would be ``src``.
+        raise ReplayError(f"-o {out}: the output would overwrite the input; choose another path")
     stats = ReadStats()
-    records = iter_records(src, skip_invalid=skip_invalid, stats=stats)
+    records = iter_records(src, format=kind, skip_invalid=skip_invalid, stats=stats)
     try:
         export_gor(records, out)
     except OSError as exc:
+        Path(out).unlink(missing_ok=True)
         raise ReplayError(f"-o {out}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        # A malformed input line stopped the export: a partial .gor would look complete.
+        Path(out).unlink(missing_ok=True)
+        raise
     return ConversionResult(
-        source_format=detect_format(src),
+        source_format=kind,
         records=stats.records,
         invalid=stats.invalid,
         truncated=stats.truncated,

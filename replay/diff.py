@@ -117,16 +117,20 @@ class DiffResult:
         lines.append(
             f"{self.requests} requests compared, {len(self.differences)} groups of real "
             f"differences, {self.noise} noisy fields filtered, {self.ignored} ignored, "
-            f"{self.skipped} skipped, {self.errors} transport errors"
+            f"{self.skipped} skipped, {self.errors} with a transport error"
         )
         return lines
 
 
 @dataclass
 class _Response:
-    status: int
+    status: int | str  # a str names a transport failure: "transport error (ReadTimeout)"
     headers: dict[str, str]
     fields: dict[str, Any]
+
+    @property
+    def failed(self) -> bool:
+        return isinstance(self.status, str)
 
 
 def _fetch(client: httpx.Client, target: Target, record: Any, header_names: list[str]) -> _Response:
@@ -137,7 +141,11 @@ def _fetch(client: httpx.Client, target: Target, record: Any, header_names: list
         not in ("host", "content-length", "connection", "transfer-encoding", "accept-encoding")
     ]
     url = target.origin + target.uri(record.path)
-    response = client.request(record.method, url, headers=headers, content=record.body or None)
+    try:
+        response = client.request(record.method, url, headers=headers, content=record.body or None)
+    except httpx.HTTPError as exc:
+        # An answer from one side and none from the other is a difference, not a skip.
+        return _Response(f"transport error ({type(exc).__name__})", {}, {})
     try:
         body = response.json()
         fields = dict(flatten(body))
@@ -154,6 +162,8 @@ def _differing(a: _Response, b: _Response) -> dict[tuple[str, str], tuple[Any, A
     out: dict[tuple[str, str], tuple[Any, Any]] = {}
     if a.status != b.status:
         out[("status", "status")] = (a.status, b.status)
+    if a.failed or b.failed:
+        return out  # no headers or body to compare
     for name in a.headers:
         if a.headers[name] != b.headers.get(name):
             out[("header", name)] = (a.headers[name], b.headers.get(name))
@@ -195,12 +205,9 @@ def run_diff(
             if record.method.upper() not in SAFE_METHODS and not allow_writes:
                 result.skipped += 1
                 continue
-            try:
-                got = {name: _fetch(client, t, record, header_names) for name, t in targets.items()}
-            except httpx.HTTPError:
-                result.errors += 1
-                continue
+            got = {name: _fetch(client, t, record, header_names) for name, t in targets.items()}
             result.requests += 1
+            result.errors += any(response.failed for response in got.values())
             real = _differing(got["primary"], got["candidate"])
             noisy = _differing(got["primary"], got["secondary"]) if "secondary" in got else {}
             route = route_of(record.method, targets["primary"].uri(record.path))

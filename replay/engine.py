@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,6 +111,24 @@ def _check_capture(capture: Path, fmt: str) -> None:
         break
 
 
+def check_output(option: str, path: str | os.PathLike[str]) -> None:
+    """Fail before the work, not after it: make ``path``'s directory or say why it cannot be."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReplayError(
+            f"{option} {path}: cannot create its directory ({exc.strerror or exc})"
+        ) from None
+
+
+def write_output(option: str, path: str | os.PathLike[str], write: Callable[[], object]) -> None:
+    """Run ``write`` (which writes ``path``); an OS error becomes one line naming the option."""
+    try:
+        write()
+    except OSError as exc:
+        raise ReplayError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
+
+
 def run_replay(
     capture: str | os.PathLike[str],
     target: str,
@@ -164,9 +182,18 @@ def run_replay(
         raise ReplayError("--workers must be >= 0")
     if concurrency < 1:
         raise ReplayError(f"--concurrency must be >= 1, got {concurrency}")
+    if master_bind is not None:
+        _host, _, bind_port = master_bind.rpartition(":")
+        if not bind_port.isdigit() or not 0 <= int(bind_port) < 65536:
+            raise ReplayError(
+                f"--master-bind {master_bind!r}: give HOST:PORT, e.g. 0.0.0.0:5557 (port 0: any)"
+            )
     pairs = [parse_header(h) if isinstance(h, str) else (h[0], h[1]) for h in headers]
     capture_path = Path(capture)
     _check_capture(capture_path, format)
+    for option, output in (("--report", report), ("--html", html)):
+        if output is not None:
+            check_output(option, output)
     endpoint = Target(target)
     endpoint.check_reachable(timeout)
     run_name = name or capture_path.name.split(".")[0]
@@ -210,11 +237,11 @@ def run_replay(
     }
     out = build_report(recorder, result, run)
     if report is not None:
-        write_report(out, report)
+        write_output("--report", report, lambda: write_report(out, report))
     if html is not None:
         from hlthz.replay.html_report import write_html
 
-        write_html(out, html)
+        write_output("--html", html, lambda: write_html(out, html))
     return out
 
 

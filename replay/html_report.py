@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 _W, _H = 760, 220
@@ -167,6 +167,9 @@ def render_html(
     env = Environment(
         loader=PackageLoader("hlthz.replay", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
+        # A report needs only CONTRACT section 5's fields: the extras this package adds ("run",
+        # a route's "service_time_ms" ...) render empty when another writer left them out.
+        undefined=ChainableUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )

@@ -27,6 +27,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from hlthz.replay.errors import ReplayError
 from hlthz.replay.timing import Recorder
 
 #: Bucket boundaries in seconds (the exporter's request buckets, finer at the low end).
@@ -125,4 +126,10 @@ def serve(port: int, recorder: Recorder, run: str, in_flight: Callable[[], int])
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ReplayCollector(recorder, run, in_flight))
-    start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        start_http_server(port, addr="127.0.0.1", registry=registry)
+    except OSError as exc:
+        raise ReplayError(
+            f"--metrics-port {port}: cannot listen on 127.0.0.1 ({exc.strerror or exc}); "
+            f"choose a free port"
+        ) from None

@@ -325,14 +325,18 @@ def run_proxy(
         sock.close()
         raise ReplayError(f"--listen {listen}: cannot listen ({exc.strerror or exc})") from None
     stats = ProxyStats(started=time.monotonic())
-    proxy = ProxyApp(
-        upstream,
-        timeout=timeout,
-        connect_timeout=connect_timeout,
-        max_connections=max_connections,
-        stats=stats,
-    )
-    app = recorder_app(proxy)
+    try:
+        proxy = ProxyApp(
+            upstream,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+            stats=stats,
+        )
+        app = recorder_app(proxy)
+    except BaseException:
+        sock.close()  # a bad --upstream or --out must not leave the port bound
+        raise
     config = uvicorn.Config(
         app,
         host=host,

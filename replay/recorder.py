@@ -60,7 +60,7 @@ class CaptureMetrics:
         )
         self.dropped = Counter(
             "replay_capture_dropped",
-            "Sampled requests not written: queue_full (writer behind), write_error, closed.",
+            "Sampled requests not written: queue_full (writer behind), write_error, closed, error.",
             ["reason"],
             registry=registry,
         )
@@ -152,6 +152,8 @@ class CaptureRecorder:
         self.metrics = CaptureMetrics.for_registry(registry)
         self.metrics.recorders.add(self)
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
+        # True while the writer thread holds popped items not yet flushed to the file.
+        self._draining = False
         self._id_prefix = secrets.token_hex(4)
         self._seq = 0
         self._session_salt = secrets.token_bytes(16)
@@ -265,10 +267,16 @@ class CaptureRecorder:
                 return
 
     def _drain(self) -> None:
-        queue = self._queue
-        if not queue:
+        if not self._queue:
             return
-        writer = self._writer
+        self._draining = True
+        try:
+            self._drain_into(self._writer)
+        finally:
+            self._draining = False
+
+    def _drain_into(self, writer: CaptureWriter | None) -> None:
+        queue = self._queue
         wrote = 0
         while True:
             try:
@@ -413,7 +421,11 @@ class CaptureRecorder:
     def flush(self, timeout: float = 5.0) -> None:
         """Wait (up to ``timeout`` s) until everything queued so far is written."""
         deadline = time.monotonic() + timeout
-        while self._queue and time.monotonic() < deadline and self._thread.is_alive():
+        while (
+            (self._queue or self._draining)
+            and time.monotonic() < deadline
+            and self._thread.is_alive()
+        ):
             time.sleep(self.flush_interval / 2)
 
     def close(self, timeout: float = 10.0) -> None:

@@ -5,9 +5,10 @@ Every writer of captures (middleware, proxy, ``replay import``) passes each reco
 
 - headers ``Authorization``, ``Proxy-Authorization``, ``Cookie``, ``Set-Cookie``, ``X-Api-Key``
   (plus any configured): the credential part is replaced, the auth scheme and cookie names stay;
-- JSON, form and query-string fields whose name is sensitive (``password``, ``token``,
-  ``secret``, ``card_number``, ``cvv`` ...); names compare case-insensitively, ignoring ``-``/``_``
-  so ``cardNumber`` and ``card-number`` match ``card_number``;
+- JSON, form (urlencoded and multipart) and query-string fields whose name is sensitive
+  (``password``, ``token``, ``secret``, ``card_number``, ``cvv`` ...); names compare
+  case-insensitively, ignoring ``-``/``_`` so ``cardNumber`` and ``card-number`` match
+  ``card_number``;
 - values that look like payment card numbers (13-19 digits passing the Luhn check), anywhere in
   a JSON string, form value, query value or text body; e-mail addresses optionally.
 
@@ -83,6 +84,9 @@ _FORM = re.compile(r"^[\w.%+-]+=[^&=\s]*(?:&[\w.%+-]+=[^&=\s]*)*$")
 # "name": value in JSON text that does not parse (e.g. cut short): strings (maybe unterminated),
 # numbers, literals.
 _JSON_FIELD = re.compile(r'"([^"\\]{1,100})"\s*:\s*("(?:[^"\\]|\\.)*"?|[-+.\w]+)')
+# The field name in a multipart part's Content-Disposition (not the "filename" parameter).
+_PART_NAME = re.compile(rb'(?:^|[;\s])name\s*=\s*(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
+_BOUNDARY = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "+json", "/xml")
 
@@ -278,6 +282,8 @@ class Redactor:
                 text = _JSON_FIELD.sub(lambda m: self._json_field(m, stats), text)
                 return self._scan_text(text, stats).encode("utf-8", "surrogateescape")
             return json.dumps(self._json_value(doc, stats), separators=(",", ":")).encode()
+        if ctype == "multipart/form-data":
+            return self._multipart(body, content_type, stats)
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -287,6 +293,36 @@ class Redactor:
         if not ctype or any(t in ctype for t in _TEXT_TYPES):
             return self._scan_text(text, stats).encode()
         return body
+
+    def _multipart(self, body: bytes, content_type: str, stats: RedactionStats) -> bytes:
+        """Redact a ``multipart/form-data`` body part by part: a sensitive field's value becomes
+        a placeholder, other text fields are scanned, file parts pass unchanged. Works on a body
+        cut by the size cap too (the last part is then simply incomplete)."""
+        match = _BOUNDARY.search(content_type)
+        if match is None:
+            # No boundary to split on: the parts cannot be told apart, so keep none of them.
+            stats.patterns["unreadable_body"] = stats.patterns.get("unreadable_body", 0) + 1
+            return b""
+        delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
+        pieces = body.split(delimiter)
+        out = [pieces[0]]  # the preamble
+        for piece in pieces[1:]:
+            head, sep, content = piece.partition(b"\r\n\r\n")
+            name_match = _PART_NAME.search(head)
+            if not sep or name_match is None:
+                out.append(piece)  # the closing "--" or a part without a field name
+                continue
+            trailer = b"\r\n" if content.endswith(b"\r\n") else b""
+            value = content[: len(content) - len(trailer)]
+            name = (name_match.group(1) or name_match.group(2) or b"").decode("utf-8", "replace")
+            if _norm(name) in self.fields and value:
+                stats.fields[name] = stats.fields.get(name, 0) + 1
+                value = self.placeholder(value).encode("ascii")
+            elif b"filename" not in head.lower():
+                text = value.decode("utf-8", "surrogateescape")  # non-UTF-8 bytes round-trip
+                value = self._scan_text(text, stats).encode("utf-8", "surrogateescape")
+            out.append(head + sep + value + trailer)
+        return delimiter.join(out)
 
     # -- records ---------------------------------------------------------------------------
 

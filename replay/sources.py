@@ -31,10 +31,13 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     if not p.is_file():
         raise ReplayError(f"{p}: no such file; give the path of a capture or traffic file")
     head = b""
-    for chunk in iter_file_chunks(p):
-        head += chunk
-        if len(head) >= 4096:
-            break
+    try:
+        for chunk in iter_file_chunks(p):
+            head += chunk
+            if len(head) >= 4096:
+                break
+    except OSError as exc:  # no read permission, an I/O error: one line, not a traceback
+        raise ReplayError(f"{p}: cannot read ({exc.strerror or exc})") from None
     text = head.lstrip()
     if text.startswith(b'{"hlthz_capture"') or (
         text.startswith(b"{") and b"hlthz_capture" in text.split(b"\n", 1)[0]

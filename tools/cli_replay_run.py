@@ -169,6 +169,7 @@ def compare_command(
 ) -> None:
     """Gate CANDIDATE against BASE (two replay reports); exit 1 when a gate fails."""
     from hlthz.replay.compare import DEFAULT_GATES, compare_reports
+    from hlthz.replay.engine import write_output
     from hlthz.replay.report import load_report
 
     comparison = compare_reports(
@@ -178,11 +179,12 @@ def compare_command(
         min_samples=min_samples,
     )
     if junit is not None:
-        comparison.write_junit(junit)
+        write_output("--junit", junit, lambda: comparison.write_junit(junit))
     if html is not None:
-        comparison.write_html(html)
+        write_output("--html", html, lambda: comparison.write_html(html))
     if json_out is not None:
-        json_out.write_text(json.dumps(comparison.to_dict(), indent=1) + "\n")
+        document = json.dumps(comparison.to_dict(), indent=1) + "\n"
+        write_output("--json", json_out, lambda: json_out.write_text(document))
     for line in comparison.summary_lines():
         click.echo(line)
     if comparison.failed:
@@ -225,12 +227,15 @@ def diff_command(
 ) -> None:
     """Send CAPTURE's requests to primary, candidate (and secondary); exit 1 on real differences."""
     from hlthz.replay.diff import run_diff, write_diff
+    from hlthz.replay.engine import check_output, write_output
     from hlthz.replay.sources import iter_records
 
     if not capture.is_file():
         from hlthz.replay.errors import ReplayError
 
         raise ReplayError(f"{capture}: no such capture file")
+    if out is not None:
+        check_output("--out", out)
     result = run_diff(
         iter_records(capture, format=fmt),
         primary=primary,
@@ -243,7 +248,7 @@ def diff_command(
         limit=limit,
     )
     if out is not None:
-        write_diff(result, out)
+        write_output("--out", out, lambda: write_diff(result, out))
     for line in result.summary_lines():
         click.echo(line)
     if result.failed:
@@ -262,7 +267,12 @@ def diff_command(
 def worker_command(master: str, capture: str | None) -> None:
     """Join a replay master (hlthz replay run --remote-workers N) and send the shard it assigns."""
     from hlthz.replay.engine import child_argv
+    from hlthz.replay.errors import ReplayError
 
+    # Checked here: after execv an error would be the child's traceback, not one line.
+    host, _, port = master.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ReplayError(f"--master {master!r}: give HOST:PORT, e.g. 10.0.0.5:5557")
     argv = [*child_argv(), "worker", "--master", master]
     if capture:
         argv += ["--capture", capture]

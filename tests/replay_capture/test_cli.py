@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from hlthz.replay import read_capture
@@ -110,3 +111,38 @@ def test_import_that_finds_no_request_fails_and_writes_nothing(tmp_path: Path) -
     assert f"{src}: no gor requests found" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_export_never_destroys_its_input_nor_leaves_a_partial_file(tmp_path: Path) -> None:
+    capture = tmp_path / "c.jsonl"
+    good = '{"id":"a1","ts_ns":1,"method":"GET","path":"/","headers":[],"body_b64":""}\n'
+    capture.write_text('{"hlthz_capture":1,"created":"x","source":"t"}\n' + good + "{oops\n" + good)
+    before = capture.read_bytes()
+    runner = CliRunner()
+    same = runner.invoke(main, ["replay", "export", str(capture), "-o", str(capture)])
+    assert same.exit_code == 2 and "overwrite the input" in same.output
+    assert capture.read_bytes() == before  # used to be truncated to nothing
+    gor = tmp_path / "out.gor"
+    broken = runner.invoke(main, ["replay", "export", str(capture), "-o", str(gor)])
+    assert broken.exit_code == 2 and f"{capture}:3:" in broken.output
+    assert not gor.exists()
+    missing = runner.invoke(
+        main, ["replay", "export", str(tmp_path / "nope.jsonl"), "-o", str(gor)]
+    )
+    assert missing.exit_code == 2 and not gor.exists()
+
+
+def test_unreadable_input_is_one_line(tmp_path: Path) -> None:
+    # /proc/self/mem is a regular file whose first byte cannot be read (EIO): an unreadable
+    # input even for root, who can read any file with missing permissions.
+    unreadable = Path("/proc/self/mem")
+    if not unreadable.is_file():
+        pytest.skip("needs Linux /proc")
+    for args in (
+        ("replay", "inspect", str(unreadable)),
+        ("replay", "import", str(unreadable), "-o", str(tmp_path / "o.jsonl")),
+        ("replay", "export", str(unreadable), "-o", str(tmp_path / "o.gor")),
+    ):
+        proc = _run(*args)
+        assert proc.returncode == 2, proc.stderr
+        assert "cannot read" in proc.stderr and "Traceback" not in proc.stderr

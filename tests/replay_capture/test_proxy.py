@@ -178,3 +178,28 @@ def test_proxy_sampling_and_rules(upstream: tuple[str, type], tmp_path: Path) ->
     ):
         assert request(url, "GET", "/keep")[0] == 200
     assert list(read_capture(tmp_path / "none.jsonl")) == []
+
+
+def test_bad_upstream_or_out_leaves_the_listen_port_free(tmp_path: Path) -> None:
+    import socket
+
+    from hlthz.replay import recording
+    from hlthz.replay.errors import ReplayError
+    from hlthz.replay.proxy import run_proxy
+
+    port = free_port()
+    with pytest.raises(ReplayError, match="--upstream") as info:
+        run_proxy(
+            f"127.0.0.1:{port}",
+            "ftp://x",
+            lambda app: recording(app, tmp_path / "c.jsonl", kind="asgi"),
+            progress=False,
+        )
+    # ``info`` keeps the failed call's frame (and so its socket object) alive: only an explicit
+    # close frees the port. A plain bind (no SO_REUSEADDR) fails while anything holds it.
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("127.0.0.1", port))
+    finally:
+        probe.close()
+    assert info.value is not None

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import flask
@@ -19,8 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from hlthz.replay import CaptureRecord, read_capture, recording
+from hlthz.replay import CaptureRecord, CaptureRecorder, Redactor, read_capture, recording
 from hlthz.replay.middleware import ASGIRecorder, WSGIRecorder
+from hlthz.replay.redact import RedactionStats
 from tests.replay_capture.conftest import request, serve_asgi, serve_wsgi
 
 
@@ -311,3 +313,26 @@ def test_forked_workers(tmp_path: Path, per_process: bool) -> None:
         assert [r.path for r in read_capture(child)] == ["/api/products/2", "/api/products/3"]
     else:
         assert child == parent
+
+
+class _SlowRedactor(Redactor):
+    """Takes a while per record, as redacting a large JSON body does."""
+
+    def redact(self, record: CaptureRecord) -> tuple[CaptureRecord, RedactionStats]:
+        time.sleep(0.3)
+        return super().redact(record)
+
+
+def test_flush_returns_only_once_the_records_are_in_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "c.jsonl"
+    recorder = CaptureRecorder(
+        out, registry=CollectorRegistry(), redactor=_SlowRedactor(), flush_interval=0.01
+    )
+    try:
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/a", "QUERY_STRING": ""}
+        recorder.offer(("wsgi", time.time_ns(), environ, b"", False, "200 OK", 1000))
+        recorder.flush(timeout=5.0)
+        # The writer popped the item long before it wrote it: flush used to return right then.
+        assert [r.path for r in read_capture(out)] == ["/a"]
+    finally:
+        recorder.close()

@@ -124,3 +124,42 @@ def test_json_cut_by_the_body_cap_is_still_redacted() -> None:
         )
         assert b"hunter" not in out.body and b"41111111111" not in out.body, cut
         assert out.body.startswith(b'{"user": "ada", "password":"[REDACTED:')
+
+
+def test_multipart_form_fields_and_card_numbers_are_redacted() -> None:
+    r = Redactor(key=b"k")
+    body = (
+        b"--XyZ\r\n"
+        b'Content-Disposition: form-data; name="user"\r\n\r\nann\r\n'
+        b"--XyZ\r\n"
+        b'Content-Disposition: form-data; name="password"\r\n\r\nhunter2-s3cret\r\n'
+        b"--XyZ\r\n"
+        b'Content-Disposition: form-data; name="note"\r\n\r\npay with 4111 1111 1111 1111\r\n'
+        b"--XyZ\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="a.bin"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n\x00\xffraw\r\n"
+        b"--XyZ--\r\n"
+    )
+    out, stats = r.redact(
+        _record(
+            headers=[
+                ("Content-Type", 'multipart/form-data; boundary="XyZ"'),
+                ("Content-Length", str(len(body))),
+            ],
+            body=body,
+        )
+    )
+    assert b"hunter2-s3cret" not in out.body
+    assert b"4111" not in out.body
+    assert r.placeholder("hunter2-s3cret").encode() in out.body
+    assert b"\r\n\r\nann\r\n" in out.body and b"\x00\xffraw\r\n--XyZ--\r\n" in out.body
+    assert stats.fields == {"password": 1} and stats.patterns == {"card_number": 1}
+    assert dict(out.headers)["Content-Length"] == str(len(out.body))
+
+
+def test_multipart_without_boundary_keeps_no_body() -> None:
+    body = b'--b\r\nContent-Disposition: form-data; name="password"\r\n\r\nsecret-1\r\n--b--\r\n'
+    out, stats = Redactor(key=b"k").redact(
+        _record(headers=[("Content-Type", "multipart/form-data")], body=body)
+    )
+    assert out.body == b"" and stats.patterns == {"unreadable_body": 1}

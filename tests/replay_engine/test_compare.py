@@ -123,3 +123,54 @@ def test_cli_exit_codes_and_junit(tmp_path: Path) -> None:
     notreport = tmp_path / "x.json"
     notreport.write_text("{}")
     assert hlthz("replay", "compare", str(notreport), str(good)).returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("damage", "field"),
+    [
+        (lambda r: r["summary"].pop("duration_s"), "duration_s"),
+        (lambda r: r["summary"].pop("latency_ms"), "latency_ms.p95"),
+        (lambda r: r["routes"][0].__setitem__("latency_ms", {"p95": "slow"}), "latency_ms.p95"),
+        (lambda r: r["routes"].append({"requests": 30}), "'routes'"),
+        (lambda r: r["summary"].__setitem__("requests", "many"), "'requests'"),
+    ],
+)
+def test_damaged_report_is_one_line_naming_the_field(damage: Any, field: str) -> None:
+    broken = _report()
+    damage(broken)
+    with pytest.raises(ReplayError, match=r"^candidate report: .*" + field.replace(".", r"\.")):
+        compare_reports(_report(), broken, fail_on=["p95 > +10%"])
+
+
+def test_cli_damaged_report_exits_2_without_traceback(tmp_path: Path) -> None:
+    base, cand = tmp_path / "base.json", tmp_path / "cand.json"
+    base.write_text(json.dumps(_report()))
+    broken = _report()
+    del broken["summary"]["latency_ms"]
+    cand.write_text(json.dumps(broken))
+    out = hlthz("replay", "compare", str(base), str(cand))
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "latency_ms.p95" in out.stderr
+
+
+@pytest.mark.parametrize("option", ["--junit", "--json", "--html"])
+def test_cli_unwritable_output_is_one_line(tmp_path: Path, option: str) -> None:
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps(_report()))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = hlthz("replay", "compare", str(report), str(report), option, str(blocker / "x"))
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"hlthz: error: {option} ") and "Traceback" not in out.stderr
+
+
+def test_html_of_contract_only_reports(tmp_path: Path) -> None:
+    # _report() holds CONTRACT section 5's fields only: no "run", no per-route service time.
+    base, cand = tmp_path / "base.json", tmp_path / "cand.json"
+    base.write_text(json.dumps(_report()))
+    cand.write_text(json.dumps(_report(p95=300)))
+    html = tmp_path / "gate.html"
+    out = hlthz("replay", "compare", str(base), str(cand), "--html", str(html))
+    assert out.returncode == 1, out.stderr  # the P95 gate fails; the page is still written
+    page = html.read_text()
+    assert "Release gate" in page and "GET /api/products" in page

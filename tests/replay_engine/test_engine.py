@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hlthz.replay import run_replay
-from hlthz.replay.errors import TargetError
+from hlthz.replay.errors import ReplayError, TargetError
 from hlthz.tools.procs import ManagedProcess, free_port
 from tests.replay_engine.conftest import REPO, hlthz, target_seen, write_capture
 
@@ -102,6 +102,21 @@ def test_unreachable_target_is_a_clear_error_with_exit_2(tmp_path: Path) -> None
         done.stderr.startswith("hlthz: error: target http://127.0.0.1:")
         and "Traceback" not in done.stderr
     )
+
+
+def test_unwritable_report_path_fails_before_the_run(tmp_path: Path) -> None:
+    capture = write_capture(tmp_path / "c.jsonl", [(0.0, "GET", "/")])
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for option in ("--report", "--html"):
+        # The target is unreachable too: the output check comes first, before any work.
+        with pytest.raises(ReplayError, match=f"^{option} .*: cannot create its directory"):
+            run_replay(
+                capture,
+                f"http://127.0.0.1:{free_port()}",
+                progress=False,
+                **{option.lstrip("-"): blocker / "r.json"},  # type: ignore[arg-type]
+            )
 
 
 def test_invalid_capture_names_file_and_line_with_exit_2(

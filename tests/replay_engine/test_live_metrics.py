@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from hlthz.replay.live_metrics import ReplayCollector
+from hlthz.replay.errors import ReplayError
+from hlthz.replay.live_metrics import ReplayCollector, serve
 from hlthz.replay.timing import Recorder
 
 
@@ -30,3 +34,12 @@ def test_histogram_buckets_and_counters_match_what_was_recorded() -> None:
     assert 'hlthz_replay_in_flight{run="rc"} 7.0' in text
     assert 'hlthz_replay_skipped_total{reason="method",run="rc"} 3.0' in text
     assert 'hlthz_replay_schedule_lag_seconds_bucket{le="0.0005",run="rc"} 6.0' in text
+
+
+def test_busy_metrics_port_is_a_one_line_error_naming_the_option() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ReplayError, match=rf"^--metrics-port {port}: cannot listen"):
+            serve(port, Recorder(), "rc", lambda: 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hlthz.replay import run_replay
+from hlthz.replay.errors import ReplayError
 from hlthz.replay.timing import decode, new_histogram
 from hlthz.tools.procs import free_port
 from tests.replay_engine.conftest import REPO, write_capture
@@ -155,3 +157,23 @@ def test_hlthz_replay_worker_joins_a_master(tmp_path: Path, target: object) -> N
     data = json.loads(report.read_text())
     assert data["summary"]["requests"] == 50
     assert data["workers"]["expected"] == data["workers"]["finished"] == 1
+
+
+def test_bad_master_addresses_are_one_line_errors(tmp_path: Path, target: object) -> None:
+    url = target.url  # type: ignore[attr-defined]
+    capture = write_capture(tmp_path / "c.jsonl", [(0.0, "GET", "/delay/1")])
+    with pytest.raises(ReplayError, match=r"^--master-bind 'nohost': give HOST:PORT"):
+        run_replay(capture, url, progress=False, workers=1, master_bind="nohost")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = f"127.0.0.1:{busy.getsockname()[1]}"
+        # Used to end as "the replay engine exited with code 1 without a result".
+        with pytest.raises(ReplayError, match=rf"^--master-bind {taken}: cannot listen"):
+            run_replay(capture, url, progress=False, workers=1, master_bind=taken)
+    cli = [sys.executable, "-c", "from hlthz.tools.cli import main; main()", "replay", "worker"]
+    done = subprocess.run(
+        [*cli, "--master", "nohost"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("hlthz: error: --master 'nohost'")
