@@ -50,6 +50,28 @@ def find_binary(*names: str) -> str:
     )
 
 
+def prometheus_argv(config_file: Path, data_dir: Path, port: int) -> list[str]:
+    """Prometheus on loopback ``port`` with ``config_file``, TSDB in ``data_dir``, reloadable."""
+    return [
+        find_binary("prometheus"),
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={data_dir}",
+        f"--web.listen-address={LOOPBACK}:{port}",
+        "--web.enable-lifecycle",
+    ]
+
+
+def alertmanager_argv(config_file: Path, data_dir: Path, port: int) -> list[str]:
+    """Alertmanager on loopback ``port`` with ``config_file``, clustering off."""
+    return [
+        find_binary("prometheus-alertmanager", "alertmanager"),
+        f"--config.file={config_file}",
+        f"--storage.path={data_dir}",
+        f"--web.listen-address={LOOPBACK}:{port}",
+        "--cluster.listen-address=",
+    ]
+
+
 def start_prometheus(
     config_file: Path,
     workdir: Path,
@@ -62,11 +84,7 @@ def start_prometheus(
     data = workdir / "prometheus-data"
     data.mkdir(parents=True, exist_ok=True)
     argv = [
-        find_binary("prometheus"),
-        f"--config.file={config_file}",
-        f"--storage.tsdb.path={data}",
-        f"--web.listen-address={LOOPBACK}:{port}",
-        "--web.enable-lifecycle",
+        *prometheus_argv(config_file, data, port),
         "--web.enable-admin-api",
         *(extra_args or []),
     ]
@@ -88,13 +106,7 @@ def start_alertmanager(
     port = port or free_port()
     data = workdir / "alertmanager-data"
     data.mkdir(parents=True, exist_ok=True)
-    argv = [
-        find_binary("prometheus-alertmanager", "alertmanager"),
-        f"--config.file={config_file}",
-        f"--storage.path={data}",
-        f"--web.listen-address={LOOPBACK}:{port}",
-        "--cluster.listen-address=",
-    ]
+    argv = alertmanager_argv(config_file, data, port)
     url = f"http://{LOOPBACK}:{port}"
     proc = ManagedProcess(
         "alertmanager",

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from hlthz.tools.procs import LOOPBACK, ManagedProcess, free_port, http_ok, port_open
-from hlthz.tools.services import find_binary
+from hlthz.tools.services import alertmanager_argv, find_binary, prometheus_argv
 from hlthz.tools.stack_config import (
     StackError,
     alertmanager_config,
@@ -312,9 +312,9 @@ def stack_up(
             f"a stack is already running from {state_dir}; run `hlthz stack down --dir "
             f"{options.state_dir}` first"
         )
-    # Find everything before starting anything.
-    prometheus_bin = find_binary("prometheus")
-    alertmanager_bin = find_binary("prometheus-alertmanager", "alertmanager")
+    # Find everything before starting anything: a missing binary fails here, not half-way.
+    find_binary("prometheus")
+    find_binary("prometheus-alertmanager", "alertmanager")
     rules_src = Path(options.rules_file or default_rules_file())
     am_src = Path(options.alertmanager_file or default_alertmanager_file())
     hint = "run `hlthz alerts generate` or pass --rules/--alertmanager-config"
@@ -438,13 +438,7 @@ def stack_up(
         (state_dir / "alertmanager-data").mkdir(exist_ok=True)
         alertmanager = _start(
             "alertmanager",
-            [
-                alertmanager_bin,
-                f"--config.file={am_file}",
-                f"--storage.path={state_dir / 'alertmanager-data'}",
-                f"--web.listen-address={LOOPBACK}:{ports['alertmanager']}",
-                "--cluster.listen-address=",
-            ],
+            alertmanager_argv(am_file, state_dir / "alertmanager-data", ports["alertmanager"]),
             state_dir,
             started,
             url=am_url,
@@ -469,13 +463,7 @@ def stack_up(
         (state_dir / "prometheus-data").mkdir(exist_ok=True)
         prometheus = _start(
             "prometheus",
-            [
-                prometheus_bin,
-                f"--config.file={prom_file}",
-                f"--storage.tsdb.path={state_dir / 'prometheus-data'}",
-                f"--web.listen-address={LOOPBACK}:{ports['prometheus']}",
-                "--web.enable-lifecycle",
-            ],
+            prometheus_argv(prom_file, state_dir / "prometheus-data", ports["prometheus"]),
             state_dir,
             started,
             url=prom_url,
