@@ -7,43 +7,31 @@ generator reads (through :func:`hlthz.alerts.load_config`) and keep only what th
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hlthz.alerts import format_duration as _format_duration
+from hlthz.alerts import parse_duration
 from hlthz.dashboards.errors import DashboardError
-
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {
-    "ms": 0.001,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-    "d": 86400.0,
-    "w": 604800.0,
-    "y": 31536000.0,
-}
 
 
 def duration_seconds(text: str) -> float:
     """Seconds in a Prometheus duration such as ``15s``, ``5m`` or ``1h30m``."""
-    text = str(text).strip()
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise DashboardError(f"{text!r} is not a Prometheus duration (examples: 15s, 5m, 1h30m)")
-    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+    try:
+        return parse_duration(str(text).strip())
+    except ValueError:
+        raise DashboardError(
+            f"{text!r} is not a Prometheus duration (examples: 15s, 5m, 1h30m)"
+        ) from None
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest Prometheus duration for a whole number of seconds (``60`` -> ``1m``)."""
+    """The Prometheus duration for a whole number of seconds (``60`` -> ``1m``)."""
     whole = round(seconds)
     if whole <= 0:
         raise DashboardError(f"a duration must be at least 1s, got {seconds:g}s")
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if whole % size == 0:
-            return f"{whole // size}{unit}"
-    return f"{whole}s"
+    return _format_duration(whole)
 
 
 @dataclass(frozen=True)
