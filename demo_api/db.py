@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,7 +84,38 @@ def create_db_engine(url: str, *, pool: tuple[int, int, bool], settings: Setting
     )
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        parsed = make_url(url)
+        host = parsed.host or "localhost"
+        if not host.startswith("/"):  # a Unix socket directory cannot hang like a host can
+            timeout = settings.connect_timeout
+            probe = _tcp_probe(host, parsed.port or 5432, timeout)
+            event.listen(engine, "do_connect", probe)
     return engine
+
+
+def _tcp_probe(host: str, port: int, timeout: float) -> Any:
+    """A ``do_connect`` hook that fails within ``timeout`` when the server does not answer.
+
+    libpq (and psycopg) never wait less than 2 s for a host that silently drops packets, which
+    would hold a worker that long per request; one plain TCP connect first, with our own
+    timeout, turns a dead host into a 503 in ``timeout`` seconds. It runs only when the pool
+    opens a connection, not per request.
+    """
+
+    def probe(dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as error:
+            if isinstance(error, TimeoutError):
+                reason = f"did not answer within {timeout:g} s"
+            else:
+                reason = f"refused the connection ({error.strerror or error})"
+            raise dialect.loaded_dbapi.OperationalError(
+                f"database server {host}:{port} {reason}"
+            ) from error
+
+    return probe
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:

@@ -103,7 +103,8 @@ class Settings:
     cache_ttl: float = 60.0
     #: How long a request waits for a pooled connection before it gets a 503.
     pool_timeout: float = 2.0
-    #: Connect timeout for a networked database (libpq waits at least 2 s, whatever this says).
+    #: Connect timeout for a networked database: a TCP probe gives up after this long before
+    #: libpq connects (libpq alone never waits less than 2 s for a host that does not answer).
     connect_timeout: float = 0.5
     job_retries: int = 3
     job_retry_interval: float = 0.2

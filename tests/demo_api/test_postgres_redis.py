@@ -8,6 +8,7 @@ queue with its worker and retries, and a database that cannot be reached.
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import sys
 import threading
@@ -217,6 +218,32 @@ def test_database_unreachable_is_503_fast(make_app: AppFactory) -> None:
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert "database unavailable" in response.json()["detail"]
     assert shop.client.get("/health").status_code == 503
+
+
+def test_a_silent_database_host_is_503_from_the_fast_probe(make_app: AppFactory) -> None:
+    # A listener whose backlog is full: the kernel drops further SYNs, as a dead host would,
+    # and libpq alone would wait its 2 s minimum per connection attempt.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    try:
+        shop = make_app("before", db_url=f"postgresql://postgres@127.0.0.1:{port}/x")
+        response = shop.client.get("/api/products/1")
+        assert response.status_code == 503
+        # The probe, not libpq, gave up: its message names the configured timeout.
+        assert "did not answer within 0.5 s" in response.json()["detail"]
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
 
 
 @pytest.mark.slow
