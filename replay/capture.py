@@ -157,6 +157,33 @@ class ReadStats:
     truncated: int = 0
 
 
+def reject_line(
+    name: str,
+    line: int,
+    message: str,
+    *,
+    complete: bool,
+    skip_invalid: bool,
+    stats: ReadStats | None,
+) -> bool:
+    """Apply the importers' policy to a line they cannot parse.
+
+    An incomplete last line (a writer killed mid-line) is a torn tail: warn once and return
+    ``True`` (stop reading). Otherwise count and return ``False`` (skip it) with
+    ``skip_invalid``, or raise :class:`CaptureFormatError` naming ``name:line``.
+    """
+    if not complete:
+        if stats is not None:
+            stats.truncated = 1
+        _log.warning("%s:%d: truncated record skipped", name, line)
+        return True
+    if skip_invalid:
+        if stats is not None:
+            stats.invalid += 1
+        return False
+    raise CaptureFormatError(name, line, message) from None
+
+
 def _encode_line(obj: dict[str, Any]) -> bytes:
     # ensure_ascii keeps every line pure ASCII: no encoding surprises, and a torn multi-byte
     # character can never turn a torn line into a valid one.

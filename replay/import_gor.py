@@ -13,18 +13,16 @@ memory: a request leaves the window when its response arrives or when the window
 from __future__ import annotations
 
 import collections
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from hlthz.replay.capture import CaptureRecord, ReadStats, iter_file_chunks
+from hlthz.replay.capture import CaptureRecord, ReadStats, iter_file_chunks, reject_line
 from hlthz.replay.errors import CaptureFormatError
 from hlthz.replay.http1 import parse_message, request_path
 
 __all__ = ["GOR_SEPARATOR", "iter_gor"]
 
-_log = logging.getLogger("hlthz.replay.capture")
 
 GOR_SEPARATOR = "\n🐵🙈🙉\n".encode()
 _WINDOW = 10_000
@@ -73,16 +71,12 @@ def iter_gor(
                 continue
             msg = parse_message(raw)
         except ValueError as exc:
-            if not complete:
-                if stats is not None:
-                    stats.truncated = 1
-                _log.warning("%s:%d: truncated record skipped", name, line)
+            message = f"{exc}; is this a GoReplay file?"
+            if reject_line(
+                name, line, message, complete=complete, skip_invalid=skip_invalid, stats=stats
+            ):
                 break
-            if skip_invalid:
-                if stats is not None:
-                    stats.invalid += 1
-                continue
-            raise CaptureFormatError(name, line, f"{exc}; is this a GoReplay file?") from None
+            continue
         if kind == "1":
             if msg.status is not None:
                 if skip_invalid:

@@ -22,19 +22,17 @@ the method usually has one, so replay can tell.
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from hlthz.replay.capture import CaptureRecord, ReadStats, iter_file_lines
-from hlthz.replay.errors import CaptureFormatError, ReplayError
+from hlthz.replay.capture import CaptureRecord, ReadStats, iter_file_lines, reject_line
+from hlthz.replay.errors import ReplayError
 from hlthz.replay.http1 import request_path
 
 __all__ = ["COMBINED", "compile_log_format", "iter_nginx"]
 
-_log = logging.getLogger("hlthz.replay.capture")
 
 COMBINED = (
     '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
@@ -187,14 +185,9 @@ def iter_nginx(
                 )
             yield _record(lineno, match.groupdict())
         except ValueError as exc:
-            if not complete:
-                # A log being written (or a killed writer): its last line may be partial.
-                if stats is not None:
-                    stats.truncated = 1
-                _log.warning("%s:%d: truncated record skipped", name, lineno)
+            # A log being written (or a killed writer): its last line may be partial.
+            if reject_line(
+                name, lineno, str(exc), complete=complete, skip_invalid=skip_invalid, stats=stats
+            ):
                 return
-            if skip_invalid:
-                if stats is not None:
-                    stats.invalid += 1
-                continue
-            raise CaptureFormatError(name, lineno, str(exc)) from None
+            continue
