@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from hlthz.alerts.config import parse_duration
-from hlthz.tools.services import find_binary, start_prometheus
+from hlthz.tools.stack.services import find_binary, start_prometheus
 
 STEP = 15  # scrape and rule evaluation interval, seconds
 BASELINE_STEP = 120  # the generated baseline group's interval for the default config

@@ -34,8 +34,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from hlthz.procs import free_port, port_open, wait_until
 from hlthz.replay import recording
-from hlthz.tools.procs import free_port, port_open, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 

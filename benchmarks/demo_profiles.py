@@ -44,7 +44,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hlthz.demo_api import OPTIMIZATIONS, seed
 from hlthz.demo_api.seed import DEFAULT_PRODUCTS, DEFAULT_REVIEWS
 from hlthz.demo_api.settings import SQLITE_FILE
-from hlthz.tools.procs import LOOPBACK, ManagedProcess, free_port, http_ok
+from hlthz.procs import LOOPBACK, ManagedProcess, free_port, http_ok
 
 #: Endpoint -> (share of the mix, route label in the server's metrics).
 MIX: dict[str, tuple[float, str]] = {

@@ -26,9 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from hlthz.procs import ManagedProcess, free_port, port_open
 from hlthz.replay import CaptureRecord, CaptureWriter, run_replay
-from hlthz.tools.procs import ManagedProcess, free_port, port_open
-from hlthz.tools.services import find_binary
+from hlthz.tools.stack.services import find_binary
 
 _NGINX_CONF = """
 worker_processes 1;

@@ -6,24 +6,24 @@ importers, export, inspect) and replay (engine, timing, reports, compare, diff).
 
 # One sorted import block (ruff's isort would merge per-owner blocks); each half's names are
 # grouped by owner in __all__ below.
-from hlthz.replay.capture import (
+from hlthz.replay.capture.format import (
     CaptureReader,
     CaptureRecord,
     CaptureWriter,
     ReadStats,
     read_capture,
 )
+from hlthz.replay.capture.middleware import recording
+from hlthz.replay.capture.recorder import CaptureRecorder
+from hlthz.replay.capture.redact import Redactor
+from hlthz.replay.capture.sources import detect_format, iter_records
 from hlthz.replay.compare import Comparison, Gate, compare_reports
 from hlthz.replay.diff import DiffResult, run_diff
 from hlthz.replay.engine import run_replay
 from hlthz.replay.errors import CaptureFormatError, GateFailed, ReplayError, TargetError
 from hlthz.replay.html_report import write_html
-from hlthz.replay.middleware import recording
-from hlthz.replay.recorder import CaptureRecorder
-from hlthz.replay.redact import Redactor
 from hlthz.replay.report import load_report, write_report
 from hlthz.replay.schedule import ScheduleOptions
-from hlthz.replay.sources import detect_format, iter_records
 
 __all__ = [
     "CaptureFormatError",

@@ -95,7 +95,7 @@ def _request_headers(
 
 
 def _open_records(path: str, fmt: str) -> Callable[[], Iterable[Any]]:
-    from hlthz.replay.sources import iter_records
+    from hlthz.replay.capture.sources import iter_records
 
     return lambda: iter_records(path, format=fmt)
 
@@ -358,7 +358,7 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
     host, _, port_text = (config.get("master_bind") or "127.0.0.1:0").rpartition(":")
     port = int(port_text)
     if port == 0:
-        from hlthz.tools.procs import free_port
+        from hlthz.procs import free_port
 
         port = free_port(host or "127.0.0.1")
     # Local workers connect to the bound address, or to loopback when bound to all interfaces.

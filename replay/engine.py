@@ -105,7 +105,7 @@ def _check_capture(capture: Path, fmt: str) -> None:
     # Fail fast, in this process, on a missing file or a malformed start.
     if not capture.is_file():
         raise ReplayError(f"{capture}: no such capture file")
-    from hlthz.replay.sources import iter_records
+    from hlthz.replay.capture.sources import iter_records
 
     for _ in iter_records(capture, format=fmt):
         break

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hlthz.tools import services
+from hlthz.procs import ManagedProcess
 from hlthz.tools.errors import ServiceError
-from hlthz.tools.procs import ManagedProcess
+from hlthz.tools.stack import services
 
 IN_CI = os.environ.get("CI") == "true"
 

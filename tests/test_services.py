@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from hlthz.tools.procs import ManagedProcess, wait_until
+from hlthz.procs import ManagedProcess, wait_until
 from tests.conftest import prom_query
 
 

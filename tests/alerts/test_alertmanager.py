@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hlthz.alerts.generator import generate
-from hlthz.tools.services import start_alertmanager
+from hlthz.tools.stack.services import start_alertmanager
 from tests.conftest import need_binary
 
 pytestmark = pytest.mark.integration

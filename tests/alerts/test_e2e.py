@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from hlthz.alerts.generator import generate
 from hlthz.exporter import instrument
-from hlthz.tools.procs import wait_until
+from hlthz.procs import wait_until
 from tests.conftest import PrometheusFactory, prom_query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hlthz.alerts.generator import generate
-from hlthz.tools.procs import free_port, http_ok, wait_until
+from hlthz.procs import free_port, http_ok, wait_until
 from tests.conftest import PrometheusFactory, prom_query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

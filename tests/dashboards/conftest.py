@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hlthz.tools.procs import LOOPBACK, free_port
+from hlthz.procs import LOOPBACK, free_port
 
 
 @dataclass

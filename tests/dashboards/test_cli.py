@@ -6,8 +6,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from hlthz.procs import free_port
 from hlthz.tools.cli import main
-from hlthz.tools.procs import free_port
 
 
 def _run(*args: str) -> tuple[int, str]:

@@ -14,7 +14,7 @@ import pytest
 
 from hlthz.dashboards import check_dashboards, generate
 from hlthz.dashboards.live import EXPECTED, EXPECTED_EMPTY, OK
-from hlthz.tools.procs import LOOPBACK, free_port, http_ok, wait_until
+from hlthz.procs import LOOPBACK, free_port, http_ok, wait_until
 from tests.conftest import prom_query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from hlthz.dashboards import check_dashboards, generate
 from hlthz.dashboards.live import EMPTY, ERROR, EXPECTED, OK
+from hlthz.procs import wait_until
 from hlthz.tools.cli import main
-from hlthz.tools.procs import wait_until
 from tests.conftest import prom_query
 from tests.dashboards.conftest import ShopApp, send_traffic
 

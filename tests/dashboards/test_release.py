@@ -11,7 +11,7 @@ import pytest
 
 from hlthz.dashboards import check_dashboards, generate
 from hlthz.dashboards.live import OK
-from hlthz.tools.procs import LOOPBACK, free_port, wait_until
+from hlthz.procs import LOOPBACK, free_port, wait_until
 from tests.conftest import prom_query
 from tests.dashboards.conftest import ShopApp
 

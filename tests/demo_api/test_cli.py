@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from hlthz.procs import LOOPBACK, ManagedProcess, free_port, http_ok
 from hlthz.tools.cli import main
-from hlthz.tools.procs import LOOPBACK, ManagedProcess, free_port, http_ok
 
 HLTHZ = [sys.executable, "-m", "hlthz"]
 

@@ -29,7 +29,7 @@ from hlthz.demo_api.instrumentation import CACHE_NAME, QUEUE_NAME, job_metrics
 from hlthz.demo_api.jobs import run_worker
 from hlthz.demo_api.seed import SMALL_PRODUCTS, SMALL_REVIEWS
 from hlthz.exporter import CacheMetrics
-from hlthz.tools.procs import free_port, wait_until
+from hlthz.procs import free_port, wait_until
 from tests.demo_api.conftest import AppFactory, AppHandle
 from tests.demo_api.test_cache_faults import assert_update_visible_everywhere
 

@@ -18,7 +18,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from hlthz.exporter.multiprocess import fold_dead_workers, scrape_registry
-from hlthz.tools.procs import ManagedProcess, free_port, http_ok, wait_until
+from hlthz.procs import ManagedProcess, free_port, http_ok, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry
 
 from hlthz.exporter import CacheMetrics, JobMetrics, instrument, instrument_sqlalchemy
-from hlthz.tools.procs import free_port, wait_until
+from hlthz.procs import free_port, wait_until
 from tests.conftest import PrometheusFactory, prom_query
 
 CONTRACT_METRICS = [

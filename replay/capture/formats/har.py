@@ -1,0 +1,148 @@
+"""Read HAR 1.2 files (browser DevTools exports, ``mitmdump --set hardump=``) as capture records.
+
+A HAR is one JSON document, so it is parsed whole (HAR files are exported per page or session
+and stay small). Each ``log.entries[]`` item becomes a record: ``startedDateTime`` is the send
+time, ``request.postData.text`` the body (base64-decoded when ``encoding`` says so, rebuilt from
+``params`` when only those are given), ``response.status`` the original status and
+``timings.wait`` (time to first byte, the closest to server time a client can see) the duration,
+falling back to the entry's total ``time``. HTTP/2 pseudo-headers (``:authority``...) are
+dropped, ``:authority`` becoming ``Host`` when there is none.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import json
+import os
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_chunks
+from hlthz.replay.errors import CaptureFormatError
+
+__all__ = ["iter_har", "parse_har_time"]
+
+
+def parse_har_time(text: str) -> int:
+    """ISO-8601 ``startedDateTime`` -> ns since the epoch (naive times are taken as UTC)."""
+    value = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.UTC)
+    delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _text_bytes(text: str, mime: str) -> bytes:
+    """Undo the exporter's decoding: the declared charset, UTF-8 for JSON, else Latin-1.
+
+    That is mitmproxy's rule (Latin-1 maps bytes 0-255 one to one, so binary bodies survive);
+    text a browser decoded as UTF-8 has characters above U+00FF and falls back to UTF-8.
+    """
+    charset = ""
+    for param in mime.split(";")[1:]:
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "charset":
+            charset = value.strip('"').strip()
+    if charset:
+        try:
+            return text.encode(charset, "surrogateescape")
+        except (LookupError, UnicodeEncodeError):
+            pass
+    if "json" not in mime.lower():
+        try:
+            return text.encode("latin-1")
+        except UnicodeEncodeError:
+            pass
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _body(post: dict[str, Any]) -> bytes:
+    text = post.get("text")
+    if isinstance(text, str) and text:
+        if post.get("encoding") == "base64":
+            return base64.b64decode(text, validate=False)
+        return _text_bytes(text, str(post.get("mimeType") or ""))
+    params = post.get("params")
+    if isinstance(params, list) and params:
+        pairs = [(str(p.get("name", "")), str(p.get("value", ""))) for p in params]
+        return urllib.parse.urlencode(pairs).encode()
+    return b""
+
+
+def _duration_ns(entry: dict[str, Any]) -> int | None:
+    wait = (entry.get("timings") or {}).get("wait")
+    if isinstance(wait, int | float) and wait >= 0:
+        return int(wait * 1_000_000)
+    total = entry.get("time")
+    if isinstance(total, int | float) and total >= 0:
+        return int(total * 1_000_000)
+    return None
+
+
+def _record(index: int, entry: dict[str, Any]) -> CaptureRecord:
+    request = entry["request"]
+    url = urllib.parse.urlsplit(str(request["url"]))
+    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    headers: list[tuple[str, str]] = []
+    authority = None
+    for item in request.get("headers") or []:
+        name, value = str(item["name"]), str(item["value"])
+        if name.startswith(":"):
+            if name == ":authority":
+                authority = value
+            continue
+        headers.append((name, value))
+    if authority and not any(n.lower() == "host" for n, _ in headers):
+        headers.insert(0, ("Host", authority))
+    body = _body(request.get("postData") or {})
+    if body:
+        headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+    status = (entry.get("response") or {}).get("status")
+    return CaptureRecord(
+        id=str(entry.get("_id") or f"har-{index}"),
+        ts_ns=parse_har_time(str(entry["startedDateTime"])),
+        method=str(request["method"]).upper(),
+        path=path,
+        headers=headers,
+        body=body,
+        status=int(status) if isinstance(status, int) and status > 0 else None,
+        duration_ns=_duration_ns(entry),
+    )
+
+
+def iter_har(
+    path: str | os.PathLike[str], *, skip_invalid: bool = False, stats: ReadStats | None = None
+) -> Iterator[CaptureRecord]:
+    """The requests of a HAR file, sorted by send time."""
+    p = Path(path)
+    name = str(p)
+    raw = b"".join(iter_file_chunks(p))
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        line = getattr(exc, "lineno", 1)
+        raise CaptureFormatError(
+            name, line, f"not valid JSON ({exc}); is this a HAR file?"
+        ) from None
+    entries = doc.get("log", {}).get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise CaptureFormatError(name, 1, "no 'log.entries' list; is this a HAR 1.2 file?")
+    records = []
+    for index, entry in enumerate(entries):
+        try:
+            records.append(_record(index, entry))
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            if skip_invalid:
+                if stats is not None:
+                    stats.invalid += 1
+                continue
+            raise CaptureFormatError(
+                name, 1, f"log.entries[{index}]: missing or bad field ({exc})"
+            ) from None
+    records.sort(key=lambda r: r.ts_ns)
+    yield from records

@@ -1,0 +1,186 @@
+"""``hlthz replay inspect``: what is in a capture, before replaying it.
+
+:func:`inspect_capture` streams any supported file once and returns a JSON-ready summary:
+record count, time span, mean and peak rate (busiest whole second), methods, status mix, top
+routes and a redaction summary (how many placeholders per header and per body/query field).
+Routes come from a route map when one is given (an OpenAPI document, or a text file with one
+template per line such as ``/api/products/{product_id}``), else from the exporter's path
+normalizer (``/users/42`` -> ``/users/{id}``).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as _dt
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hlthz.replay.capture.format import ReadStats
+from hlthz.replay.capture.redact import PLACEHOLDER_PREFIX
+from hlthz.replay.capture.sources import iter_records
+from hlthz.replay.errors import ReplayError
+
+__all__ = ["format_inspection", "inspect_capture", "load_route_map"]
+
+_PARAM = re.compile(r"\\\{[^}]*\\\}|\\<[^>]*\\>")
+_FIELD_PLACEHOLDER = re.compile(
+    r'"?([A-Za-z0-9_.-]+)"?\s*[:=]\s*"?' + re.escape(PLACEHOLDER_PREFIX)
+)
+
+
+def load_route_map(path: str | os.PathLike[str]) -> list[str]:
+    """Route templates from an OpenAPI document (``paths`` keys) or a one-per-line text file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ReplayError(f"--routes {p}: cannot read ({exc.strerror or exc})") from None
+    if text.lstrip().startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise ReplayError(f"--routes {p}: not valid JSON ({exc})") from None
+        paths = doc.get("paths") if isinstance(doc, dict) else None
+        if not isinstance(paths, dict):
+            raise ReplayError(f"--routes {p}: an OpenAPI document needs a 'paths' object")
+        return list(paths)
+    routes = [line.strip() for line in text.splitlines()]
+    return [r for r in routes if r and not r.startswith("#")]
+
+
+def _router(routes: list[str] | None) -> Callable[[str], str]:
+    if not routes:
+        try:
+            from hlthz.exporter import normalize_path
+        except ImportError:  # the exporter always ships it; keep inspect usable regardless
+            from hlthz.exporter._routes import normalize_path
+        return normalize_path
+    # Most specific first: fewer parameters wins, so /users/me beats /users/{id}.
+    compiled = sorted(
+        ((r, re.compile("^" + _PARAM.sub("[^/]+", re.escape(r)) + "$")) for r in routes),
+        key=lambda item: (item[0].count("{") + item[0].count("<"), -len(item[0])),
+    )
+
+    def route(path: str) -> str:
+        bare = path.split("?", 1)[0]
+        for template, regex in compiled:
+            if regex.match(bare):
+                return template
+        return "(unmatched)"
+
+    return route
+
+
+def _redactions(record_headers: list[tuple[str, str]], path: str, body: bytes) -> list[str]:
+    found = [f"header:{n.lower()}" for n, v in record_headers if PLACEHOLDER_PREFIX in v]
+    if PLACEHOLDER_PREFIX in path:
+        found += [f"query:{m}" for m in _FIELD_PLACEHOLDER.findall(path.split("?", 1)[-1])]
+    if body and PLACEHOLDER_PREFIX.encode() in body:
+        text = body.decode("utf-8", "replace")
+        names = _FIELD_PLACEHOLDER.findall(text)
+        found += [f"body:{m}" for m in names]
+        loose = text.count(PLACEHOLDER_PREFIX) - len(names)
+        if loose > 0:
+            found += ["body:(pattern)"] * loose
+    return found
+
+
+def inspect_capture(
+    path: str | os.PathLike[str],
+    *,
+    format: str = "auto",
+    log_format: str | None = None,
+    routes: list[str] | None = None,
+    top: int = 10,
+    skip_invalid: bool = False,
+) -> dict[str, Any]:
+    """Summarize a capture (or any importable file) in one streaming pass."""
+    route_of = _router(routes)
+    stats = ReadStats()
+    methods: collections.Counter[str] = collections.Counter()
+    statuses: collections.Counter[str] = collections.Counter()
+    per_route: collections.Counter[str] = collections.Counter()
+    per_second: collections.Counter[int] = collections.Counter()
+    redactions: collections.Counter[str] = collections.Counter()
+    sessions: set[str] = set()
+    first = last = None
+    body_bytes = 0
+    for record in iter_records(
+        path, format=format, log_format=log_format, skip_invalid=skip_invalid, stats=stats
+    ):
+        methods[record.method] += 1
+        statuses[f"{record.status // 100}xx" if record.status else "unknown"] += 1
+        per_route[f"{record.method} {route_of(record.path)}"] += 1
+        per_second[record.ts_ns // 1_000_000_000] += 1
+        first = record.ts_ns if first is None else min(first, record.ts_ns)
+        last = record.ts_ns if last is None else max(last, record.ts_ns)
+        body_bytes += len(record.body)
+        if record.session:
+            sessions.add(record.session)
+        redactions.update(_redactions(record.headers, record.path, record.body))
+    span = (last - first) / 1e9 if first is not None and last is not None else 0.0
+    count = stats.records
+    return {
+        "file": str(path),
+        "records": count,
+        "invalid_skipped": stats.invalid,
+        "truncated_tail": bool(stats.truncated),
+        "start_ns": first,
+        "end_ns": last,
+        "span_s": round(span, 3),
+        "mean_rps": round(count / span, 3) if span > 0 else float(count),
+        "peak_rps": max(per_second.values(), default=0),
+        "sessions": len(sessions),
+        "body_bytes": body_bytes,
+        "methods": dict(methods.most_common()),
+        "status": dict(sorted(statuses.items())),
+        "top_routes": [{"route": r, "requests": n} for r, n in per_route.most_common(top)],
+        "routes_total": len(per_route),
+        "redactions": dict(redactions.most_common()),
+    }
+
+
+def _when(start_ns: int | None, end_ns: int | None) -> str:
+    if start_ns is None or end_ns is None:
+        return ""
+
+    def iso(ns: int) -> str:
+        moment = _dt.datetime.fromtimestamp(ns / 1e9, _dt.UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    return f"  ({iso(start_ns)} .. {iso(end_ns)})"
+
+
+def format_inspection(summary: dict[str, Any]) -> str:
+    """The human-readable form printed by ``hlthz replay inspect``."""
+    lines = [
+        f"file       {summary['file']}",
+        f"records    {summary['records']}"
+        + (
+            f"  ({summary['invalid_skipped']} invalid skipped)"
+            if summary["invalid_skipped"]
+            else ""
+        )
+        + ("  (torn last record skipped)" if summary["truncated_tail"] else ""),
+        f"span       {summary['span_s']:.3f} s" + _when(summary["start_ns"], summary["end_ns"]),
+        f"rate       mean {summary['mean_rps']:.1f} req/s, peak {summary['peak_rps']} req/s",
+        f"sessions   {summary['sessions']}",
+        "methods    " + ", ".join(f"{m} {n}" for m, n in summary["methods"].items()),
+        "status     " + ", ".join(f"{s} {n}" for s, n in summary["status"].items()),
+        f"routes     {summary['routes_total']} distinct; top:",
+    ]
+    width = max((len(r["route"]) for r in summary["top_routes"]), default=0)
+    for item in summary["top_routes"]:
+        share = item["requests"] / summary["records"] * 100 if summary["records"] else 0
+        lines.append(f"  {item['route']:<{width}}  {item['requests']:>8}  {share:5.1f} %")
+    if summary["redactions"]:
+        lines.append(
+            "redacted   " + ", ".join(f"{k} {n}" for k, n in summary["redactions"].items())
+        )
+    else:
+        lines.append("redacted   nothing (no placeholders found)")
+    return "\n".join(lines)

@@ -1,0 +1,156 @@
+"""``hlthz demo``: the whole story runs, writes its summary, and leaves no process behind."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.procs import leftover_groups
+
+HLTHZ = [sys.executable, "-c", "from hlthz.tools.cli import main; main()"]
+CONTRACT_KEYS = ("p95_ms", "avg_ms", "error_rate", "queries_per_request", "cache_hit_rate")
+
+
+def _assert_all_gone(manifest: list[dict[str, Any]]) -> None:
+    assert leftover_groups(p["pid"] for p in manifest) == {}
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_demo_quick_tells_the_story_and_stops_everything(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [
+            *HLTHZ,
+            "demo",
+            "--quick",
+            "--out",
+            str(out),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--optimization",
+            "background_jobs",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    summary = json.loads((out / "summary.json").read_text())
+    for profile in ("before", "after"):
+        figures = summary[profile]
+        for key in CONTRACT_KEYS:
+            assert isinstance(figures[key], int | float), (profile, key, figures[key])
+        assert figures["requests"] == summary["capture"]["records"]
+        assert 0.0 <= figures["error_rate"] <= 1.0
+        assert 0.0 <= figures["cache_hit_rate"] <= 1.0
+    before, after = summary["before"], summary["after"]
+    # The story's evidence, counted by the exporter: the N+1 listing is gone, the cache works.
+    assert before["n_plus_one"] > 0
+    assert after["n_plus_one"] == 0
+    assert before["queries_per_request"] > after["queries_per_request"]
+    assert before["cache_lookups"] == 0
+    assert after["cache_lookups"] > 0 and after["cache_hit_rate"] > 0
+    assert [row["metric"] for row in summary["audit"]][:2] == ["Average latency", "P95 latency"]
+
+    files = summary["files"]
+    assert Path(files["report_html"]) == out / "report.html"
+    assert "<html" in (out / "report.html").read_text().lower()
+    assert (out / "alerts" / "generated" / "hlthz.rules.yml").is_file()
+    assert (out / "dashboards" / "provisioning" / "hlthz-dashboards.yaml").is_file()
+    assert not (out / "work").exists()
+    assert str(out / "summary.json") in result.stdout.replace("\n", "")
+
+    # One switch measured alone: background jobs take the e-mail off the order request.
+    [alone] = summary["single_switch"]
+    assert alone["optimization"] == "background_jobs"
+    assert isinstance(alone["avg_ms"], float) and isinstance(alone["share_of_gain"], float)
+    assert alone["queries_per_request"] == pytest.approx(before["queries_per_request"], rel=0.2)
+
+    names = [p["name"] for p in summary["processes"]]
+    assert names == [
+        "seed",
+        "api-recorded",
+        "api-before",
+        "replay-before",
+        "api-after",
+        "replay-after",
+        "api-only-background_jobs",
+        "replay-only-background_jobs",
+    ]
+    assert json.loads((out / "processes.json").read_text()) == summary["processes"]
+    _assert_all_gone(summary["processes"])
+
+
+@pytest.mark.integration
+def test_an_interrupted_demo_stops_what_it_started(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [*HLTHZ, "demo", "--quick", "--out", str(out), "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Interrupt while the recorded API serves the shoppers.
+        deadline = time.monotonic() + 120
+        log = out / "logs" / "api-recorded.log"
+        while not (log.exists() and log.stat().st_size > 0) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.1)
+        assert log.exists(), "the demo never started the API"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "hlthz: interrupted"
+    manifest = json.loads((out / "processes.json").read_text())
+    assert "api-recorded" in [p["name"] for p in manifest]
+    _assert_all_gone(manifest)
+    assert not (out / "summary.json").exists()
+
+
+def test_a_missing_piece_fails_in_one_line(tmp_path: Path) -> None:
+    # A build without the replay package: the demo must say so, not pretend.
+    code = (
+        "import sys; sys.modules['hlthz.replay'] = None; from hlthz.tools.cli import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "demo", "--quick", "--out", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        "hlthz: error: hlthz demo needs the capture reader, but hlthz.replay cannot be imported"
+    )
+    assert not (tmp_path / "demo" / "processes.json").exists()
+
+
+def test_an_unknown_optimization_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*HLTHZ, "demo", "--quick", "--out", str(tmp_path / "demo"), "--optimization", "turbo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "hlthz: error: --optimization 'turbo': unknown; use one of join_queries, indexes, pool, "
+        "cache, background_jobs, parallel_upstream, lean_responses, compression"
+    ]
+    assert not (tmp_path / "demo").exists()

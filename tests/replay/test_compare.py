@@ -1,0 +1,176 @@
+"""The release gate on crafted reports: expressions, exit codes, too-few samples, JUnit."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from hlthz.replay import Gate, compare_reports
+from hlthz.replay.errors import ReplayError
+from tests.replay.conftest import hlthz
+
+
+def _lat(p95: float) -> dict[str, float]:
+    return {"p50": p95 / 2, "p90": p95 * 0.9, "p95": p95, "p99": p95 * 1.5, "max": p95 * 3}
+
+
+def _report(
+    p95: float = 100, errors: int = 0, requests: int = 1000, rare_p95: float = 50
+) -> dict[str, Any]:
+    return {
+        "hlthz_report": 1,
+        "summary": {
+            "requests": requests,
+            "errors": errors,
+            "error_rate": errors / requests,
+            "skipped": 0,
+            "duration_s": 100.0,
+            "rps": requests / 100,
+            "latency_ms": _lat(p95),
+            "service_time_ms": _lat(p95 * 0.8),
+            "schedule_lag_ms": {"p50": 0.5, "p99": 1.0, "max": 2.0},
+        },
+        "routes": [
+            {
+                "route": "GET /api/products",
+                "requests": requests - 5,
+                "errors": errors,
+                "latency_ms": _lat(p95),
+            },
+            {"route": "GET /api/rare", "requests": 5, "errors": 0, "latency_ms": _lat(rare_p95)},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "op", "limit", "relative"),
+    [
+        ("p95 > +10%", "p95", ">", 0.10, True),
+        ("p99 > 800ms", "p99", ">", 800.0, False),
+        ("p99>1.5s", "p99", ">", 1500.0, False),
+        ("error_rate > 1%", "error_rate", ">", 0.01, False),
+        ("rps < -5%", "rps", "<", -0.05, True),
+    ],
+)
+def test_gate_expressions_parse(
+    text: str, metric: str, op: str, limit: float, relative: bool
+) -> None:
+    gate = Gate.parse(text)
+    assert (gate.metric, gate.op, gate.relative) == (metric, op, relative)
+    assert gate.limit == pytest.approx(limit)
+
+
+@pytest.mark.parametrize("text", ["p95 >> 10%", "latency > 1s", "rps > 10ms", "p95 > 5%"])
+def test_bad_gate_expressions_say_how_to_write_them(text: str) -> None:
+    with pytest.raises(ReplayError, match="--fail-on"):
+        Gate.parse(text)
+
+
+def test_regressions_fail_and_small_routes_are_reported_not_judged() -> None:
+    base = _report()
+    cand = _report(p95=125, rare_p95=5000)  # +25 % overall; the rare route is 100x slower
+    result = compare_reports(base, cand, fail_on=["p95 > +10%"])
+    assert result.failed
+    failed = {c.scope for c in result.failures}
+    assert failed == {"overall", "GET /api/products"}
+    rare = [c for c in result.checks if c.scope == "GET /api/rare"]
+    assert [c.status for c in rare] == ["insufficient"]
+    assert not compare_reports(base, _report(p95=105), fail_on=["p95 > +10%"]).failed
+    assert compare_reports(base, _report(errors=20), fail_on=["error_rate > 1%"]).failed
+    slower = copy.deepcopy(base)
+    slower["summary"]["rps"] = 9.0
+    assert compare_reports(base, slower, fail_on=["rps < -5%"]).failed
+
+
+def test_cli_exit_codes_and_junit(tmp_path: Path) -> None:
+    base, good, bad = tmp_path / "base.json", tmp_path / "good.json", tmp_path / "bad.json"
+    base.write_text(json.dumps(_report()))
+    good.write_text(json.dumps(_report(p95=102)))
+    bad.write_text(json.dumps(_report(p95=100, errors=50)))
+    ok = hlthz(
+        "replay",
+        "compare",
+        str(base),
+        str(good),
+        "--fail-on",
+        "p95 > +10%",
+        "--fail-on",
+        "p99 > 800ms",
+    )
+    assert ok.returncode == 0, ok.stderr
+    junit = tmp_path / "gate.xml"
+    failed = hlthz(
+        "replay",
+        "compare",
+        str(base),
+        str(bad),
+        "--fail-on",
+        "error_rate > 1%",
+        "--junit",
+        str(junit),
+    )
+    assert failed.returncode == 1
+    assert "FAIL overall: error_rate > 1%" in failed.stdout
+    suite = ET.parse(junit).getroot()
+    assert suite.get("failures") == "2" and suite.get("skipped") == "1"
+    usage = hlthz("replay", "compare", str(base), str(good), "--fail-on", "p95 >>> 1")
+    assert usage.returncode == 2 and "--fail-on" in usage.stderr
+    notreport = tmp_path / "x.json"
+    notreport.write_text("{}")
+    assert hlthz("replay", "compare", str(notreport), str(good)).returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("damage", "field"),
+    [
+        (lambda r: r["summary"].pop("duration_s"), "duration_s"),
+        (lambda r: r["summary"].pop("latency_ms"), "latency_ms.p95"),
+        (lambda r: r["routes"][0].__setitem__("latency_ms", {"p95": "slow"}), "latency_ms.p95"),
+        (lambda r: r["routes"].append({"requests": 30}), "'routes'"),
+        (lambda r: r["summary"].__setitem__("requests", "many"), "'requests'"),
+    ],
+)
+def test_damaged_report_is_one_line_naming_the_field(damage: Any, field: str) -> None:
+    broken = _report()
+    damage(broken)
+    with pytest.raises(ReplayError, match=r"^candidate report: .*" + field.replace(".", r"\.")):
+        compare_reports(_report(), broken, fail_on=["p95 > +10%"])
+
+
+def test_cli_damaged_report_exits_2_without_traceback(tmp_path: Path) -> None:
+    base, cand = tmp_path / "base.json", tmp_path / "cand.json"
+    base.write_text(json.dumps(_report()))
+    broken = _report()
+    del broken["summary"]["latency_ms"]
+    cand.write_text(json.dumps(broken))
+    out = hlthz("replay", "compare", str(base), str(cand))
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "latency_ms.p95" in out.stderr
+
+
+@pytest.mark.parametrize("option", ["--junit", "--json", "--html"])
+def test_cli_unwritable_output_is_one_line(tmp_path: Path, option: str) -> None:
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps(_report()))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = hlthz("replay", "compare", str(report), str(report), option, str(blocker / "x"))
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"hlthz: error: {option} ") and "Traceback" not in out.stderr
+
+
+def test_html_of_contract_only_reports(tmp_path: Path) -> None:
+    # _report() holds CONTRACT section 5's fields only: no "run", no per-route service time.
+    base, cand = tmp_path / "base.json", tmp_path / "cand.json"
+    base.write_text(json.dumps(_report()))
+    cand.write_text(json.dumps(_report(p95=300)))
+    html = tmp_path / "gate.html"
+    out = hlthz("replay", "compare", str(base), str(cand), "--html", str(html))
+    assert out.returncode == 1, out.stderr  # the P95 gate fails; the page is still written
+    page = html.read_text()
+    assert "Release gate" in page and "GET /api/products" in page

@@ -1,0 +1,355 @@
+"""``hlthz replay record | import | export | inspect``: the capture half of ``hlthz replay``.
+
+Each command parses its options and calls a library function of :mod:`hlthz.replay`; errors
+raised there (:class:`hlthz.replay.errors.ReplayError` and friends) become one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+
+
+def _setup_logging() -> None:
+    # Warnings such as "FILE:LINE: truncated record skipped" must reach the user once, plainly.
+    logging.basicConfig(format="hlthz: %(levelname)s: %(message)s", level=logging.WARNING)
+    for level, name in ((logging.WARNING, "warning"), (logging.ERROR, "error")):
+        logging.addLevelName(level, name)
+
+
+def parse_size(value: str | None, option: str) -> int | None:
+    """``"100MB"``, ``"64KiB"``, ``"1048576"`` -> bytes; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    match = _SIZE.match(value)
+    if not match:
+        raise click.BadParameter(
+            f"{value!r}: use a size like 65536, 64KiB or 100MB", param_hint=option
+        )
+    unit = (match.group(2) or "").lower()
+    base = 1024 if "i" in unit else 1000
+    power = "kmgt".find(unit[:1]) + 1 if unit[:1] in "kmgt" and unit else 0
+    return int(float(match.group(1)) * base**power)
+
+
+def parse_sample(value: str) -> float:
+    """``"10%"`` or ``"0.1"`` -> 0.1."""
+    text = value.strip()
+    try:
+        fraction = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use a fraction (0.1) or a percentage (10%)") from None
+    if not 0.0 <= fraction <= 1.0:
+        raise click.BadParameter(f"{value!r}: must be between 0 and 1 (0 % and 100 %)")
+    return fraction
+
+
+def _redaction_options(func: F) -> F:
+    options = [
+        click.option(
+            "--redact-header",
+            "redact_headers",
+            multiple=True,
+            metavar="NAME",
+            help="Also redact this header (repeatable). Defaults: Authorization, "
+            "Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key.",
+        ),
+        click.option(
+            "--redact-field",
+            "redact_fields",
+            multiple=True,
+            metavar="NAME",
+            help="Also redact this JSON/form/query field (repeatable). Defaults include "
+            "password, token, secret, card_number, cvv.",
+        ),
+        click.option(
+            "--redact-emails", is_flag=True, help="Replace e-mail addresses in bodies and queries."
+        ),
+        click.option(
+            "--no-redact-cards",
+            is_flag=True,
+            help="Do not replace Luhn-valid card numbers found in bodies and queries.",
+        ),
+        click.option(
+            "--redact-key",
+            envvar="HLTHZ_REDACT_KEY",
+            metavar="TEXT",
+            help="HMAC key for placeholders, so they match across captures "
+            "(env HLTHZ_REDACT_KEY; default: random per run).",
+        ),
+        click.option(
+            "--no-redact",
+            is_flag=True,
+            help="Write secrets as they came. Only for synthetic traffic.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _redactor(kwargs: dict[str, Any]) -> Any:
+    from hlthz.replay.capture.redact import Redactor
+
+    key = kwargs.pop("redact_key", None)
+    return Redactor(
+        extra_headers=kwargs.pop("redact_headers", ()),
+        extra_fields=kwargs.pop("redact_fields", ()),
+        emails=kwargs.pop("redact_emails", False),
+        cards=not kwargs.pop("no_redact_cards", False),
+        key=key.encode() if key else None,
+        enabled=not kwargs.pop("no_redact", False),
+    )
+
+
+@click.command("record")
+@click.option(
+    "--listen",
+    default="127.0.0.1:8080",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where clients connect.",
+)
+@click.option(
+    "--upstream", required=True, metavar="URL", help="The app, e.g. http://127.0.0.1:8000"
+)
+@click.option(
+    "--out", "-o", required=True, metavar="FILE", help="Capture file (.jsonl or .jsonl.gz)."
+)
+@click.option(
+    "--sample",
+    default="100%",
+    show_default=True,
+    help="Share of requests kept: 0.1 or 10%.",
+)
+@click.option(
+    "--sample-key",
+    metavar="header:NAME|cookie:NAME",
+    help="Sample consistently by this value, keeping whole sessions.",
+)
+@click.option("--include", multiple=True, metavar="RULE", help="Only record '[METHOD ]/glob*'.")
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="RULE",
+    help="Do not record '[METHOD ]/glob*' (default: /metrics).",
+)
+@click.option(
+    "--max-body",
+    default="64KiB",
+    show_default=True,
+    metavar="SIZE",
+    help="Bytes kept per request body; longer ones are cut and marked body_truncated.",
+)
+@click.option("--rotate-size", metavar="SIZE", help="Start a new file after this many bytes.")
+@click.option("--max-files", type=click.IntRange(min=1), help="Keep at most N rotated files.")
+@click.option(
+    "--queue-size",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Requests waiting for the writer before new ones are dropped (and counted).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.001),
+    default=30.0,
+    show_default=True,
+    help="Upstream read/write timeout, seconds (504 when exceeded).",
+)
+@click.option(
+    "--connect-timeout",
+    type=click.FloatRange(min=0.001),
+    default=5.0,
+    show_default=True,
+    help="Upstream connect timeout, seconds (502/504 when exceeded).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Upstream connection pool size (kept alive).",
+)
+@click.option("--no-progress", is_flag=True, help="Do not print the progress line.")
+@_redaction_options
+def record_cmd(**kwargs: Any) -> None:
+    """Run a recording reverse proxy in front of an app in any language.
+
+    Clients talk to --listen, requests go to --upstream, and each exchange is redacted and
+    appended to --out. Stop with Ctrl-C; everything queued is written before exit.
+    """
+    from hlthz.replay.capture.middleware import recording
+    from hlthz.replay.capture.proxy import run_proxy
+    from hlthz.replay.capture.recorder import DEFAULT_EXCLUDE
+    from hlthz.replay.errors import ReplayError
+
+    _setup_logging()
+    redactor = _redactor(kwargs)
+    out = kwargs["out"]
+    sample = parse_sample(kwargs["sample"])
+    options: dict[str, Any] = {
+        "sample": sample,
+        "sample_key": kwargs["sample_key"],
+        "include": kwargs["include"],
+        "exclude": kwargs["exclude"] or DEFAULT_EXCLUDE,
+        "max_body": parse_size(kwargs["max_body"], "--max-body"),
+        "max_bytes": parse_size(kwargs["rotate_size"], "--rotate-size"),
+        "max_files": kwargs["max_files"],
+        "queue_size": kwargs["queue_size"],
+        "redactor": redactor,
+        "source": f"proxy:{kwargs['upstream']}",
+        "kind": "asgi",
+    }
+
+    def wrap(app: Any) -> Any:
+        try:
+            wrapped = recording(app, out, **options)
+        except ValueError as exc:
+            raise ReplayError(f"record: {exc}") from None
+        if wrapped.recorder.error is not None:
+            wrapped.close()
+            raise ReplayError(f"--out {out}: {wrapped.recorder.error}")
+        return wrapped
+
+    progress = not kwargs["no_progress"]
+    if progress:
+        click.echo(
+            f"hlthz: recording {kwargs['listen']} -> {kwargs['upstream']} into {out}", err=True
+        )
+    stats = run_proxy(
+        kwargs["listen"],
+        kwargs["upstream"],
+        wrap,
+        timeout=kwargs["timeout"],
+        connect_timeout=kwargs["connect_timeout"],
+        max_connections=kwargs["max_connections"],
+        progress=progress,
+    )
+    click.echo(
+        f"hlthz: proxied {stats.requests} requests, {stats.written} written to {out}, "
+        f"{stats.dropped} dropped, {stats.upstream_errors} upstream errors",
+        err=True,
+    )
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "gor", "har", "nginx", "hlthz"]),
+    default="auto",
+    show_default=True,
+    help="Input format (auto detects from the content).",
+)
+@click.option(
+    "--log-format",
+    metavar="FORMAT",
+    help='nginx log_format string, e.g. \'$remote_addr [$time_local] "$request" $status '
+    "$request_time $msec' (default: combined).",
+)
+@click.option("-o", "--out", required=True, metavar="FILE", help="Capture to write (.jsonl[.gz]).")
+@click.option("--skip-invalid", is_flag=True, help="Skip and count malformed lines/entries.")
+@click.option("--rotate-size", metavar="SIZE", help="Start a new file after this many bytes.")
+@_redaction_options
+def import_cmd(file: str, fmt: str, log_format: str | None, out: str, **kwargs: Any) -> None:
+    """Convert a GoReplay .gor, a HAR 1.2 file or an nginx/Apache access log to a capture.
+
+    Redaction applies before anything is written, exactly as when recording.
+    """
+    from hlthz.replay.capture.convert import import_traffic
+
+    _setup_logging()
+    result = import_traffic(
+        file,
+        out,
+        format=fmt,
+        log_format=log_format,
+        redactor=_redactor(kwargs),
+        skip_invalid=kwargs["skip_invalid"],
+        max_bytes=parse_size(kwargs["rotate_size"], "--rotate-size"),
+    )
+    skipped = f", {result.invalid} invalid skipped" if result.invalid else ""
+    click.echo(
+        f"imported {result.records} requests from {file} ({result.source_format}{skipped}); "
+        f"{result.redactions.total} values redacted -> {', '.join(map(str, result.outputs))}"
+    )
+
+
+@click.command("export")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["gor"]),
+    default="gor",
+    show_default=True,
+    help="Output format: GoReplay's .gor (gzip when OUT ends in .gz).",
+)
+@click.option("-o", "--out", required=True, metavar="FILE", help="File to write.")
+@click.option("--skip-invalid", is_flag=True, help="Skip and count malformed lines.")
+def export_cmd(file: str, fmt: str, out: str, skip_invalid: bool) -> None:
+    """Write a capture in another tool's format, e.g. for `gor --input-file OUT`."""
+    from hlthz.replay.capture.convert import export_traffic
+
+    _setup_logging()
+    result = export_traffic(file, out, format=fmt, skip_invalid=skip_invalid)
+    click.echo(f"exported {result.records} requests to {out} ({fmt})")
+
+
+@click.command("inspect")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--routes",
+    type=click.Path(dir_okay=False),
+    help="Route map: an OpenAPI JSON document or one template a line (/users/{id}).",
+)
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "gor", "har", "nginx", "hlthz"]),
+    default="auto",
+    show_default=True,
+)
+@click.option("--log-format", metavar="FORMAT", help="nginx log_format (for --format nginx).")
+@click.option("--skip-invalid", is_flag=True, help="Skip and count malformed lines/entries.")
+def inspect_cmd(
+    file: str,
+    as_json: bool,
+    routes: str | None,
+    top: int,
+    fmt: str,
+    log_format: str | None,
+    skip_invalid: bool,
+) -> None:
+    """Summarize a capture: records, span, rates, methods, status mix, top routes, redactions."""
+    from hlthz.replay.capture.inspect import format_inspection, inspect_capture, load_route_map
+
+    _setup_logging()
+    summary = inspect_capture(
+        file,
+        format=fmt,
+        log_format=log_format,
+        routes=load_route_map(routes) if routes else None,
+        top=top,
+        skip_invalid=skip_invalid,
+    )
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(format_inspection(summary))
+
+
+COMMANDS: list[click.Command] = [record_cmd, import_cmd, export_cmd, inspect_cmd]

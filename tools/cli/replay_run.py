@@ -1,0 +1,283 @@
+"""``hlthz replay run | compare | diff | worker``: replay, gate and diff (thin click wrappers).
+
+Nothing here imports locust: ``run`` calls :func:`hlthz.replay.engine.run_replay`, which runs the
+engine in a child process, and ``worker`` execs that child in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from hlthz.replay.errors import GateFailed
+
+
+@click.command("run")
+@click.argument("capture", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--target", required=True, help="Base URL every request goes to, e.g. http://127.0.0.1:8000."
+)
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Replay speed factor.")
+@click.option("--rate", type=float, help="Send evenly at this many requests/s instead.")
+@click.option("--duration", type=float, help="Stop after this many seconds.")
+@click.option("--loop", is_flag=True, help="Start the capture again when it ends.")
+@click.option("--max-gap", type=float, help="Squeeze idle stretches longer than this (seconds).")
+@click.option(
+    "--allow-writes", is_flag=True, help="Also send POST/PUT/PATCH/DELETE (skipped otherwise)."
+)
+@click.option(
+    "--header", "headers", multiple=True, metavar="'K: V'", help="Set a header ('K:' removes it)."
+)
+@click.option(
+    "--timeout", type=float, default=10.0, show_default=True, help="Per-request timeout (s)."
+)
+@click.option(
+    "--concurrency",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Max requests in flight per process.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Local worker processes (0: one process).",
+)
+@click.option(
+    "--remote-workers", type=int, default=0, help="Also wait for N 'hlthz replay worker' processes."
+)
+@click.option("--master-bind", metavar="HOST:PORT", help="Where the master listens for workers.")
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    help="Capture format (auto, hlthz, gor, har, nginx).",
+)
+@click.option(
+    "--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here."
+)
+@click.option(
+    "--html", type=click.Path(dir_okay=False, path_type=Path), help="Write the HTML report here."
+)
+@click.option("--name", help="Run name (the 'run' label of the replay's metrics).")
+@click.option("--metrics-port", type=int, help="Serve the replay's /metrics on 127.0.0.1:PORT.")
+@click.option("--insecure", is_flag=True, help="Do not verify an https target's certificate.")
+@click.option("--no-progress", is_flag=True, help="No live progress line.")
+def run_command(
+    capture: Path,
+    target: str,
+    speed: float,
+    rate: float | None,
+    duration: float | None,
+    loop: bool,
+    max_gap: float | None,
+    allow_writes: bool,
+    headers: tuple[str, ...],
+    timeout: float,
+    concurrency: int,
+    workers: int,
+    remote_workers: int,
+    master_bind: str | None,
+    fmt: str,
+    report: Path | None,
+    html: Path | None,
+    name: str | None,
+    metrics_port: int | None,
+    insecure: bool,
+    no_progress: bool,
+) -> None:
+    """Replay CAPTURE against --target on its original timeline (open model)."""
+    from hlthz.replay.engine import run_replay
+    from hlthz.replay.report import print_summary
+
+    result = run_replay(
+        capture,
+        target,
+        speed=speed,
+        rate=rate,
+        duration=duration,
+        loop=loop,
+        max_gap=max_gap,
+        allow_writes=allow_writes,
+        headers=headers,
+        timeout=timeout,
+        workers=workers,
+        report=report,
+        html=html,
+        name=name,
+        progress=not no_progress and sys.stderr.isatty(),
+        metrics_port=metrics_port,
+        concurrency=concurrency,
+        format=fmt,
+        master_bind=master_bind,
+        remote_workers=remote_workers,
+        insecure=insecure,
+    )
+    print_summary(result)
+    if report is not None:
+        click.echo(f"report: {report}", err=True)
+    if result["run"].get("interrupted"):
+        sys.exit(130)
+
+
+@click.command("compare")
+@click.argument("base", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("candidate", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--fail-on",
+    "fail_on",
+    multiple=True,
+    metavar="EXPR",
+    help="Gate, e.g. 'p95 > +10%' (repeatable).",
+)
+@click.option(
+    "--min-samples",
+    type=int,
+    default=20,
+    show_default=True,
+    help="Routes with fewer requests are not judged.",
+)
+@click.option(
+    "--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here."
+)
+@click.option(
+    "--html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML report with the baseline overlay.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the comparison as JSON.",
+)
+def compare_command(
+    base: Path,
+    candidate: Path,
+    fail_on: tuple[str, ...],
+    min_samples: int,
+    junit: Path | None,
+    html: Path | None,
+    json_out: Path | None,
+) -> None:
+    """Gate CANDIDATE against BASE (two replay reports); exit 1 when a gate fails."""
+    from hlthz.replay.compare import DEFAULT_GATES, compare_reports
+    from hlthz.replay.engine import write_output
+    from hlthz.replay.report import load_report
+
+    comparison = compare_reports(
+        load_report(base),
+        load_report(candidate),
+        fail_on=list(fail_on) or list(DEFAULT_GATES),
+        min_samples=min_samples,
+    )
+    if junit is not None:
+        write_output("--junit", junit, lambda: comparison.write_junit(junit))
+    if html is not None:
+        write_output("--html", html, lambda: comparison.write_html(html))
+    if json_out is not None:
+        document = json.dumps(comparison.to_dict(), indent=1) + "\n"
+        write_output("--json", json_out, lambda: json_out.write_text(document))
+    for line in comparison.summary_lines():
+        click.echo(line)
+    if comparison.failed:
+        raise GateFailed(f"{len(comparison.failures)} release gate check(s) failed (see above)")
+
+
+@click.command("diff")
+@click.argument("capture", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--primary", required=True, help="The released version's base URL.")
+@click.option("--candidate", required=True, help="The new version's base URL.")
+@click.option("--secondary", help="A second instance of the released version (filters noise).")
+@click.option("--header", "headers", multiple=True, help="Response header to compare (repeatable).")
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="JSONPATH",
+    help="Body path to ignore, e.g. '$.items[*].updated_at'.",
+)
+@click.option("--allow-writes", is_flag=True, help="Also send writes (to all targets!).")
+@click.option("--limit", type=int, help="Compare at most N requests.")
+@click.option("--timeout", type=float, default=10.0, show_default=True)
+@click.option("--format", "fmt", default="auto", show_default=True, help="Capture format.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the grouped differences as JSON.",
+)
+def diff_command(
+    capture: Path,
+    primary: str,
+    candidate: str,
+    secondary: str | None,
+    headers: tuple[str, ...],
+    ignore: tuple[str, ...],
+    allow_writes: bool,
+    limit: int | None,
+    timeout: float,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """Send CAPTURE's requests to primary, candidate (and secondary); exit 1 on real differences."""
+    from hlthz.replay.capture.sources import iter_records
+    from hlthz.replay.diff import run_diff, write_diff
+    from hlthz.replay.engine import check_output, write_output
+
+    if not capture.is_file():
+        from hlthz.replay.errors import ReplayError
+
+        raise ReplayError(f"{capture}: no such capture file")
+    if out is not None:
+        check_output("--out", out)
+    result = run_diff(
+        iter_records(capture, format=fmt),
+        primary=primary,
+        candidate=candidate,
+        secondary=secondary,
+        headers=headers,
+        ignore=ignore,
+        allow_writes=allow_writes,
+        timeout=timeout,
+        limit=limit,
+    )
+    if out is not None:
+        write_output("--out", out, lambda: write_diff(result, out))
+    for line in result.summary_lines():
+        click.echo(line)
+    if result.failed:
+        raise GateFailed(
+            f"{len(result.differences)} group(s) of differences between primary and candidate"
+        )
+
+
+@click.command("worker")
+@click.option("--master", required=True, metavar="HOST:PORT", help="The replay master to join.")
+@click.option(
+    "--capture",
+    type=click.Path(dir_okay=False),
+    help="Local copy of the capture, if its path differs.",
+)
+def worker_command(master: str, capture: str | None) -> None:
+    """Join a replay master (hlthz replay run --remote-workers N) and send the shard it assigns."""
+    from hlthz.replay.engine import child_argv
+    from hlthz.replay.errors import ReplayError
+
+    # Checked here: after execv an error would be the child's traceback, not one line.
+    host, _, port = master.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ReplayError(f"--master {master!r}: give HOST:PORT, e.g. 10.0.0.5:5557")
+    argv = [*child_argv(), "worker", "--master", master]
+    if capture:
+        argv += ["--capture", capture]
+    # Replace this process: the engine must start with locust imported first.
+    os.execv(argv[0], argv)
+
+
+COMMANDS: list[click.Command] = [run_command, compare_command, diff_command, worker_command]

@@ -1,0 +1,1 @@
+"""hlthz.tools.demo: the before/after story, end to end."""

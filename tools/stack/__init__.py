@@ -1,0 +1,1 @@
+"""hlthz.tools.stack: Prometheus, Alertmanager, a webhook sink and the API on loopback."""
