@@ -25,17 +25,17 @@ from hlthz.alerts.config import (
     load_config,
     parse_duration,
 )
-from hlthz.alerts.errors import CheckFailed, ConfigError, ToolMissing
 from hlthz.alerts.generator import check_drift, drift, generate, render_all
 from hlthz.alerts.rules import AlertRule, all_alerts, rule_groups
+from hlthz.errors import AlertsCheckFailed, ConfigError, MissingDependency
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "AlertRule",
     "AlertTiers",
+    "AlertsCheckFailed",
     "AlertsConfig",
     "Buckets",
-    "CheckFailed",
     "CheckReport",
     "ConfigError",
     "CriticalAlerts",
@@ -43,11 +43,11 @@ __all__ = [
     "Duration",
     "InfoAlerts",
     "Links",
+    "MissingDependency",
     "Slo",
     "StateAlert",
     "TargetMissingAlert",
     "ThresholdAlert",
-    "ToolMissing",
     "TrafficAlert",
     "WarningAlerts",
     "all_alerts",

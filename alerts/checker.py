@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hlthz.alerts.config import AlertsConfig, load_config
-from hlthz.alerts.errors import ToolMissing
 from hlthz.alerts.generator import (
     ALERTMANAGER_FILE,
     DEFAULT_OUT,
@@ -24,6 +23,7 @@ from hlthz.alerts.generator import (
     drift,
 )
 from hlthz.alerts.lint import lint_rules
+from hlthz.errors import MissingDependency
 
 _PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
 #: promtool test rules on the default config takes a few seconds; a hung tool must not hang CI.
@@ -67,10 +67,10 @@ class CheckReport:
 
 
 def find_tool(name: str) -> str:
-    """Path of ``promtool``/``amtool``; :class:`ToolMissing` says which package installs it."""
+    """Path of ``promtool``/``amtool``; :class:`MissingDependency` names the package to install."""
     found = shutil.which(name)
     if found is None:
-        raise ToolMissing(
+        raise MissingDependency(
             f"{name} not found on PATH; install it (Debian/Ubuntu: apt-get install "
             f"{_PACKAGES[name]}; or download Prometheus/Alertmanager release binaries)"
         )
@@ -97,7 +97,7 @@ def check(
 ) -> CheckReport:
     """Check the files under ``directory`` (default: the ``alerts/`` folder) against ``config``.
 
-    Raises :class:`ToolMissing` (exit 2) when promtool or amtool is not installed; otherwise
+    Raises :class:`MissingDependency` (exit 2) when promtool or amtool is not installed; otherwise
     returns the report, whose ``ok`` is false when anything failed.
     """
     cfg = config if isinstance(config, AlertsConfig) else load_config(config)

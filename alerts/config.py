@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from hlthz.alerts.errors import ConfigError
+from hlthz.errors import ConfigError
 
 #: The thresholds file shipped with the package (also the source of every default).
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "thresholds.yaml"
@@ -423,7 +423,8 @@ class _Validator:
             return ""
         if not isinstance(value, str):
             raise self.fail(path, f"expected PromQL label matchers as a string, got {_show(value)}")
-        from hlthz.alerts.selector import SelectorError, parse_selector
+        from hlthz.alerts.selector import parse_selector
+        from hlthz.errors import SelectorError
 
         try:
             matchers = parse_selector(value)

@@ -19,11 +19,10 @@ import jinja2
 
 from hlthz.alerts import _yaml
 from hlthz.alerts.config import AlertsConfig, load_config
-from hlthz.alerts.errors import CheckFailed
 from hlthz.alerts.rules import all_alerts, rule_groups
 from hlthz.alerts.runbooks import render_runbooks
 from hlthz.alerts.unittests import build_tests
-from hlthz.errors import UsageError
+from hlthz.errors import AlertsCheckFailed, UsageError
 
 #: The ``alerts/`` folder of the source tree: default output root of ``hlthz alerts generate``.
 DEFAULT_OUT = Path(__file__).resolve().parent
@@ -132,9 +131,10 @@ def drift(
 def check_drift(
     config: AlertsConfig | str | Path | None = None, out: str | Path | None = None
 ) -> None:
-    """Raise :class:`CheckFailed` when the files under ``out`` are not what ``generate`` writes."""
+    """Raise :class:`AlertsCheckFailed` when the files under ``out`` differ from what ``generate``
+    writes."""
     changed = drift(config, out)
     if changed:
-        raise CheckFailed(
+        raise AlertsCheckFailed(
             [f"{rel} is out of date; run `hlthz alerts generate` to regenerate" for rel in changed]
         )

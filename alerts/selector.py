@@ -10,13 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hlthz.errors import SelectorError
+
 _MATCHER_RE = re.compile(
     r"""\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)"""
 )
-
-
-class SelectorError(ValueError):
-    """The selector is not a comma-separated list of PromQL label matchers."""
 
 
 @dataclass(frozen=True)

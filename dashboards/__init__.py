@@ -8,7 +8,6 @@ given a Prometheus URL, runs every panel query against it.
 
 from hlthz.dashboards.check import CheckReport, check_dashboards
 from hlthz.dashboards.common import SCHEMA_VERSION
-from hlthz.dashboards.errors import DashboardCheckFailed, DashboardError
 from hlthz.dashboards.generate import (
     UIDS,
     build_dashboards,
@@ -20,6 +19,7 @@ from hlthz.dashboards.generate import (
 from hlthz.dashboards.lint import Finding, lint_dashboard, lint_dir, rate_window_problems
 from hlthz.dashboards.live import EXPECTED_EMPTY, PanelResult, substitute
 from hlthz.dashboards.settings import DashboardSettings, load_settings
+from hlthz.errors import DashboardCheckFailed, DashboardError
 
 __all__ = [
     "EXPECTED_EMPTY",

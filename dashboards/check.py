@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hlthz.dashboards.errors import DashboardCheckFailed
 from hlthz.dashboards.generate import DEFAULT_OUT
 from hlthz.dashboards.lint import Finding, dashboard_files, lint_dir, load_dashboard
 from hlthz.dashboards.live import (
@@ -16,6 +15,7 @@ from hlthz.dashboards.live import (
     variable_values,
 )
 from hlthz.dashboards.settings import DashboardSettings, duration_seconds
+from hlthz.errors import DashboardCheckFailed
 
 
 @dataclass

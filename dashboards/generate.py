@@ -24,9 +24,9 @@ from grafanalib.core import Dashboard
 
 from hlthz.dashboards import api, cache_jobs, database, release
 from hlthz.dashboards.common import iter_panels, to_json
-from hlthz.dashboards.errors import DashboardError
 from hlthz.dashboards.panels import DATASOURCE_VARIABLE
 from hlthz.dashboards.settings import DashboardSettings, load_settings
+from hlthz.errors import DashboardError
 
 # The committed files: dashboards/generated in a checkout (where `hlthz stack` looks too).
 DEFAULT_OUT = Path(__file__).resolve().parent / "generated"

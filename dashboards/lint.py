@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from hlthz.dashboards.common import SCHEMA_VERSION, iter_panels
-from hlthz.dashboards.errors import DashboardError
 from hlthz.dashboards.generate import PROVISIONING_DIR, build_dashboards, expected_files
 from hlthz.dashboards.panels import DATASOURCE_VARIABLE
 from hlthz.dashboards.settings import DashboardSettings
+from hlthz.errors import DashboardError
 
 # Panel types implemented in React; everything else built in is Angular (gone in Grafana 11).
 CURRENT_PANEL_TYPES = frozenset(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hlthz.dashboards.common import iter_panels
-from hlthz.dashboards.errors import DashboardError
+from hlthz.errors import PrometheusError
 
 # (dashboard uid, panel title) -> why that panel has no series in a healthy system.
 EXPECTED_EMPTY: dict[tuple[str, str], str] = {
@@ -119,7 +119,7 @@ class PrometheusClient:
         self.timeout = timeout
 
     def query(self, expr: str) -> list[dict[str, Any]]:
-        """``data.result`` of an instant query; a PromQL error raises :class:`QueryError`."""
+        """``data.result`` of an instant query; a PromQL error raises :class:`_QueryError`."""
         url = f"{self.base_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:
@@ -128,11 +128,11 @@ class PrometheusClient:
             # Prometheus answers bad PromQL with 400/422 and a JSON error body.
             body = self._json(exc)
         except (urllib.error.URLError, OSError) as exc:
-            raise DashboardError(
+            raise PrometheusError(
                 f"cannot reach Prometheus at {self.base_url}: {exc}; check --prometheus"
             ) from exc
         if body.get("status") != "success":
-            raise QueryError(str(body.get("error", body)))
+            raise _QueryError(str(body.get("error", body)))
         data = body.get("data") or {}
         result = data.get("result", [])
         if data.get("resultType") == "scalar":
@@ -145,14 +145,14 @@ class PrometheusClient:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise DashboardError(
+            raise PrometheusError(
                 f"{self.base_url} does not answer like Prometheus (no JSON from /api/v1/query); "
                 "check --prometheus"
             )
         return body
 
 
-class QueryError(Exception):
+class _QueryError(Exception):
     """Prometheus rejected a query (bad PromQL, unknown function...)."""
 
 
@@ -220,7 +220,7 @@ def _run(uid: str, name: str, exprs: list[str], client: PrometheusClient) -> Pan
         try:
             if not client.query(expr):
                 empty += 1
-        except QueryError as exc:
+        except _QueryError as exc:
             return PanelResult(uid, name, ERROR, f"{exc} in: {expr}", exprs)
     if empty == len(exprs):
         return PanelResult(uid, name, EMPTY, "no series", exprs)

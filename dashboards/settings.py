@@ -13,7 +13,7 @@ from typing import Any
 
 from hlthz.alerts import format_duration as _format_duration
 from hlthz.alerts import parse_duration
-from hlthz.dashboards.errors import DashboardError
+from hlthz.errors import DashboardError
 
 
 def duration_seconds(text: str) -> float:

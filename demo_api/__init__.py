@@ -6,20 +6,19 @@ deterministic data set. The CLI is ``hlthz api serve|seed|worker``; see docs/dem
 """
 
 from hlthz.demo_api.app import create_app
-from hlthz.demo_api.errors import DatabaseError, DemoApiError, ServiceUnavailable, SettingsError
 from hlthz.demo_api.seed import SeedResult, seed
 from hlthz.demo_api.server import run_worker, serve
 from hlthz.demo_api.settings import OPTIMIZATIONS, PROFILES, Settings, parse_opt, profile_opts
+from hlthz.errors import ConfigError, DatabaseError, ServiceUnavailable
 
 __all__ = [
     "OPTIMIZATIONS",
     "PROFILES",
+    "ConfigError",
     "DatabaseError",
-    "DemoApiError",
     "SeedResult",
     "ServiceUnavailable",
     "Settings",
-    "SettingsError",
     "create_app",
     "parse_opt",
     "profile_opts",

@@ -24,12 +24,12 @@ from prometheus_client import CollectorRegistry
 
 from hlthz import __version__
 from hlthz.demo_api.cache import last_lookup
-from hlthz.demo_api.errors import ServiceUnavailable
 from hlthz.demo_api.faults import FaultsUpdate
 from hlthz.demo_api.instrumentation import instrument_app
 from hlthz.demo_api.schemas import MAX_ID, OrderCreate, ProductUpdate
-from hlthz.demo_api.service import InvalidReference, NotFound, Shop
+from hlthz.demo_api.service import Shop, _InvalidReference, _NotFound
 from hlthz.demo_api.settings import Settings
+from hlthz.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _unavailable(_request: Request, error: ServiceUnavailable) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=503, headers={"Retry-After": "1"})
 
-    @app.exception_handler(NotFound)
-    async def _not_found(_request: Request, error: NotFound) -> JSONResponse:
+    @app.exception_handler(_NotFound)
+    async def _not_found(_request: Request, error: _NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=404)
 
-    @app.exception_handler(InvalidReference)
-    async def _invalid(_request: Request, error: InvalidReference) -> JSONResponse:
+    @app.exception_handler(_InvalidReference)
+    async def _invalid(_request: Request, error: _InvalidReference) -> JSONResponse:
         detail = [{"type": "value_error", "loc": list(error.loc), "msg": str(error)}]
         return JSONResponse({"detail": detail}, status_code=422)
 

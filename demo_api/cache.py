@@ -34,7 +34,7 @@ Tags = Iterable[str] | Callable[[Any], Iterable[str]]
 last_lookup: ContextVar[str | None] = ContextVar("hlthz_demo_last_cache_lookup", default=None)
 
 
-class CacheBackendError(Exception):
+class _CacheBackendError(Exception):
     """The cache back end failed; the caller falls back to the database."""
 
 
@@ -136,14 +136,14 @@ class RedisBackend:
         try:
             value = self._client.get(_KEY_PREFIX + key)
         except self._redis_error as error:
-            raise CacheBackendError(str(error)) from error
+            raise _CacheBackendError(str(error)) from error
         return value if isinstance(value, bytes) else None
 
     def generation(self) -> int:
         try:
             return int(self._client.get(_GENERATION_KEY) or 0)
         except self._redis_error as error:
-            raise CacheBackendError(str(error)) from error
+            raise _CacheBackendError(str(error)) from error
 
     def set(self, key: str, value: bytes, ttl: float, tags: Iterable[str], generation: int) -> bool:
         ttl_ms = max(1, int(ttl * 1000))
@@ -165,7 +165,7 @@ class RedisBackend:
         except self._watch_error:
             return False
         except self._redis_error as error:
-            raise CacheBackendError(str(error)) from error
+            raise _CacheBackendError(str(error)) from error
 
     def invalidate(self, tags: Iterable[str]) -> int:
         tag_keys = [f"{_KEY_PREFIX}tag:{tag}" for tag in tags]
@@ -180,7 +180,7 @@ class RedisBackend:
             if tag_keys:
                 self._client.delete(*tag_keys)
         except self._redis_error as error:
-            raise CacheBackendError(str(error)) from error
+            raise _CacheBackendError(str(error)) from error
         return removed
 
     def close(self) -> None:
@@ -218,7 +218,7 @@ class ResponseCache:
             return loader()
         try:
             raw = self.backend.get(key)
-        except CacheBackendError as error:
+        except _CacheBackendError as error:
             self.metrics.error()
             last_lookup.set("error")
             log.warning("cache read failed, serving from the database: %s", error)
@@ -231,7 +231,7 @@ class ResponseCache:
         last_lookup.set("miss")
         try:
             generation = self.backend.generation()
-        except CacheBackendError as error:
+        except _CacheBackendError as error:
             self.metrics.error()
             log.warning("cache read failed, serving from the database: %s", error)
             return loader()
@@ -240,7 +240,7 @@ class ResponseCache:
         try:
             data = json.dumps(value, separators=(",", ":")).encode()
             self.backend.set(key, data, self.ttl, entry_tags, generation)
-        except CacheBackendError as error:
+        except _CacheBackendError as error:
             self.metrics.error()
             log.warning("cache write failed: %s", error)
         return value
@@ -249,7 +249,7 @@ class ResponseCache:
         """Delete every entry stored with one of ``tags``."""
         try:
             self.backend.invalidate(list(tags))
-        except CacheBackendError as error:
+        except _CacheBackendError as error:
             # Entries written before the outage expire with their TTL.
             self.metrics.error()
             log.warning("cache invalidation failed: %s", error)

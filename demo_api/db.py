@@ -3,7 +3,7 @@
 The ``pool`` switch is the story's pool fix: 10 connections and no validation before, 50 at
 most with 10 kept warm and a liveness check on checkout after. A request never waits longer than
 ``Settings.pool_timeout`` for a connection, and an unreachable database fails the connect fast,
-so both end as a 503 (see :class:`~hlthz.demo_api.errors.ServiceUnavailable`) instead of a hung
+so both end as a 503 (see :class:`~hlthz.errors.ServiceUnavailable`) instead of a hung
 worker.
 """
 
@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
 from hlthz.demo_api import models
-from hlthz.demo_api.errors import DatabaseError, ServiceUnavailable, SettingsError
 from hlthz.demo_api.settings import Settings, mask_password
+from hlthz.errors import ConfigError, DatabaseError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +44,17 @@ _DRIVERS = {
 
 
 def normalize_url(url: str) -> str:
-    """Check a ``--db`` URL and pin its driver (:class:`SettingsError` when unusable)."""
+    """Check a ``--db`` URL and pin its driver (:class:`ConfigError` when unusable)."""
     try:
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
-        raise SettingsError(
+        raise ConfigError(
             f"--db {mask_password(url)!r}: not a database URL; "
             "use sqlite:///FILE or postgresql://USER@HOST:PORT/DB"
         ) from None
     driver = _DRIVERS.get(parsed.drivername)
     if driver is None:
-        raise SettingsError(
+        raise ConfigError(
             f"--db {mask_password(url)!r}: only sqlite:///FILE and postgresql://... "
             "(psycopg 3) databases are supported"
         )

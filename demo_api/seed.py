@@ -22,8 +22,8 @@ from sqlalchemy.engine import Connection
 
 from hlthz.demo_api import models
 from hlthz.demo_api.db import create_db_engine, normalize_url
-from hlthz.demo_api.errors import DatabaseError, SettingsError
 from hlthz.demo_api.settings import Settings, mask_password
+from hlthz.errors import ConfigError, DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +84,14 @@ def seed(
     derived from ``products``. SQLite files and their directory are created as needed.
     """
     if products < 1 or reviews < 0:
-        raise SettingsError("--products must be at least 1 and --reviews at least 0")
+        raise ConfigError("--products must be at least 1 and --reviews at least 0")
     users = users if users is not None else max(20, products // 4)
     orders = orders if orders is not None else max(20, products // 2)
     categories = (
         categories if categories is not None else min(len(_CATEGORY_NAMES), max(2, products // 50))
     )
     if not 1 <= categories <= len(_CATEGORY_NAMES):
-        raise SettingsError(f"categories must be between 1 and {len(_CATEGORY_NAMES)}")
+        raise ConfigError(f"categories must be between 1 and {len(_CATEGORY_NAMES)}")
     wanted = {
         "version": SEED_VERSION,
         "products": str(products),
@@ -102,7 +102,7 @@ def seed(
         "random_seed": str(random_seed),
     }
     started = time.perf_counter()
-    db_url = normalize_url(db_url)  # a bad URL is a one-line SettingsError, not a traceback
+    db_url = normalize_url(db_url)  # a bad URL is a one-line ConfigError, not a traceback
     _ensure_sqlite_dir(db_url)
     engine = create_db_engine(db_url, pool=(1, 0, False), settings=Settings())
     try:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from hlthz.demo_api.db import Database
-from hlthz.demo_api.errors import SettingsError
 from hlthz.demo_api.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, mask_password
+from hlthz.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,9 @@ def serve(
     that, just before the server starts (the CLI prints its banner there).
     """
     if workers < 1:
-        raise SettingsError(f"--workers must be at least 1, not {workers}")
+        raise ConfigError(f"--workers must be at least 1, not {workers}")
     if workers > 1 and settings.record is not None:
-        raise SettingsError("--record needs --workers 1 (one process writes one capture file)")
+        raise ConfigError("--record needs --workers 1 (one process writes one capture file)")
     check_database(settings)
     if on_ready is not None:
         on_ready()
@@ -143,7 +143,7 @@ def run_worker(settings: Settings, *, burst: bool = False, metrics_port: int | N
     from hlthz.demo_api.tasks import WorkContext
 
     if not settings.cache_url:
-        raise SettingsError("hlthz api worker needs Redis: pass --cache redis://HOST:PORT/0")
+        raise ConfigError("hlthz api worker needs Redis: pass --cache redis://HOST:PORT/0")
     _check_redis(settings.cache_url)
     db = Database(settings)
     db.check_seeded()
@@ -172,7 +172,7 @@ def _check_redis(url: str) -> None:
     try:
         client.ping()
     except redis.RedisError as error:
-        raise SettingsError(
+        raise ConfigError(
             f"--cache {mask_password(url)}: Redis does not answer ({error}); "
             "start it or fix the URL"
         ) from None

@@ -29,11 +29,11 @@ from hlthz.demo_api.upstream import UpstreamService
 log = logging.getLogger(__name__)
 
 
-class NotFound(LookupError):
+class _NotFound(LookupError):
     """The product, category or user does not exist (HTTP 404)."""
 
 
-class InvalidReference(ValueError):
+class _InvalidReference(ValueError):
     """A body refers to a row that does not exist (HTTP 422); ``loc`` names the field."""
 
     def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
@@ -117,7 +117,7 @@ class Shop:
         if category is not None:
             ids = {slug: cid for cid, slug in slugs.items()}
             if category not in ids:
-                raise NotFound(f"unknown category {category!r}; see GET /api/categories")
+                raise _NotFound(f"unknown category {category!r}; see GET /api/categories")
             category_id = ids[category]
         full = self.full
         joined = self.settings.on("join_queries")
@@ -144,7 +144,7 @@ class Shop:
         return doc
 
     def product(self, product_id: int) -> dict[str, Any]:
-        """One product's detail document; :class:`NotFound` when it does not exist."""
+        """One product's detail document; :class:`_NotFound` when it does not exist."""
         slugs = self.slugs()
         full = self.full
 
@@ -168,7 +168,7 @@ class Shop:
                 conn, slugs, product_id, joined=self.settings.on("join_queries"), full=full
             )
         if doc is None:
-            raise NotFound(f"product {product_id} does not exist")
+            raise _NotFound(f"product {product_id} does not exist")
         return doc
 
     def categories(self) -> dict[str, Any]:
@@ -187,7 +187,7 @@ class Shop:
         with self.db.connect() as conn:
             user = queries.user_exists(conn, user_id)
         if user is None:
-            raise NotFound(f"user {user_id} does not exist")
+            raise _NotFound(f"user {user_id} does not exist")
         return {"user": user, **self.upstream.dashboard(user_id)}
 
     # -- writes -----------------------------------------------------------------------------
@@ -198,7 +198,7 @@ class Shop:
         with self.db.begin() as conn:
             category_id = queries.update_product(conn, product_id, fields, datetime.now())
         if category_id is None:
-            raise NotFound(f"product {product_id} does not exist")
+            raise _NotFound(f"product {product_id} does not exist")
         if self.cache is not None:
             self.cache.invalidate(product_tags({(product_id, category_id)}))
         return self._load_product(product_id, self.slugs(), self.full)
@@ -210,11 +210,11 @@ class Shop:
             quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
         with self.db.begin() as conn:
             if queries.user_exists(conn, order.user_id) is None:
-                raise InvalidReference(("body", "user_id"), f"user {order.user_id} does not exist")
+                raise _InvalidReference(("body", "user_id"), f"user {order.user_id} does not exist")
             prices = queries.product_prices(conn, quantities)
             for index, line in enumerate(order.items):
                 if line.product_id not in prices:
-                    raise InvalidReference(
+                    raise _InvalidReference(
                         ("body", "items", index, "product_id"),
                         f"product {line.product_id} does not exist",
                     )

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hlthz.demo_api.errors import SettingsError
+from hlthz.errors import ConfigError
 
 #: Every optimization, in the order the story tells them, with a one-line description.
 OPTIMIZATIONS: dict[str, str] = {
@@ -41,7 +41,7 @@ _OFF = {"off", "false", "0", "no"}
 def profile_opts(profile: str) -> dict[str, bool]:
     """The switches of a profile: ``before`` has every optimization off, ``after`` all on."""
     if profile not in PROFILES:
-        raise SettingsError(f"unknown profile {profile!r}; use one of: {', '.join(PROFILES)}")
+        raise ConfigError(f"unknown profile {profile!r}; use one of: {', '.join(PROFILES)}")
     return dict.fromkeys(OPTIMIZATIONS, profile == "after")
 
 
@@ -50,9 +50,9 @@ def parse_opt(text: str) -> tuple[str, bool]:
     name, sep, value = text.partition("=")
     name = name.strip()
     if not sep:
-        raise SettingsError(f"--opt {text!r}: expected NAME=on|off, e.g. --opt cache=on")
+        raise ConfigError(f"--opt {text!r}: expected NAME=on|off, e.g. --opt cache=on")
     if name not in OPTIMIZATIONS:
-        raise SettingsError(
+        raise ConfigError(
             f"--opt {text!r}: unknown optimization {name!r}; known: {', '.join(OPTIMIZATIONS)}"
         )
     value = value.strip().lower()
@@ -60,7 +60,7 @@ def parse_opt(text: str) -> tuple[str, bool]:
         return name, True
     if value in _OFF:
         return name, False
-    raise SettingsError(f"--opt {text!r}: value must be on or off, not {value!r}")
+    raise ConfigError(f"--opt {text!r}: value must be on or off, not {value!r}")
 
 
 def mask_password(url: str) -> str:
@@ -122,7 +122,7 @@ class Settings:
         pairs = opts.items() if isinstance(opts, Mapping) else (parse_opt(o) for o in opts)
         for name, enabled in pairs:
             if name not in OPTIMIZATIONS:
-                raise SettingsError(
+                raise ConfigError(
                     f"unknown optimization {name!r}; known: {', '.join(OPTIMIZATIONS)}"
                 )
             switches[name] = bool(enabled)
@@ -130,7 +130,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.cache_url is not None and not self.cache_url.startswith(_REDIS_SCHEMES):
-            raise SettingsError(
+            raise ConfigError(
                 f"--cache {mask_password(self.cache_url)!r}: not a Redis URL; use "
                 "redis://HOST:PORT/N (or rediss://, unix://), or leave it out for the in-process "
                 "cache"

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 TASK_NAMES = ("send_confirmation_email", "reserve_inventory", "record_analytics")
 
 
-class SmtpError(Exception):
+class _SmtpError(Exception):
     """The simulated mail server refused the message."""
 
 
@@ -46,7 +46,7 @@ class SimulatedSmtp:
     sent: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=1000))
 
     def fail_next(self, n: int = 1) -> None:
-        """Make the next ``n`` sends raise :class:`SmtpError` (a drill for retries)."""
+        """Make the next ``n`` sends raise :class:`_SmtpError` (a drill for retries)."""
         with self._lock:
             self._fail_next = n
 
@@ -55,7 +55,7 @@ class SimulatedSmtp:
         with self._lock:
             if self._fail_next > 0:
                 self._fail_next -= 1
-                raise SmtpError(f"451 temporary failure sending to {to}")
+                raise _SmtpError(f"451 temporary failure sending to {to}")
             self.sent.append((to, subject))
 
 

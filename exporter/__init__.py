@@ -5,6 +5,7 @@ in-flight requests, queries per request, N+1) and serves ``/metrics``; the helpe
 the database, caches and background jobs. Every name is in ``docs/exporter.md``.
 """
 
+from hlthz.errors import ConfigError, MultiprocessError
 from hlthz.exporter._metrics import (
     DEFAULT_MAX_SERIES_PER_METRIC,
     DEFAULT_QUERY_BUCKETS,
@@ -17,7 +18,6 @@ from hlthz.exporter._metrics import (
 from hlthz.exporter._routes import normalize_path
 from hlthz.exporter.cache import CacheMetrics
 from hlthz.exporter.db import instrument_dbapi, instrument_sqlalchemy, query_name
-from hlthz.exporter.errors import ConfigError, ExporterError, MultiprocessError
 from hlthz.exporter.exposition import metrics_app
 from hlthz.exporter.instrument import instrument
 from hlthz.exporter.jobs import JobMetrics
@@ -32,7 +32,6 @@ __all__ = [
     "UNMATCHED_ROUTE",
     "CacheMetrics",
     "ConfigError",
-    "ExporterError",
     "JobMetrics",
     "Metrics",
     "MultiprocessError",

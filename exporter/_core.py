@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from hlthz.errors import ConfigError
 from hlthz.exporter._context import RequestState
 from hlthz.exporter._metrics import METHODS, OTHER_METHOD, UNMATCHED_ROUTE, Metrics, fast_inc
-from hlthz.exporter.errors import ConfigError
 from hlthz.exporter.exposition import Exposition
 
 logger = logging.getLogger("hlthz.exporter")

@@ -22,7 +22,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
 
-from hlthz.exporter.errors import ConfigError
+from hlthz.errors import ConfigError
 
 #: Request duration buckets (seconds): the seed's 0.1/0.5/1/2/5 plus six below 100 ms.
 DEFAULT_REQUEST_BUCKETS: tuple[float, ...] = (

@@ -22,8 +22,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import CollectorRegistry
 
+from hlthz.errors import ConfigError
 from hlthz.exporter._metrics import Metrics
-from hlthz.exporter.errors import ConfigError
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -19,10 +19,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from hlthz.errors import ConfigError
 from hlthz.exporter._context import current_query_name, current_request
 from hlthz.exporter._metrics import Metrics
 from hlthz.exporter._sql import analyze
-from hlthz.exporter.errors import ConfigError
 
 _START_KEY = "_hlthz_query_starts"
 

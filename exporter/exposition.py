@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from hlthz.exporter.errors import ConfigError
+from hlthz.errors import ConfigError
 
 #: ``metrics_auth``: a bearer token, a ``(user, password)`` pair for basic auth, or ``None``.
 MetricsAuth = str | tuple[str, str] | None

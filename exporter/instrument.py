@@ -24,12 +24,12 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from hlthz.errors import ConfigError
 from hlthz.exporter._context import RequestState, current_request
 from hlthz.exporter._core import DEFAULT_N_PLUS_ONE_THRESHOLD, PathNormalizer, Recorder
 from hlthz.exporter._metrics import Metrics
 from hlthz.exporter._routes import StarletteRoutes, django_route, flask_rule
 from hlthz.exporter.asgi import ASGIMiddleware, Scope
-from hlthz.exporter.errors import ConfigError
 from hlthz.exporter.exposition import Exposition, MetricsAuth
 from hlthz.exporter.wsgi import WSGIMiddleware
 

@@ -17,8 +17,8 @@ from time import perf_counter
 
 from prometheus_client import CollectorRegistry
 
+from hlthz.errors import ConfigError
 from hlthz.exporter._metrics import Metrics
-from hlthz.exporter.errors import ConfigError
 
 
 class JobMetrics:

@@ -35,7 +35,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from hlthz.exporter.errors import MultiprocessError
+from hlthz.errors import MultiprocessError
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _ARCHIVED_TYPES = ("counter", "histogram", "summary")

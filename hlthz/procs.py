@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from hlthz.tools.errors import ServiceError
+from hlthz.errors import ServiceError
 
 LOOPBACK = "127.0.0.1"
 

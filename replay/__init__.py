@@ -6,6 +6,7 @@ importers, export, inspect) and replay (engine, timing, reports, compare, diff).
 
 # One sorted import block (ruff's isort would merge per-owner blocks); each half's names are
 # grouped by owner in __all__ below.
+from hlthz.errors import CaptureFormatError, GateFailed, ReplayError, TargetError
 from hlthz.replay.capture.format import (
     CaptureReader,
     CaptureRecord,
@@ -20,7 +21,6 @@ from hlthz.replay.capture.sources import detect_format, iter_records
 from hlthz.replay.compare import Comparison, Gate, compare_reports
 from hlthz.replay.diff import DiffResult, run_diff
 from hlthz.replay.engine import run_replay
-from hlthz.replay.errors import CaptureFormatError, GateFailed, ReplayError, TargetError
 from hlthz.replay.html_report import write_html
 from hlthz.replay.report import load_report, write_report
 from hlthz.replay.schedule import ScheduleOptions

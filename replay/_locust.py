@@ -39,8 +39,8 @@ import gevent.event
 import gevent.queue
 from geventhttpclient import HTTPClient
 
+from hlthz.errors import HlthzError, ReplayError
 from hlthz.replay.engine import Target, child_argv, error_from_payload, error_payload
-from hlthz.replay.errors import ReplayError
 from hlthz.replay.schedule import ScheduleOptions, schedule
 from hlthz.replay.timing import Recorder, encode, route_of
 
@@ -515,7 +515,7 @@ def worker_main(master: str, capture: str | None = None) -> None:
         error: dict[str, Any] | None = None
         try:
             sender.run(t0)
-        except (ReplayError, OSError) as exc:  # a bad capture: the master reports it
+        except (HlthzError, OSError) as exc:  # a bad capture: the master reports it
             # Anything escaping here would leave the master waiting for a "done" that never
             # comes while this worker's heartbeats say it is alive.
             error = error_payload(exc)
@@ -546,7 +546,7 @@ def run_child(config_path: str, result_path: str) -> int:
             outcome = _run_master(config, recorder)
         else:
             outcome = _run_local(config, recorder)
-    except (ReplayError, OSError) as exc:
+    except (HlthzError, OSError) as exc:
         Path(result_path).write_text(json.dumps({"error": error_payload(exc)}))
         return 2
     elapsed = max(outcome["elapsed_s"], 1e-9)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from hlthz.replay.errors import ReplayError
+from hlthz.errors import ReplayError
 
 DEFAULT_GATES = ("p95 > +10%", "p99 > +20%", "error_rate > 1%")
 DEFAULT_MIN_SAMPLES = 20

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hlthz.replay.errors import CaptureFormatError, ReplayError, TargetError
+from hlthz.errors import CaptureFormatError, HlthzError, ReplayError, TargetError
 from hlthz.replay.schedule import ScheduleOptions
 
 #: Requests in flight at most (per process); more due requests wait for a slot, and say so.
@@ -91,7 +91,7 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
     return payload
 
 
-def error_from_payload(payload: dict[str, Any]) -> ReplayError:
+def error_from_payload(payload: dict[str, Any]) -> HlthzError:
     """The error :func:`error_payload` described (a :class:`ReplayError` for other kinds)."""
     kind, message = payload.get("kind"), str(payload.get("message", "replay failed"))
     if kind == "CaptureFormatError":

@@ -27,7 +27,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from hlthz.replay.errors import ReplayError
+from hlthz.errors import ReplayError
 from hlthz.replay.timing import Recorder
 
 #: Bucket boundaries in seconds (the exporter's request buckets, finer at the low end).

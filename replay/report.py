@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hlthz.replay.errors import ReplayError
+from hlthz.errors import ReplayError
 from hlthz.replay.live_metrics import status_class
 from hlthz.replay.timing import Recorder, encode, percentiles_ms
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hlthz.replay.errors import ReplayError
+from hlthz.errors import ReplayError
 
 #: Methods replayed by default: the ones that must not change server state (RFC 9110 "safe").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from hlthz.errors import ServiceError
 from hlthz.procs import ManagedProcess
-from hlthz.tools.errors import ServiceError
 from hlthz.tools.stack import services
 
 IN_CI = os.environ.get("CI") == "true"

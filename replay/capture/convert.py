@@ -10,11 +10,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hlthz.errors import ReplayError
 from hlthz.replay.capture.format import CaptureWriter, ReadStats
 from hlthz.replay.capture.formats.gor import export_gor
 from hlthz.replay.capture.redact import RedactionStats, Redactor
 from hlthz.replay.capture.sources import detect_format, iter_records
-from hlthz.replay.errors import ReplayError
 
 __all__ = ["ConversionResult", "export_traffic", "import_traffic"]
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-from hlthz.replay.errors import CaptureFormatError, ReplayError
+from hlthz.errors import CaptureFormatError, ReplayError
 
 __all__ = [
     "FORMAT_VERSION",

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hlthz.errors import ReplayError
 from hlthz.replay.capture.format import ReadStats
 from hlthz.replay.capture.redact import PLACEHOLDER_PREFIX
 from hlthz.replay.capture.sources import iter_records
-from hlthz.replay.errors import ReplayError
 
 __all__ = ["format_inspection", "inspect_capture", "load_route_map"]
 

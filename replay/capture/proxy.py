@@ -34,9 +34,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
+from hlthz.errors import ReplayError
 from hlthz.replay.capture.middleware import ASGIReceive, ASGIRecorder, ASGIScope, ASGISend
-from hlthz.replay.capture.upstream import UpstreamError, UpstreamPool, UpstreamTimeout
-from hlthz.replay.errors import ReplayError
+from hlthz.replay.capture.upstream import UpstreamPool, _UpstreamError, _UpstreamTimeout
 
 __all__ = ["ProxyApp", "ProxyStats", "parse_listen", "run_proxy"]
 
@@ -207,11 +207,11 @@ class ProxyApp:
                 body() if has_body else None,
                 content_length=None if chunked else length,
             )
-        except UpstreamTimeout as exc:
+        except _UpstreamTimeout as exc:
             self.stats.upstream_errors += 1
             await _plain(send, 504, f"upstream {self.upstream} timed out: {exc}\n")
             return
-        except (UpstreamError, ConnectionAbortedError) as exc:
+        except (_UpstreamError, ConnectionAbortedError) as exc:
             self.stats.upstream_errors += 1
             await _plain(send, 502, f"upstream {self.upstream} failed: {exc!s:.200}\n")
             return
@@ -228,7 +228,7 @@ class ProxyApp:
             try:
                 async for chunk in response.body():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except UpstreamError as exc:
+            except _UpstreamError as exc:
                 # Headers are gone already: all we can do is cut the response short.
                 self.stats.upstream_errors += 1
                 _log.warning("upstream %s broke mid-response: %s", self.upstream, exc)

@@ -13,11 +13,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from hlthz.errors import ReplayError
 from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_chunks, read_capture
 from hlthz.replay.capture.formats.gor import iter_gor
 from hlthz.replay.capture.formats.har import iter_har
 from hlthz.replay.capture.formats.nginx import iter_nginx
-from hlthz.replay.errors import ReplayError
 
 __all__ = ["FORMATS", "detect_format", "iter_records"]
 

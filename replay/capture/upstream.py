@@ -20,17 +20,17 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-__all__ = ["UpstreamError", "UpstreamPool", "UpstreamResponse", "UpstreamTimeout"]
+__all__ = ["UpstreamPool", "UpstreamResponse", "_UpstreamError", "_UpstreamTimeout"]
 
 _MAX_HEAD = 1 << 20
 _T = TypeVar("_T")
 
 
-class UpstreamError(Exception):
+class _UpstreamError(Exception):
     """The upstream refused, reset or sent something that is not HTTP/1.x (answer 502)."""
 
 
-class UpstreamTimeout(UpstreamError):
+class _UpstreamTimeout(_UpstreamError):
     """The upstream did not connect or answer within the timeout (answer 504)."""
 
 
@@ -75,7 +75,7 @@ class UpstreamResponse:
                     while remaining:
                         data = await _wait(reader.read(min(remaining, 1 << 16)), timeout)
                         if not data:
-                            raise UpstreamError("upstream closed in the middle of a chunk")
+                            raise _UpstreamError("upstream closed in the middle of a chunk")
                         remaining -= len(data)
                         yield data
                     await _wait(reader.readexactly(2), timeout)
@@ -84,16 +84,16 @@ class UpstreamResponse:
                 while remaining:
                     data = await _wait(reader.read(min(remaining, 1 << 16)), timeout)
                     if not data:
-                        raise UpstreamError("upstream closed before the end of the body")
+                        raise _UpstreamError("upstream closed before the end of the body")
                     remaining -= len(data)
                     yield data
             else:
                 while data := await _wait(reader.read(1 << 16), timeout):
                     yield data
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-            raise UpstreamError(f"bad response body: {exc}") from None
+            raise _UpstreamError(f"bad response body: {exc}") from None
         except OSError as exc:
-            raise UpstreamError(str(exc)) from None
+            raise _UpstreamError(str(exc)) from None
         self._done = True
 
     def release(self) -> None:
@@ -107,7 +107,7 @@ async def _wait(awaitable: Awaitable[_T], timeout: float) -> _T:
     try:
         return await asyncio.wait_for(awaitable, timeout)
     except TimeoutError:
-        raise UpstreamTimeout(f"no answer within {timeout:g} s") from None
+        raise _UpstreamTimeout(f"no answer within {timeout:g} s") from None
 
 
 class UpstreamPool:
@@ -148,9 +148,9 @@ class UpstreamPool:
                 self.connect_timeout,
             )
         except TimeoutError:
-            raise UpstreamTimeout(f"connect timed out after {self.connect_timeout:g} s") from None
+            raise _UpstreamTimeout(f"connect timed out after {self.connect_timeout:g} s") from None
         except OSError as exc:
-            raise UpstreamError(exc.strerror or str(exc)) from None
+            raise _UpstreamError(exc.strerror or str(exc)) from None
         return _Connection(reader, writer)
 
     def _release(self, conn: _Connection, reusable: bool) -> None:
@@ -206,15 +206,15 @@ class UpstreamPool:
                 else:
                     await _wait(conn.writer.drain(), self.timeout)
                 return await self._read_head(conn, method)
-            except (UpstreamError, asyncio.IncompleteReadError, OSError) as exc:
+            except (_UpstreamError, asyncio.IncompleteReadError, OSError) as exc:
                 reused = conn.reused
                 self._release(conn, False)
                 stale = isinstance(exc, asyncio.IncompleteReadError | ConnectionError)
                 if attempt == 1 and reused and body is None and stale:
                     continue  # the upstream closed an idle connection just as we used it
-                if isinstance(exc, UpstreamError):
+                if isinstance(exc, _UpstreamError):
                     raise
-                raise UpstreamError(str(exc) or type(exc).__name__) from None
+                raise _UpstreamError(str(exc) or type(exc).__name__) from None
             except BaseException:
                 self._release(conn, False)
                 raise
@@ -241,11 +241,11 @@ class UpstreamPool:
             try:
                 raw = await _wait(conn.reader.readuntil(b"\r\n\r\n"), self.timeout)
             except asyncio.LimitOverrunError:
-                raise UpstreamError("response head larger than 1 MiB") from None
+                raise _UpstreamError("response head larger than 1 MiB") from None
             lines = raw[:-4].split(b"\r\n")
             parts = lines[0].split(b" ", 2)
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-                raise UpstreamError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
+                raise _UpstreamError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
             status = int(parts[1])
             if 100 <= status < 200 and status != 101:
                 continue  # interim responses (100 Continue, 103 Early Hints) are not forwarded
@@ -257,14 +257,14 @@ class UpstreamPool:
         for line in lines[1:]:
             name, sep, value = line.partition(b":")
             if not sep:
-                raise UpstreamError(f"bad response header line {line[:60]!r}")
+                raise _UpstreamError(f"bad response header line {line[:60]!r}")
             name, value = name.strip(), value.strip()
             lname = name.lower()
             if lname == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
-                    raise UpstreamError(f"bad Content-Length {value[:20]!r}") from None
+                    raise _UpstreamError(f"bad Content-Length {value[:20]!r}") from None
             elif lname == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
             elif lname == b"connection":

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hlthz.alerts import CheckFailed, load_config
+from hlthz.alerts import AlertsCheckFailed, load_config
 from hlthz.alerts.generator import DEFAULT_OUT, check_drift, drift, generate, render_all
 from hlthz.alerts.rules import all_alerts
 from tests.alerts.conftest import WriteConfig
@@ -44,7 +44,8 @@ def test_drift_is_reported_with_the_command_to_fix_it(tmp_path: Path) -> None:
     (tmp_path / "runbooks/Stale.md").write_text(generated)
     (tmp_path / "runbooks/Ours.md").write_text("# Our own runbook\n")
     (tmp_path / "generated/tests/ours.yml").write_text("rule_files: [../hlthz.rules.yml]\n")
-    with pytest.raises(CheckFailed, match="run `hlthz alerts generate` to regenerate") as caught:
+    expected = "run `hlthz alerts generate` to regenerate"
+    with pytest.raises(AlertsCheckFailed, match=expected) as caught:
         check_drift(None, tmp_path)
     assert caught.value.exit_code == 1
     assert drift(None, tmp_path) == ["generated/hlthz.rules.yml", "runbooks/Stale.md"]

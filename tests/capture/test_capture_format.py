@@ -63,7 +63,9 @@ def test_truncation_at_any_offset_loses_only_the_torn_record(
     path = tmp_path / "c.jsonl"
     _write(path, records)
     raw = path.read_bytes()
-    offset = data.draw(st.integers(min_value=0, max_value=len(raw)))
+    # A share of the file, not a byte count: the file's length varies with its header's
+    # timestamp, and hypothesis needs the same draws to mean the same test case.
+    offset = len(raw) * data.draw(st.integers(min_value=0, max_value=1000)) // 1000
     path.write_bytes(raw[:offset])
 
     header_len = raw.index(b"\n") + 1
@@ -95,7 +97,9 @@ def test_gzip_truncation_keeps_a_prefix(
             writer.write(record)
             writer.flush()  # what the recorder does after each batch
     raw = path.read_bytes()
-    offset = data.draw(st.integers(min_value=0, max_value=len(raw)))
+    # A share of the file, not a byte count: the file's length varies with its header's
+    # timestamp, and hypothesis needs the same draws to mean the same test case.
+    offset = len(raw) * data.draw(st.integers(min_value=0, max_value=1000)) // 1000
     path.write_bytes(raw[:offset])
     got = list(read_capture(path, warn=lambda _: None))
     assert got == records[: len(got)]

@@ -183,9 +183,9 @@ def test_proxy_sampling_and_rules(upstream: tuple[str, type], tmp_path: Path) ->
 def test_bad_upstream_or_out_leaves_the_listen_port_free(tmp_path: Path) -> None:
     import socket
 
+    from hlthz.errors import ReplayError
     from hlthz.replay import recording
     from hlthz.replay.capture.proxy import run_proxy
-    from hlthz.replay.errors import ReplayError
 
     port = free_port()
     with pytest.raises(ReplayError, match="--upstream") as info:

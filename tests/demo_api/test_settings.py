@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hlthz.demo_api import OPTIMIZATIONS, Settings, SettingsError, parse_opt, profile_opts
+from hlthz.demo_api import OPTIMIZATIONS, ConfigError, Settings, parse_opt, profile_opts
 
 
 def test_profiles_turn_everything_off_or_on() -> None:
@@ -28,7 +28,7 @@ def test_parse_opt(text: str, expected: tuple[str, bool]) -> None:
      ("cache=maybe", "value must be on or off")],
 )  # fmt: skip
 def test_bad_opts_name_the_problem(text: str, message: str) -> None:
-    with pytest.raises(SettingsError, match=message):
+    with pytest.raises(ConfigError, match=message):
         parse_opt(text)
 
 
@@ -37,7 +37,7 @@ def test_single_switch_on_top_of_a_profile() -> None:
     assert settings.on("indexes") and not settings.on("cache")
     settings = Settings.for_profile("after", {"cache": False})
     assert not settings.on("cache") and settings.on("pool")
-    with pytest.raises(SettingsError, match="unknown profile"):
+    with pytest.raises(ConfigError, match="unknown profile"):
         Settings.for_profile("fastest")
 
 

@@ -10,8 +10,8 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from hlthz.errors import ReplayError
 from hlthz.replay import Gate, compare_reports
-from hlthz.replay.errors import ReplayError
 from tests.replay.conftest import hlthz
 
 

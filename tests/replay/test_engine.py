@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from hlthz.errors import ReplayError, TargetError
 from hlthz.procs import ManagedProcess, free_port
 from hlthz.replay import run_replay
-from hlthz.replay.errors import ReplayError, TargetError
 from tests.replay.conftest import REPO, hlthz, target_seen, write_capture
 
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from hlthz.replay.errors import ReplayError
+from hlthz.errors import ReplayError
 from hlthz.replay.live_metrics import ReplayCollector, serve
 from hlthz.replay.timing import Recorder
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from hlthz.replay.errors import ReplayError
+from hlthz.errors import ReplayError
 from hlthz.replay.schedule import ScheduleOptions, schedule, shard_of
 
 

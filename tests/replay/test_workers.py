@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from hlthz.errors import ReplayError
 from hlthz.procs import free_port
 from hlthz.replay import run_replay
-from hlthz.replay.errors import ReplayError
 from hlthz.replay.timing import decode, new_histogram
 from tests.replay.conftest import REPO, write_capture
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from hlthz.errors import ServiceError
 from hlthz.procs import port_open, wait_until
-from hlthz.tools.errors import ServiceError
 from hlthz.tools.stack.control import (
     StackError,
     StackOptions,

@@ -57,9 +57,9 @@ def check(config: Path | None, directory: Path | None) -> None:
     Exit 1 with the findings when anything fails; 2 for a bad config or a missing tool.
     """
     from hlthz.alerts.checker import check as _check
-    from hlthz.alerts.errors import CheckFailed
+    from hlthz.errors import AlertsCheckFailed
 
     report = _check(config, directory)
     click.echo(report.format())
     if not report.ok:
-        raise CheckFailed(report.findings)
+        raise AlertsCheckFailed(report.findings)

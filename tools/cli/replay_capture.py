@@ -1,7 +1,7 @@
 """``hlthz replay record | import | export | inspect``: the capture half of ``hlthz replay``.
 
 Each command parses its options and calls a library function of :mod:`hlthz.replay`; errors
-raised there (:class:`hlthz.replay.errors.ReplayError` and friends) become one line and exit 2.
+raised there (:class:`hlthz.errors.ReplayError` and friends) become one line and exit 2.
 """
 
 from __future__ import annotations
@@ -188,10 +188,10 @@ def record_cmd(**kwargs: Any) -> None:
     Clients talk to --listen, requests go to --upstream, and each exchange is redacted and
     appended to --out. Stop with Ctrl-C; everything queued is written before exit.
     """
+    from hlthz.errors import ReplayError
     from hlthz.replay.capture.middleware import recording
     from hlthz.replay.capture.proxy import run_proxy
     from hlthz.replay.capture.recorder import DEFAULT_EXCLUDE
-    from hlthz.replay.errors import ReplayError
 
     _setup_logging()
     redactor = _redactor(kwargs)

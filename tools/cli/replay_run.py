@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from hlthz.replay.errors import GateFailed
+from hlthz.errors import GateFailed
 
 
 @click.command("run")
@@ -231,7 +231,7 @@ def diff_command(
     from hlthz.replay.engine import check_output, write_output
 
     if not capture.is_file():
-        from hlthz.replay.errors import ReplayError
+        from hlthz.errors import ReplayError
 
         raise ReplayError(f"{capture}: no such capture file")
     if out is not None:
@@ -266,8 +266,8 @@ def diff_command(
 )
 def worker_command(master: str, capture: str | None) -> None:
     """Join a replay master (hlthz replay run --remote-workers N) and send the shard it assigns."""
+    from hlthz.errors import ReplayError
     from hlthz.replay.engine import child_argv
-    from hlthz.replay.errors import ReplayError
 
     # Checked here: after execv an error would be the child's traceback, not one line.
     host, _, port = master.rpartition(":")

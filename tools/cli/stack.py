@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hlthz.errors import CheckFailed
+from hlthz.errors import StackUnhealthy
 from hlthz.tools.stack.control import (
     DEFAULT_PORTS,
     DEFAULT_STATE_DIR,
@@ -16,11 +16,6 @@ from hlthz.tools.stack.control import (
     stack_status,
     stack_up,
 )
-
-
-class StackUnhealthy(CheckFailed):
-    """``hlthz stack status`` found a process stopped or not answering (exit code 1)."""
-
 
 _dir_option = click.option(
     "--dir",

@@ -33,7 +33,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hlthz.errors import UsageError
+from hlthz.errors import DemoError, UsageError
 from hlthz.procs import LOOPBACK, ManagedProcess, free_port, http_ok, port_open
 from hlthz.tools.demo.evidence import Scrape, histogram_quantile, scrape, server_delta
 from hlthz.tools.demo.report import (
@@ -45,7 +45,6 @@ from hlthz.tools.demo.report import (
     time_saved_by_route,
 )
 from hlthz.tools.demo.traffic import TrafficPlan, TrafficStats, drive_traffic
-from hlthz.tools.errors import DemoError
 from hlthz.tools.stack.control import hlthz_command
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from hlthz.tools.errors import StackError
+from hlthz.errors import StackError
 
 __all__ = [
     "StackError",

@@ -15,8 +15,8 @@ import shutil
 import socket
 from pathlib import Path
 
+from hlthz.errors import ServiceError
 from hlthz.procs import LOOPBACK, ManagedProcess, free_port, http_ok, port_open
-from hlthz.tools.errors import ServiceError
 
 # binary -> Debian package that provides it
 PACKAGES = {

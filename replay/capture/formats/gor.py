@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, cast
 
+from hlthz.errors import CaptureFormatError
 from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_chunks, reject_line
 from hlthz.replay.capture.formats.http1 import (
     build_request,
@@ -33,7 +34,6 @@ from hlthz.replay.capture.formats.http1 import (
     parse_message,
     request_path,
 )
-from hlthz.replay.errors import CaptureFormatError
 
 __all__ = ["GOR_SEPARATOR", "export_gor", "iter_gor"]
 

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hlthz.errors import CaptureFormatError
 from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_chunks
-from hlthz.replay.errors import CaptureFormatError
 
 __all__ = ["iter_har", "parse_har_time"]
 

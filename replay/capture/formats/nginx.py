@@ -27,9 +27,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from hlthz.errors import ReplayError
 from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_lines, reject_line
 from hlthz.replay.capture.formats.http1 import request_path
-from hlthz.replay.errors import ReplayError
 
 __all__ = ["COMBINED", "compile_log_format", "iter_nginx"]
 
