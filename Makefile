@@ -6,7 +6,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv system check lint typecheck test test-fast demo generate bench clean
+.PHONY: help venv system check lint typecheck typecheck-tree test test-fast demo generate bench clean
 
 help:
 	@echo "make demo   - set up and run the before/after story (hlthz demo)"
@@ -28,8 +28,9 @@ system:
 
 # mypy cannot follow setuptools' editable import hook, so it reads a tree of symlinks that
 # mirrors the installed layout (hlthz/ + hlthz/<subpackage> -> ../<subpackage>).
-.typecheck/hlthz: $(STAMP)
-	@mkdir -p .typecheck/hlthz
+# Rebuilt every run (cheap), so a module added to or removed from hlthz/ is never missed.
+typecheck-tree: $(STAMP)
+	@rm -rf .typecheck && mkdir -p .typecheck/hlthz
 	@for f in hlthz/*.py; do ln -sf ../../$$f .typecheck/hlthz/; done
 	@for p in exporter demo_api alerts dashboards replay tools; do ln -sfn ../../$$p .typecheck/hlthz/$$p; done
 
@@ -37,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) .typecheck/hlthz
+typecheck: typecheck-tree
 	cd .typecheck && ../$(BIN)/mypy --config-file ../pyproject.toml -p hlthz
 
 check: lint typecheck

@@ -15,13 +15,13 @@ from hlthz.exporter._metrics import (
     UNMATCHED_ROUTE,
     Metrics,
 )
-from hlthz.exporter._routes import normalize_path
 from hlthz.exporter.cache import CacheMetrics
 from hlthz.exporter.db import instrument_dbapi, instrument_sqlalchemy, query_name
 from hlthz.exporter.exposition import metrics_app
 from hlthz.exporter.instrument import instrument
 from hlthz.exporter.jobs import JobMetrics
 from hlthz.exporter.memory import memory_limit_bytes
+from hlthz.routes import Routes, normalize_path
 
 __all__ = [
     "DEFAULT_MAX_SERIES_PER_METRIC",
@@ -35,6 +35,7 @@ __all__ = [
     "JobMetrics",
     "Metrics",
     "MultiprocessError",
+    "Routes",
     "instrument",
     "instrument_dbapi",
     "instrument_sqlalchemy",

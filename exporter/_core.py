@@ -62,7 +62,7 @@ class Recorder:
         self.threshold = n_plus_one_threshold
         self.normalizer: PathNormalizer | None
         if normalize_paths is True:
-            from hlthz.exporter._routes import normalize_path
+            from hlthz.routes import normalize_path
 
             self.normalizer = normalize_path
         elif callable(normalize_paths):

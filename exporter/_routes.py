@@ -10,58 +10,15 @@ raw path, or every id becomes a series. Frameworks know their template once they
   :class:`StarletteRoutes` maps it to its full template, mount prefixes included.
 
 Bare WSGI/ASGI callables have no templates: their requests share ``_unmatched`` unless the
-application opts in to :func:`normalize_path`.
+application opts in to path normalization (``normalize_paths=``: :func:`hlthz.routes.normalize_path`
+or a :class:`hlthz.routes.Routes` built from its route templates).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from hlthz.exporter._metrics import UNMATCHED_ROUTE
-
-_MAX_SEGMENTS = 12
-_MAX_SEGMENT_LENGTH = 48
-_UUID = re.compile(
-    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
-)
-_HEX = re.compile(r"[0-9a-fA-F]{16,}")
-_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
-_DIGIT = re.compile(r"\d")
-
-
-def normalize_path(path: str) -> str:
-    """Turn a raw URL path into a template with bounded cardinality.
-
-    Numbers become ``{id}``, UUIDs ``{uuid}``, hex strings of 16+ characters ``{hash}``, and
-    other segments with three or more digits or longer than 48 characters ``{param}``; the query
-    string is dropped and paths deeper than 12 segments end in ``/{rest}``. Literal words are
-    kept, so an application that serves arbitrary words still needs the series cap.
-
-    >>> normalize_path("/users/42/orders/9f1c4a2e-7d3b-4c1a-9e8f-0123456789ab")
-    '/users/{id}/orders/{uuid}'
-    """
-    path = path.split("?", 1)[0]
-    segments = path.split("/")
-    out: list[str] = []
-    for index, segment in enumerate(segments):
-        if index > _MAX_SEGMENTS:
-            out.append("{rest}")
-            break
-        out.append(_normalize_segment(segment) if segment else segment)
-    return "/".join(out) or "/"
-
-
-def _normalize_segment(segment: str) -> str:
-    if _NUMBER.fullmatch(segment):
-        return "{id}"
-    if len(segment) >= 32 and _UUID.fullmatch(segment):
-        return "{uuid}"
-    if _HEX.fullmatch(segment) and _DIGIT.search(segment):
-        return "{hash}"
-    if len(segment) > _MAX_SEGMENT_LENGTH or len(_DIGIT.findall(segment)) >= 3:
-        return "{param}"
-    return segment
 
 
 def flask_rule(rule: Any) -> str:

@@ -40,27 +40,17 @@ import gevent.queue
 from geventhttpclient import HTTPClient
 
 from hlthz.errors import HlthzError, ReplayError
+from hlthz.net import HOP_BY_HOP, parse_host_port
 from hlthz.replay.engine import Target, child_argv, error_from_payload, error_payload
 from hlthz.replay.schedule import ScheduleOptions, schedule
-from hlthz.replay.timing import Recorder, encode, route_of
+from hlthz.replay.timing import Recorder, encode
+from hlthz.routes import Routes
 
 _log = logging.getLogger("hlthz.replay")
 
-_HOP_BY_HOP = frozenset(
-    {
-        "host",
-        "connection",
-        "content-length",
-        "transfer-encoding",
-        "keep-alive",
-        "upgrade",
-        "te",
-        "trailer",
-        "proxy-connection",
-        "proxy-authorization",
-        "expect",
-    }
-)
+# Never replayed as captured: hop-by-hop headers, and what the client sets itself (the target's
+# Host, the body's length, Expect).
+_NOT_REPLAYED = HOP_BY_HOP | {"host", "content-length", "expect"}
 #: The last stretch before a due time is waited by yielding, not by a timer (seconds).
 _SPIN = 0.0005
 #: How often a worker ships its measurements to the master (seconds).
@@ -82,7 +72,7 @@ def _request_headers(
     headers: dict[str, str] = {}
     for name, value in captured:
         key = name.lower()
-        if key in _HOP_BY_HOP or key in overrides:
+        if key in _NOT_REPLAYED or key in overrides:
             continue
         if key in headers:
             headers[key] += ("; " if key == "cookie" else ", ") + value
@@ -112,6 +102,7 @@ class Sender:
         self.options = ScheduleOptions(**config["schedule"], shard=shard, shards=shards)
         self.stop_event = gevent.event.Event()
         self.concurrency = int(config["concurrency"])
+        self.routes = Routes(config.get("routes") or ())
         # Due requests are handed to idle sender greenlets through a channel (a put blocks
         # until one takes it); new ones are started up to the cap. Reusing greenlets is
         # cheaper than spawning one per request.
@@ -215,7 +206,7 @@ class Sender:
         ended = time.monotonic()
         try:
             self.recorder.record(
-                route_of(record.method, uri),
+                self.routes.name(record.method, record.path),
                 at,
                 started - when,
                 ended - sent,
@@ -355,8 +346,9 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
     from locust.exception import RPCError
     from locust.runners import STATE_MISSING
 
-    host, _, port_text = (config.get("master_bind") or "127.0.0.1:0").rpartition(":")
-    port = int(port_text)
+    host, port = parse_host_port(
+        config.get("master_bind") or "127.0.0.1:0", what="--master-bind", allow_port_zero=True
+    )
     if port == 0:
         from hlthz.procs import free_port
 
@@ -479,11 +471,9 @@ def worker_main(master: str, capture: str | None = None) -> None:
     """Join a locust master at ``HOST:PORT`` and send the shard it assigns (until it quits)."""
     from locust.env import Environment
 
-    host, _, port = master.rpartition(":")
-    if not host or not port.isdigit():
-        raise ReplayError(f"--master {master!r}: give HOST:PORT")
+    host, port = parse_host_port(master, what="--master")
     env = Environment(user_classes=[])
-    runner = env.create_worker_runner(host, int(port))
+    runner = env.create_worker_runner(host, port)
     senders: list[Sender] = []
 
     def on_start(environment: Any, msg: Any, **_: Any) -> None:

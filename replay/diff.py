@@ -25,7 +25,7 @@ import httpx
 
 from hlthz.replay.engine import Target
 from hlthz.replay.schedule import SAFE_METHODS
-from hlthz.replay.timing import route_of
+from hlthz.routes import Routes
 
 _MISSING = object()
 _EXAMPLES = 3
@@ -188,8 +188,11 @@ def run_diff(
     allow_writes: bool = False,
     timeout: float = 10.0,
     limit: int | None = None,
+    routes: Routes | None = None,
 ) -> DiffResult:
-    """Send each record to every target and group the real differences (see the module doc)."""
+    """Send each record to every target and group the real differences (see the module doc);
+    differences are grouped by route as ``routes`` names them (default: path normalization)."""
+    routes = routes or Routes()
     targets = {"primary": Target(primary), "candidate": Target(candidate)}
     if secondary:
         targets["secondary"] = Target(secondary)
@@ -210,7 +213,7 @@ def run_diff(
             result.errors += any(response.failed for response in got.values())
             real = _differing(got["primary"], got["candidate"])
             noisy = _differing(got["primary"], got["secondary"]) if "secondary" in got else {}
-            route = route_of(record.method, targets["primary"].uri(record.path))
+            route = routes.name(record.method, record.path)
             for (kind, path), (was, now) in real.items():
                 if (kind, path) in noisy:
                     result.noise += 1

@@ -23,10 +23,11 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from hlthz.errors import CaptureFormatError, HlthzError, ReplayError, TargetError
+from hlthz.net import parse_host_port, parse_http_url, request_target
 from hlthz.replay.schedule import ScheduleOptions
+from hlthz.routes import Routes
 
 #: Requests in flight at most (per process); more due requests wait for a slot, and say so.
 DEFAULT_CONCURRENCY = 1000
@@ -35,26 +36,19 @@ DEFAULT_CONCURRENCY = 1000
 class Target:
     """Where every request goes: scheme, host, port and an optional base path."""
 
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise TargetError(f"--target {url!r}: give an absolute http:// or https:// URL")
+    def __init__(self, url: str, *, what: str = "--target") -> None:
+        parsed = parse_http_url(url, what=what)
         self.url = url
-        self.ssl = parts.scheme == "https"
-        self.host = parts.hostname
-        self.port = parts.port or (443 if self.ssl else 80)
-        self.base = parts.path.rstrip("/")
-        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.ssl = parsed.tls
+        self.host = parsed.host
+        self.port = parsed.port
+        self.base = parsed.base
+        self.origin = parsed.origin
 
     def uri(self, captured_path: str) -> str:
         """The request URI for a captured path: absolute URLs are cut to path and query, so
         the target is the only host a replay ever talks to."""
-        if captured_path.startswith(("http://", "https://", "//")):
-            parts = urlsplit(captured_path)
-            captured_path = parts.path + (f"?{parts.query}" if parts.query else "")
-        if not captured_path.startswith("/"):
-            captured_path = "/" + captured_path
-        return self.base + captured_path
+        return self.base + request_target(captured_path)
 
     def check_reachable(self, timeout: float) -> None:
         """Raise :class:`TargetError` unless the target accepts a TCP connection in time."""
@@ -152,6 +146,7 @@ def run_replay(
     master_bind: str | None = None,
     remote_workers: int = 0,
     insecure: bool = False,
+    routes: Routes | None = None,
 ) -> dict[str, Any]:
     """Replay ``capture`` against ``target`` on the open-model timeline; return the report.
 
@@ -163,7 +158,8 @@ def run_replay(
     ``remote_workers`` more may join at ``master_bind`` (``HOST:PORT``) with
     ``hlthz replay worker``; ``concurrency`` caps requests in flight per process;
     ``metrics_port`` serves the replay's own /metrics on 127.0.0.1; ``insecure`` skips TLS
-    certificate checks of an https target.
+    certificate checks of an https target; ``routes`` names the report's routes (default: path
+    normalization, :class:`hlthz.routes.Routes`).
     Writes ``report`` (JSON) and ``html`` when given. Raises :class:`TargetError` when the
     target is unreachable, :class:`CaptureFormatError` for a malformed capture.
     """
@@ -183,11 +179,7 @@ def run_replay(
     if concurrency < 1:
         raise ReplayError(f"--concurrency must be >= 1, got {concurrency}")
     if master_bind is not None:
-        _host, _, bind_port = master_bind.rpartition(":")
-        if not bind_port.isdigit() or not 0 <= int(bind_port) < 65536:
-            raise ReplayError(
-                f"--master-bind {master_bind!r}: give HOST:PORT, e.g. 0.0.0.0:5557 (port 0: any)"
-            )
+        parse_host_port(master_bind, what="--master-bind", allow_port_zero=True)
     pairs = [parse_header(h) if isinstance(h, str) else (h[0], h[1]) for h in headers]
     capture_path = Path(capture)
     _check_capture(capture_path, format)
@@ -220,6 +212,7 @@ def run_replay(
         "progress": progress,
         "metrics_port": metrics_port,
         "insecure": insecure,
+        "routes": routes.templates if routes is not None else [],
     }
     result = _run_child(config)
 

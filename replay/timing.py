@@ -16,7 +16,6 @@ averages of percentiles. A per-second time series (coarser, 2 digits) feeds the 
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -32,11 +31,6 @@ MAX_ROUTES = 500
 #: Per-second bins older than this (seconds) are kept compressed.
 _SERIES_HOT = 10
 
-_ID_SEGMENT = re.compile(
-    r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    r"|[0-9a-fA-F]{16,}|[A-Za-z0-9_-]{22,})$"
-)
-
 
 def new_histogram(digits: int = _DIGITS) -> HdrHistogram:
     """An empty histogram for microsecond values from 1 µs to one hour."""
@@ -51,26 +45,6 @@ def decode(encoded: str) -> HdrHistogram:
 def encode(hist: HdrHistogram) -> str:
     """HDR's compressed, base64 encoding as text (JSON and msgpack friendly)."""
     return bytes(hist.encode()).decode("ascii")
-
-
-def route_of(method: str, path: str) -> str:
-    """``METHOD /template``: the query dropped, id-like segments replaced by ``{id}``."""
-    key = (method, path)
-    route = _ROUTE_CACHE.get(key)
-    if route is None:
-        if len(_ROUTE_CACHE) >= 10_000:  # bounded: captures have unbounded distinct paths
-            _ROUTE_CACHE.clear()
-        route = _ROUTE_CACHE[key] = _route_of(method, path)
-    return route
-
-
-_ROUTE_CACHE: dict[tuple[str, str], str] = {}
-
-
-def _route_of(method: str, path: str) -> str:
-    path = path.split("?", 1)[0].split("#", 1)[0] or "/"
-    parts = [("{id}" if _ID_SEGMENT.match(part) else part) for part in path.split("/")]
-    return f"{method.upper()} {'/'.join(parts)}"
 
 
 def percentiles_ms(hist: HdrHistogram, points: tuple[float, ...]) -> dict[str, float]:

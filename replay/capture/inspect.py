@@ -3,76 +3,29 @@
 :func:`inspect_capture` streams any supported file once and returns a JSON-ready summary:
 record count, time span, mean and peak rate (busiest whole second), methods, status mix, top
 routes and a redaction summary (how many placeholders per header and per body/query field).
-Routes come from a route map when one is given (an OpenAPI document, or a text file with one
-template per line such as ``/api/products/{product_id}``), else from the exporter's path
-normalizer (``/users/42`` -> ``/users/{id}``).
+Routes are named by :class:`hlthz.routes.Routes`, the grouping every command uses: the
+templates of ``--routes`` (an OpenAPI document, or a text file with one template per line such
+as ``/api/products/{product_id}``), else the path normalizer (``/users/42`` -> ``/users/{id}``).
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as _dt
-import json
 import os
 import re
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from hlthz.errors import ReplayError
 from hlthz.replay.capture.format import ReadStats
 from hlthz.replay.capture.redact import PLACEHOLDER_PREFIX
 from hlthz.replay.capture.sources import iter_records
+from hlthz.routes import Routes
 
-__all__ = ["format_inspection", "inspect_capture", "load_route_map"]
+__all__ = ["format_inspection", "inspect_capture"]
 
-_PARAM = re.compile(r"\\\{[^}]*\\\}|\\<[^>]*\\>")
 _FIELD_PLACEHOLDER = re.compile(
     r'"?([A-Za-z0-9_.-]+)"?\s*[:=]\s*"?' + re.escape(PLACEHOLDER_PREFIX)
 )
-
-
-def load_route_map(path: str | os.PathLike[str]) -> list[str]:
-    """Route templates from an OpenAPI document (``paths`` keys) or a one-per-line text file."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise ReplayError(f"--routes {p}: cannot read ({exc.strerror or exc})") from None
-    if text.lstrip().startswith("{"):
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise ReplayError(f"--routes {p}: not valid JSON ({exc})") from None
-        paths = doc.get("paths") if isinstance(doc, dict) else None
-        if not isinstance(paths, dict):
-            raise ReplayError(f"--routes {p}: an OpenAPI document needs a 'paths' object")
-        return list(paths)
-    routes = [line.strip() for line in text.splitlines()]
-    return [r for r in routes if r and not r.startswith("#")]
-
-
-def _router(routes: list[str] | None) -> Callable[[str], str]:
-    if not routes:
-        try:
-            from hlthz.exporter import normalize_path
-        except ImportError:  # the exporter always ships it; keep inspect usable regardless
-            from hlthz.exporter._routes import normalize_path
-        return normalize_path
-    # Most specific first: fewer parameters wins, so /users/me beats /users/{id}.
-    compiled = sorted(
-        ((r, re.compile("^" + _PARAM.sub("[^/]+", re.escape(r)) + "$")) for r in routes),
-        key=lambda item: (item[0].count("{") + item[0].count("<"), -len(item[0])),
-    )
-
-    def route(path: str) -> str:
-        bare = path.split("?", 1)[0]
-        for template, regex in compiled:
-            if regex.match(bare):
-                return template
-        return "(unmatched)"
-
-    return route
 
 
 def _redactions(record_headers: list[tuple[str, str]], path: str, body: bytes) -> list[str]:
@@ -94,12 +47,13 @@ def inspect_capture(
     *,
     format: str = "auto",
     log_format: str | None = None,
-    routes: list[str] | None = None,
+    routes: Routes | None = None,
     top: int = 10,
     skip_invalid: bool = False,
 ) -> dict[str, Any]:
-    """Summarize a capture (or any importable file) in one streaming pass."""
-    route_of = _router(routes)
+    """Summarize a capture (or any importable file) in one streaming pass; routes are named
+    by ``routes`` (default: :func:`hlthz.routes.normalize_path`), as ``replay run`` names them."""
+    routes = routes or Routes()
     stats = ReadStats()
     methods: collections.Counter[str] = collections.Counter()
     statuses: collections.Counter[str] = collections.Counter()
@@ -114,7 +68,7 @@ def inspect_capture(
     ):
         methods[record.method] += 1
         statuses[f"{record.status // 100}xx" if record.status else "unknown"] += 1
-        per_route[f"{record.method} {route_of(record.path)}"] += 1
+        per_route[routes.name(record.method, record.path)] += 1
         per_second[record.ts_ns // 1_000_000_000] += 1
         first = record.ts_ns if first is None else min(first, record.ts_ns)
         last = record.ts_ns if last is None else max(last, record.ts_ns)

@@ -29,34 +29,22 @@ import socket
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
 from hlthz.errors import ReplayError
+from hlthz.net import HOP_BY_HOP, parse_host_port, parse_http_url
 from hlthz.replay.capture.middleware import ASGIReceive, ASGIRecorder, ASGIScope, ASGISend
 from hlthz.replay.capture.upstream import UpstreamPool, _UpstreamError, _UpstreamTimeout
 
-__all__ = ["ProxyApp", "ProxyStats", "parse_listen", "run_proxy"]
+__all__ = ["ProxyApp", "ProxyStats", "run_proxy"]
 
 _log = logging.getLogger("hlthz.replay.capture.proxy")
 
-# RFC 9110 section 7.6.1: connection-specific headers are never forwarded.
-_HOP_BY_HOP = frozenset(
-    (
-        b"connection",
-        b"expect",  # uvicorn already answered "100 Continue" when the body was read
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    )
-)
+# Connection-specific headers are never forwarded; nor is Expect: uvicorn already answered
+# "100 Continue" when the body was read.
+_HOP_BY_HOP = frozenset(name.encode() for name in (*HOP_BY_HOP, "expect"))
 
 
 @dataclass
@@ -82,14 +70,6 @@ def _dropped(recorder: ASGIRecorder) -> int:
     )
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """``"127.0.0.1:8080"`` or ``":8080"`` -> (host, port); raise :class:`ReplayError`."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ReplayError(f"--listen {value!r}: use HOST:PORT, e.g. 127.0.0.1:8080")
-    return (host.strip("[]") or "127.0.0.1"), int(port)
-
-
 class ProxyApp:
     """ASGI app forwarding every HTTP request to ``upstream`` (``http://host:port[/prefix]``)."""
 
@@ -102,15 +82,8 @@ class ProxyApp:
         max_connections: int = 100,
         stats: ProxyStats | None = None,
     ) -> None:
-        parts = urllib.parse.urlsplit(upstream)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ReplayError(f"--upstream {upstream!r}: use http://HOST:PORT or https://HOST")
-        try:
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError:
-            raise ReplayError(f"--upstream {upstream!r}: the port is not a number") from None
+        self._prefix = parse_http_url(upstream, what="--upstream").base
         self.upstream = upstream.rstrip("/")
-        self._prefix = parts.path.rstrip("/")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.max_connections = max_connections
@@ -312,7 +285,7 @@ def run_proxy(
     """
     import uvicorn
 
-    host, port = parse_listen(listen)
+    host, port = parse_host_port(listen, what="--listen")
     # Bind before anything else so a busy port is a one-line error, not a uvicorn exit.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto

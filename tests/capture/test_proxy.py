@@ -183,12 +183,12 @@ def test_proxy_sampling_and_rules(upstream: tuple[str, type], tmp_path: Path) ->
 def test_bad_upstream_or_out_leaves_the_listen_port_free(tmp_path: Path) -> None:
     import socket
 
-    from hlthz.errors import ReplayError
+    from hlthz.errors import UsageError
     from hlthz.replay import recording
     from hlthz.replay.capture.proxy import run_proxy
 
     port = free_port()
-    with pytest.raises(ReplayError, match="--upstream") as info:
+    with pytest.raises(UsageError, match="--upstream") as info:
         run_proxy(
             f"127.0.0.1:{port}",
             "ftp://x",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hlthz.errors import ReplayError
+from hlthz.errors import ReplayError, UsageError
 from hlthz.procs import free_port
 from hlthz.replay import run_replay
 from hlthz.replay.timing import decode, new_histogram
@@ -162,7 +162,7 @@ def test_hlthz_replay_worker_joins_a_master(tmp_path: Path, target: object) -> N
 def test_bad_master_addresses_are_one_line_errors(tmp_path: Path, target: object) -> None:
     url = target.url  # type: ignore[attr-defined]
     capture = write_capture(tmp_path / "c.jsonl", [(0.0, "GET", "/delay/1")])
-    with pytest.raises(ReplayError, match=r"^--master-bind 'nohost': give HOST:PORT"):
+    with pytest.raises(UsageError, match=r"^--master-bind 'nohost': give HOST:PORT"):
         run_replay(capture, url, progress=False, workers=1, master_bind="nohost")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -313,7 +313,7 @@ def export_cmd(file: str, fmt: str, out: str, skip_invalid: bool) -> None:
 @click.option(
     "--routes",
     type=click.Path(dir_okay=False),
-    help="Route map: an OpenAPI JSON document or one template a line (/users/{id}).",
+    help="Name routes by these templates: an OpenAPI document or one template per line.",
 )
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option(
@@ -335,14 +335,15 @@ def inspect_cmd(
     skip_invalid: bool,
 ) -> None:
     """Summarize a capture: records, span, rates, methods, status mix, top routes, redactions."""
-    from hlthz.replay.capture.inspect import format_inspection, inspect_capture, load_route_map
+    from hlthz.replay.capture.inspect import format_inspection, inspect_capture
+    from hlthz.routes import Routes
 
     _setup_logging()
     summary = inspect_capture(
         file,
         format=fmt,
         log_format=log_format,
-        routes=load_route_map(routes) if routes else None,
+        routes=Routes.from_file(routes) if routes else None,
         top=top,
         skip_invalid=skip_invalid,
     )

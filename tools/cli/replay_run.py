@@ -69,6 +69,11 @@ from hlthz.errors import GateFailed
 @click.option("--name", help="Run name (the 'run' label of the replay's metrics).")
 @click.option("--metrics-port", type=int, help="Serve the replay's /metrics on 127.0.0.1:PORT.")
 @click.option("--insecure", is_flag=True, help="Do not verify an https target's certificate.")
+@click.option(
+    "--routes",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Name routes by these templates: an OpenAPI document or one template per line.",
+)
 @click.option("--no-progress", is_flag=True, help="No live progress line.")
 def run_command(
     capture: Path,
@@ -91,11 +96,13 @@ def run_command(
     name: str | None,
     metrics_port: int | None,
     insecure: bool,
+    routes: Path | None,
     no_progress: bool,
 ) -> None:
     """Replay CAPTURE against --target on its original timeline (open model)."""
     from hlthz.replay.engine import run_replay
     from hlthz.replay.report import print_summary
+    from hlthz.routes import Routes
 
     result = run_replay(
         capture,
@@ -119,6 +126,7 @@ def run_command(
         master_bind=master_bind,
         remote_workers=remote_workers,
         insecure=insecure,
+        routes=Routes.from_file(routes) if routes else None,
     )
     print_summary(result)
     if report is not None:
@@ -212,6 +220,11 @@ def compare_command(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the grouped differences as JSON.",
 )
+@click.option(
+    "--routes",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Name routes by these templates: an OpenAPI document or one template per line.",
+)
 def diff_command(
     capture: Path,
     primary: str,
@@ -224,11 +237,13 @@ def diff_command(
     timeout: float,
     fmt: str,
     out: Path | None,
+    routes: Path | None,
 ) -> None:
     """Send CAPTURE's requests to primary, candidate (and secondary); exit 1 on real differences."""
     from hlthz.replay.capture.sources import iter_records
     from hlthz.replay.diff import run_diff, write_diff
     from hlthz.replay.engine import check_output, write_output
+    from hlthz.routes import Routes
 
     if not capture.is_file():
         from hlthz.errors import ReplayError
@@ -246,6 +261,7 @@ def diff_command(
         allow_writes=allow_writes,
         timeout=timeout,
         limit=limit,
+        routes=Routes.from_file(routes) if routes else None,
     )
     if out is not None:
         write_output("--out", out, lambda: write_diff(result, out))
@@ -266,13 +282,11 @@ def diff_command(
 )
 def worker_command(master: str, capture: str | None) -> None:
     """Join a replay master (hlthz replay run --remote-workers N) and send the shard it assigns."""
-    from hlthz.errors import ReplayError
+    from hlthz.net import parse_host_port
     from hlthz.replay.engine import child_argv
 
     # Checked here: after execv an error would be the child's traceback, not one line.
-    host, _, port = master.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ReplayError(f"--master {master!r}: give HOST:PORT, e.g. 10.0.0.5:5557")
+    parse_host_port(master, what="--master")
     argv = [*child_argv(), "worker", "--master", master]
     if capture:
         argv += ["--capture", capture]

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import IO, cast
 
 from hlthz.errors import CaptureFormatError
+from hlthz.net import request_target
 from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_chunks, reject_line
 from hlthz.replay.capture.formats.http1 import (
     build_request,
     build_response,
     parse_message,
-    request_path,
 )
 
 __all__ = ["GOR_SEPARATOR", "export_gor", "iter_gor"]
@@ -103,7 +103,7 @@ def iter_gor(
                 id=rid,
                 ts_ns=ts_ns,
                 method=msg.method,
-                path=request_path(msg.target),
+                path=request_target(msg.target),
                 headers=msg.headers,
                 body=msg.body,
                 status=status,

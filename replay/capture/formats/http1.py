@@ -6,11 +6,10 @@ line and the headers, undo ``Transfer-Encoding: chunked`` so a record holds the 
 
 from __future__ import annotations
 
-import urllib.parse
-
 __all__ = ["ParsedMessage", "build_request", "build_response", "parse_message"]
 
-_HOP_BY_HOP = frozenset(("transfer-encoding",))
+# Framing headers: a record holds the decoded body, so the writer frames it anew.
+_FRAMING = frozenset(("transfer-encoding", "content-length"))
 
 
 class ParsedMessage:
@@ -85,20 +84,12 @@ def parse_message(raw: bytes) -> ParsedMessage:
     return msg
 
 
-def request_path(target: str) -> str:
-    """Origin-form path+query of a request target (absolute-form URLs lose scheme and host)."""
-    if target.startswith(("http://", "https://")):
-        parts = urllib.parse.urlsplit(target)
-        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return target or "/"
-
-
 def build_request(method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
     """A raw HTTP/1.1 request with a ``Content-Length`` matching ``body``."""
     lines = [f"{method} {path} HTTP/1.1"]
     for name, value in headers:
         lname = name.lower()
-        if lname in _HOP_BY_HOP or lname == "content-length":
+        if lname in _FRAMING:
             continue
         lines.append(f"{name}: {value}")
     if body or method in ("POST", "PUT", "PATCH"):

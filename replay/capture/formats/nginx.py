@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hlthz.errors import ReplayError
+from hlthz.net import request_target
 from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_lines, reject_line
-from hlthz.replay.capture.formats.http1 import request_path
 
 __all__ = ["COMBINED", "compile_log_format", "iter_nginx"]
 
@@ -150,7 +150,7 @@ def _record(lineno: int, fields: dict[str, str]) -> CaptureRecord:
         id=f"log-{lineno}",
         ts_ns=ts_ns,
         method=method.upper(),
-        path=request_path(_unescape(target).decode("latin-1")),
+        path=request_target(_unescape(target).decode("latin-1")),
         headers=headers,
         body=body,
         status=int(status) if status and status.isdigit() else None,
