@@ -9,8 +9,10 @@ exactly what :func:`tests.golden.cases.render_case` returns. Review the change w
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from hlthz.errors import HlthzError
 from tests.golden.cases import GOLDEN_DIR, IN_FILE, OUT_DIR, case_dirs, read_tree, render_case
 
 
@@ -48,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{IN_FILE}); known: {', '.join(known)}"
         )
     for name in args.cases or list(known):
-        written, deleted = regenerate(known[name])
+        try:
+            written, deleted = regenerate(known[name])
+        except HlthzError as exc:  # an invalid in.yaml: its one-line message names the key
+            print(f"{name}: {exc}", file=sys.stderr)
+            return exc.exit_code
         total = len(read_tree(known[name] / OUT_DIR))
         print(f"{name}: {total} files, {len(written)} written, {len(deleted)} deleted")
     return 0
