@@ -6,13 +6,14 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv system check lint typecheck typecheck-tree test test-fast demo generate bench clean
+.PHONY: help venv system check lint typecheck typecheck-tree test test-fast demo generate golden bench clean
 
 help:
 	@echo "make demo   - set up and run the before/after story (hlthz demo)"
 	@echo "make test   - set up, install services, lint, type-check and run the whole suite"
 	@echo "make check  - ruff, mypy and the golden-file drift checks only"
 	@echo "make generate - regenerate alert rules, runbooks, tests and dashboards"
+	@echo "make golden - rewrite tests/golden/*/out/ from each case's in.yaml (review git diff)"
 	@echo "make bench  - run the benchmarks in benchmarks/"
 
 $(STAMP): pyproject.toml
@@ -52,6 +53,10 @@ demo: venv
 generate: venv
 	$(BIN)/hlthz alerts generate
 	$(BIN)/hlthz dashboards generate
+
+# The golden in/out pairs the tests in tests/golden compare against (docs/CONTRIBUTING.md).
+golden: venv
+	$(PY) -m tests.golden.regenerate
 
 bench: venv
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

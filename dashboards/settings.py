@@ -7,7 +7,8 @@ generator reads (through :func:`hlthz.alerts.load_config`) and keep only what th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +35,29 @@ def format_duration(seconds: float) -> str:
     return _format_duration(whole)
 
 
+def _packaged(name: str) -> Any:
+    """A field whose default is ``name`` as the packaged ``alerts/thresholds.yaml`` sets it."""
+    return field(default_factory=lambda: getattr(_packaged_settings(), name))
+
+
 @dataclass(frozen=True)
 class DashboardSettings:
     """What the dashboards draw from the thresholds file.
 
-    Latencies are seconds; shares are ratios between 0 and 1.
+    Latencies are seconds; shares are ratios between 0 and 1. A field left out takes its value
+    from the packaged thresholds file, as a key left out of a thresholds file does, so
+    ``DashboardSettings()`` is what ``load_settings()`` reads and there is no second copy of
+    the defaults to keep in step.
     """
 
-    latency_warning: float = 0.5
-    latency_critical: float = 1.0
-    error_rate: float = 0.05
-    cache_hit_rate: float = 0.7
-    memory: float = 0.8
-    selector: str = ""
-    scrape_interval: str = "15s"
-    runbook_url: str = "https://github.com/hlthz/hlthz/blob/main/alerts/runbooks/{alert}.md"
+    latency_warning: float = _packaged("latency_warning")
+    latency_critical: float = _packaged("latency_critical")
+    error_rate: float = _packaged("error_rate")
+    cache_hit_rate: float = _packaged("cache_hit_rate")
+    memory: float = _packaged("memory")
+    selector: str = _packaged("selector")
+    scrape_interval: str = _packaged("scrape_interval")
+    runbook_url: str = _packaged("runbook_url")
 
     @property
     def rate_interval(self) -> str:
@@ -90,3 +99,9 @@ def load_settings(config: str | Path | None = None) -> DashboardSettings:
     from hlthz.alerts import load_config
 
     return DashboardSettings.from_config(load_config(config))
+
+
+@functools.cache
+def _packaged_settings() -> DashboardSettings:
+    # Read once: the defaults of every DashboardSettings() built in this process.
+    return load_settings()
