@@ -149,7 +149,7 @@ def baseline_rules(config: AlertsConfig) -> list[dict[str, Any]]:
 
 
 def alert_rules(config: AlertsConfig) -> list[AlertRule]:
-    """Every alert of the contract, in a fixed order."""
+    """Every alert of docs/alerts.md, in a fixed order."""
     n = Names(config)
     a = config.alerts
     floor = f"and on (job)\n{n.requests} >= {_num(config.min_request_rate)}"

@@ -11,7 +11,7 @@ separately in the last column.
 
 Part 2 (loopback): a paced client sends R requests/s for S seconds to a uvicorn upstream, first
 directly, then through ``hlthz replay record``; the table shows latency P50/P99 and what the
-proxy adds. Target from the issue: middleware < 15 us per request.
+proxy adds. Target (docs/capture.md, What it costs): middleware < 15 us per request.
 """
 
 from __future__ import annotations

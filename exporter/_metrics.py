@@ -1,4 +1,4 @@
-"""The contract metrics of one registry, with label children cached and capped.
+"""The metrics of docs/metrics.md in one registry, with label children cached and capped.
 
 Everything HLTHZ measures goes through :class:`Metrics`: one bundle per registry, created on
 first use, so the middleware, the database hooks and the cache/job helpers of one application
@@ -182,7 +182,7 @@ def fast_inc(child: Any) -> Callable[[float], None]:
 
 
 class Metrics:
-    """The contract metrics (CONTRACT section 1) registered in one registry.
+    """The exporter metrics (docs/metrics.md) registered in one registry.
 
     Get it with :meth:`for_registry`; never construct it twice for a registry (prometheus-client
     would refuse the duplicate names).

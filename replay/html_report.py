@@ -167,7 +167,7 @@ def render_html(
     env = Environment(
         loader=PackageLoader("hlthz.replay", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
-        # A report needs only CONTRACT section 5's fields: the extras this package adds ("run",
+        # A report needs only the required keys of docs/formats.md: the extras (a "run",
         # a route's "service_time_ms" ...) render empty when another writer left them out.
         undefined=ChainableUndefined,
         trim_blocks=True,

@@ -1,7 +1,7 @@
-"""The replay report (v1, CONTRACT section 5) and its terminal summary.
+"""The replay report (v1, docs/formats.md) and its terminal summary.
 
-:func:`build_report` turns the engine's measurements into the report dict; the contract's keys
-are all there, and these are added:
+:func:`build_report` turns the engine's measurements into the report dict; the required keys
+(docs/formats.md) are all there, and these are added:
 
 - ``run``: what was replayed where and how (capture, target, speed/rate, workers, interrupted);
 - ``summary.status_classes`` and ``summary.statuses``; ``summary.skipped_by_reason``;

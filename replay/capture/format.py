@@ -55,7 +55,7 @@ _CHUNK = 1 << 16
 
 @dataclass(slots=True)
 class CaptureRecord:
-    """One captured request (CONTRACT section 4).
+    """One captured request (capture format v1, docs/formats.md).
 
     ``ts_ns`` is the send time in nanoseconds since the epoch, ``path`` is path plus query,
     ``headers`` keeps order and repeats, ``status``/``duration_ns`` describe the original response

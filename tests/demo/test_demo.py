@@ -15,7 +15,7 @@ import pytest
 from tests.procs import leftover_groups
 
 HLTHZ = [sys.executable, "-c", "from hlthz.tools.cli import main; main()"]
-CONTRACT_KEYS = ("p95_ms", "avg_ms", "error_rate", "queries_per_request", "cache_hit_rate")
+SUMMARY_KEYS = ("p95_ms", "avg_ms", "error_rate", "queries_per_request", "cache_hit_rate")
 
 
 def _assert_all_gone(manifest: list[dict[str, Any]]) -> None:
@@ -47,7 +47,7 @@ def test_demo_quick_tells_the_story_and_stops_everything(tmp_path: Path) -> None
     summary = json.loads((out / "summary.json").read_text())
     for profile in ("before", "after"):
         figures = summary[profile]
-        for key in CONTRACT_KEYS:
+        for key in SUMMARY_KEYS:
             assert isinstance(figures[key], int | float), (profile, key, figures[key])
         assert figures["requests"] == summary["capture"]["records"]
         assert 0.0 <= figures["error_rate"] <= 1.0

@@ -18,7 +18,7 @@ from hlthz.tools.demo.report import (
 
 
 class _App:
-    """The contract metrics on a private registry, as an instrumented app would expose them."""
+    """The metrics of docs/metrics.md on a private registry, as an instrumented app exposes them."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()

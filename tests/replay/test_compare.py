@@ -165,7 +165,8 @@ def test_cli_unwritable_output_is_one_line(tmp_path: Path, option: str) -> None:
 
 
 def test_html_of_contract_only_reports(tmp_path: Path) -> None:
-    # _report() holds CONTRACT section 5's fields only: no "run", no per-route service time.
+    # _report() holds a report's required keys only (docs/formats.md): no "run", no per-route
+    # service time.
     base, cand = tmp_path / "base.json", tmp_path / "cand.json"
     base.write_text(json.dumps(_report()))
     cand.write_text(json.dumps(_report(p95=300)))
