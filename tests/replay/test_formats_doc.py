@@ -33,7 +33,7 @@ from hlthz.replay import (
     write_html,
 )
 from hlthz.replay.capture.format import encode_record, read_header
-from hlthz.replay.errors import CaptureFormatError, ReplayError
+from hlthz.errors import CaptureFormatError, ReplayError
 from tests.replay.conftest import REPO, start_target
 
 DOC = REPO / "docs" / "formats.md"
