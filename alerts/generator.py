@@ -23,6 +23,7 @@ from hlthz.alerts.rules import all_alerts, rule_groups
 from hlthz.alerts.runbooks import render_runbooks
 from hlthz.alerts.unittests import build_tests
 from hlthz.errors import AlertsCheckFailed, UsageError
+from hlthz.files import atomic_write
 
 #: The ``alerts/`` folder of the source tree: default output root of ``hlthz alerts generate``.
 DEFAULT_OUT = Path(__file__).resolve().parent
@@ -101,9 +102,9 @@ def generate(
     for rel, text in files.items():
         path = root / rel
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists() or path.read_text(encoding="utf-8") != text:
-                path.write_text(text, encoding="utf-8")
+                # Atomic: Prometheus may reload the rules while they are being written.
+                atomic_write(path, text)
         except OSError as exc:
             raise UsageError(f"{path}: cannot write: {exc.strerror}; pick another --out") from None
         written.append(path)

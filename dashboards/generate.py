@@ -27,6 +27,7 @@ from hlthz.dashboards.common import iter_panels, to_json
 from hlthz.dashboards.panels import DATASOURCE_VARIABLE
 from hlthz.dashboards.settings import DashboardSettings, load_settings
 from hlthz.errors import DashboardError
+from hlthz.files import atomic_write
 
 # The committed files: dashboards/generated in a checkout (where `hlthz stack` looks too).
 DEFAULT_OUT = Path(__file__).resolve().parent / "generated"
@@ -141,10 +142,7 @@ def generate(
     for relative, content in expected_files(settings, provisioning_path=provisioning_path).items():
         path = root / relative
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(content, encoding="utf-8")
-            tmp.replace(path)
+            atomic_write(path, content)
         except OSError as exc:
             raise DashboardError(f"{path}: cannot write ({exc.strerror}); check --out") from exc
         written.append(path)

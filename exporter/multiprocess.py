@@ -36,6 +36,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from hlthz.errors import MultiprocessError
+from hlthz.files import atomic_write
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _ARCHIVED_TYPES = ("counter", "histogram", "summary")
@@ -258,10 +259,7 @@ class _ProcessesCollector(Collector):
                     del last[pid]
             for pid, (start, cpu) in seen.items():
                 last[pid] = [start, max(cpu, last.get(pid, [start, 0.0])[1])]
-            temporary = path + ".tmp"
-            with open(temporary, "w", encoding="utf-8") as file:
-                json.dump({"exited": exited, "last": last}, file)
-            os.replace(temporary, path)
+            atomic_write(path, json.dumps({"exited": exited, "last": last}))
         return exited
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from hlthz.errors import CaptureFormatError, ReplayError
 from hlthz.procs import ManagedProcess
 from hlthz.replay import (
     CaptureRecord,
@@ -33,7 +34,6 @@ from hlthz.replay import (
     write_html,
 )
 from hlthz.replay.capture.format import encode_record, read_header
-from hlthz.errors import CaptureFormatError, ReplayError
 from tests.replay.conftest import REPO, start_target
 
 DOC = REPO / "docs" / "formats.md"

@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hlthz.errors import DemoError, UsageError
+from hlthz.files import atomic_write
 from hlthz.procs import LOOPBACK, ManagedProcess, free_port, http_ok, port_open
 from hlthz.tools.demo.evidence import Scrape, histogram_quantile, scrape, server_delta
 from hlthz.tools.demo.report import (
@@ -564,11 +565,11 @@ def run_demo(
         manifest = demo.run.manifest
         if demo.out.exists():
             # What ran, with pids, so anyone can check that nothing was left behind.
-            (demo.out / "processes.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            atomic_write(demo.out / "processes.json", json.dumps(manifest, indent=2) + "\n")
         if summary is not None:
             summary["processes"] = manifest
             path = demo.out / "summary.json"
-            path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            atomic_write(path, json.dumps(summary, indent=2) + "\n")
             elapsed = time.monotonic() - demo.started
             console.print()
             console.print(f"[bold]Summary[/]  {path}")

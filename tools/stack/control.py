@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from hlthz.files import atomic_write
 from hlthz.procs import LOOPBACK, ManagedProcess, free_port, http_ok, port_open
 from hlthz.tools.stack.config import (
     StackError,
@@ -172,12 +173,9 @@ def read_state(state_dir: Path) -> dict[str, Any] | None:
 
 
 def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
-    path = state_dir / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(state_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
     for name, service in state["services"].items():
-        (state_dir / f"{name}.pid").write_text(f"{service['pid']}\n")
+        atomic_write(state_dir / f"{name}.pid", f"{service['pid']}\n")
 
 
 def _stop_pid(pid: int, argv: Sequence[str], timeout: float) -> bool:
@@ -432,7 +430,7 @@ def stack_up(
             repeat_interval=options.repeat_interval,
         )
         am_file = state_dir / "alertmanager.yml"
-        am_file.write_text(yaml.safe_dump(am_config, sort_keys=False), encoding="utf-8")
+        atomic_write(am_file, yaml.safe_dump(am_config, sort_keys=False))
         am_url = f"http://{LOOPBACK}:{ports['alertmanager']}"
         echo(f"starting Alertmanager on {am_url}")
         (state_dir / "alertmanager-data").mkdir(exist_ok=True)
@@ -457,7 +455,7 @@ def stack_up(
             scrape_interval=scrape_interval,
             evaluation_interval=evaluation_interval,
         )
-        prom_file.write_text(yaml.safe_dump(prom_config, sort_keys=False), encoding="utf-8")
+        atomic_write(prom_file, yaml.safe_dump(prom_config, sort_keys=False))
         prom_url = f"http://{LOOPBACK}:{ports['prometheus']}"
         echo(f"starting Prometheus on {prom_url}")
         (state_dir / "prometheus-data").mkdir(exist_ok=True)
@@ -480,10 +478,9 @@ def stack_up(
         raise
 
     datasource = state_dir / "grafana" / "datasource.yml"
-    datasource.parent.mkdir(exist_ok=True)
-    datasource.write_text(
+    atomic_write(
+        datasource,
         yaml.safe_dump(grafana_datasource(state["services"]["prometheus"]["url"]), sort_keys=False),
-        encoding="utf-8",
     )
     state["target"] = target_url
     state["files"] = {
