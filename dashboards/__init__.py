@@ -6,6 +6,12 @@ provider YAML). :func:`generate` writes them; :func:`check_dashboards` lints the
 given a Prometheus URL, runs every panel query against it.
 """
 
+# ruff: noqa: E402 (the extras check below runs before the imports it guards)
+from hlthz.extras import require
+
+# One line naming the extra instead of a traceback from deep inside the imports below.
+require("dashboards", what="hlthz.dashboards")
+
 from hlthz.dashboards.check import CheckReport, check_dashboards
 from hlthz.dashboards.common import SCHEMA_VERSION
 from hlthz.dashboards.generate import (

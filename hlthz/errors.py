@@ -16,6 +16,7 @@ name the file, line, field or option at fault and say what to do; they never quo
     │   ├── InputError               an input file is malformed: FILE:LINE: what is wrong
     │   │   └── CaptureFormatError   a capture or an imported file (replay)
     │   ├── MissingDependency        an optional extra or an external program is not installed
+    │   │   └── MissingExtra         a module of an extra (also a ModuleNotFoundError)
     │   ├── ReplayError              bad usage of capture, replay, compare or diff
     │   └── DashboardError           bad usage of the dashboard generator or checker
     ├── ServiceError                 a process or service HLTHZ starts or talks to failed
@@ -51,6 +52,7 @@ __all__ = [
     "HlthzError",
     "InputError",
     "MissingDependency",
+    "MissingExtra",
     "MultiprocessError",
     "PrometheusError",
     "ReplayError",
@@ -109,6 +111,27 @@ class CaptureFormatError(InputError):
 class MissingDependency(UsageError):
     """An optional extra (``pip install 'hlthz[replay]'``) or an external program (promtool,
     amtool) is not installed; the message says what to install."""
+
+
+class MissingExtra(MissingDependency, ModuleNotFoundError):
+    """A module of an optional extra is not installed (raised by :func:`hlthz.extras.require`).
+
+    ``str()`` is ``WHAT needs the 'EXTRA' extra: pip install 'hlthz[EXTRA]' (missing module:
+    NAME)``. Also a :class:`ModuleNotFoundError` whose ``name`` is the module, so code that
+    guards ``import hlthz.dashboards`` with ``except ImportError`` keeps working.
+    """
+
+    def __init__(self, what: str, extra: str, module: str) -> None:
+        self.what = what
+        self.extra = extra
+        super().__init__(
+            f"{what} needs the {extra!r} extra: pip install 'hlthz[{extra}]' "
+            f"(missing module: {module})",
+            name=module,
+        )
+
+    def __reduce__(self) -> tuple[type[MissingExtra], tuple[str, str, str]]:
+        return type(self), (self.what, self.extra, self.name or "")
 
 
 class ReplayError(UsageError):

@@ -4,6 +4,12 @@ Two halves share this package: capture (format v1, redaction, recording middlewa
 importers, export, inspect) and replay (engine, timing, reports, compare, diff).
 """
 
+# ruff: noqa: E402 (the extras check below runs before the imports it guards)
+from hlthz.extras import require
+
+# One line naming the extra instead of a traceback from deep inside the imports below.
+require("replay", "hdrh", "httpx", what="hlthz.replay")
+
 # One sorted import block (ruff's isort would merge per-owner blocks); each half's names are
 # grouped by owner in __all__ below.
 from hlthz.errors import CaptureFormatError, GateFailed, ReplayError, TargetError

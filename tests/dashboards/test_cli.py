@@ -86,3 +86,11 @@ def test_a_server_that_is_not_prometheus_is_a_usage_error(tmp_path: Path) -> Non
         thread.join(timeout=5)
     assert code == 2
     assert "does not answer like Prometheus" in output
+
+
+def test_the_cli_default_provisioning_path_is_the_generator_default() -> None:
+    # Repeated in the CLI so `hlthz dashboards --help` works without the 'dashboards' extra.
+    from hlthz.dashboards.generate import DEFAULT_PROVISIONING_PATH
+    from hlthz.tools.cli.dashboards import PROVISIONING_PATH
+
+    assert PROVISIONING_PATH == DEFAULT_PROVISIONING_PATH

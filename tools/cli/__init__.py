@@ -9,35 +9,63 @@ Every :class:`hlthz.errors.HlthzError` raised below becomes one line on stderr a
 
 from __future__ import annotations
 
-import importlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from hlthz import __version__
-from hlthz.errors import HlthzError
+from hlthz.errors import HlthzError, MissingExtra
+from hlthz.extras import extra_of
 
-# name -> (module, attribute, one-line help shown by ``hlthz --help``)
-_GROUPS: dict[str, tuple[str, str, str]] = {
-    "api": ("hlthz.tools.cli.api", "api", "Serve, seed and work the demo e-commerce API."),
-    "alerts": ("hlthz.tools.cli.alerts", "alerts", "Generate and check alert rules and routing."),
-    "dashboards": (
-        "hlthz.tools.cli.dashboards",
-        "dashboards",
-        "Generate and check Grafana dashboards.",
-    ),
-    "replay": (
-        "hlthz.tools.cli.replay",
-        "replay",
-        "Record, import, inspect, replay and compare traffic.",
-    ),
-    "stack": (
-        "hlthz.tools.cli.stack",
-        "stack",
-        "Run Prometheus, Alertmanager and the API locally.",
-    ),
-    "demo": ("hlthz.tools.cli.demo", "demo", "Tell the whole before/after story end to end."),
+# Each loader imports its group's module when the group is used; none runs for ``hlthz --help``.
+
+
+def _api() -> click.Command:
+    from hlthz.tools.cli.api import api
+
+    return api
+
+
+def _alerts() -> click.Command:
+    from hlthz.tools.cli.alerts import alerts
+
+    return alerts
+
+
+def _dashboards() -> click.Command:
+    from hlthz.tools.cli.dashboards import dashboards
+
+    return dashboards
+
+
+def _replay() -> click.Command:
+    from hlthz.tools.cli.replay import replay
+
+    return replay
+
+
+def _stack() -> click.Command:
+    from hlthz.tools.cli.stack import stack
+
+    return stack
+
+
+def _demo() -> click.Command:
+    from hlthz.tools.cli.demo import demo
+
+    return demo
+
+
+# name -> (loader, one-line help shown by ``hlthz --help``)
+_GROUPS: dict[str, tuple[Callable[[], click.Command], str]] = {
+    "api": (_api, "Serve, seed and work the demo e-commerce API."),
+    "alerts": (_alerts, "Generate and check alert rules and routing."),
+    "dashboards": (_dashboards, "Generate and check Grafana dashboards."),
+    "replay": (_replay, "Record, import, inspect, replay and compare traffic."),
+    "stack": (_stack, "Run Prometheus, Alertmanager and the API locally."),
+    "demo": (_demo, "Tell the whole before/after story end to end."),
 }
 
 
@@ -55,16 +83,11 @@ class _LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         entry = _GROUPS.get(cmd_name)
-        if entry is None:
-            return None
-        module = importlib.import_module(entry[0])
-        command = getattr(module, entry[1])
-        assert isinstance(command, click.Command)
-        return command
+        return None if entry is None else entry[0]()
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help text comes from the table so listing groups imports nothing.
-        rows = [(name, _GROUPS[name][2]) for name in self.list_commands(ctx)]
+        rows = [(name, _GROUPS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -73,6 +96,14 @@ class _LazyGroup(click.Group):
             return super().invoke(ctx)
         except HlthzError as exc:
             fail(str(exc), exc.exit_code)
+        except ModuleNotFoundError as exc:
+            # A command that forgot hlthz.extras.require: still one line naming the extra.
+            extra = extra_of(exc.name or "")
+            if extra is None:
+                raise
+            what = " ".join(["hlthz", *filter(None, [ctx.invoked_subcommand])])
+            missing = MissingExtra(what, extra, exc.name or "")
+            fail(str(missing), missing.exit_code)
         except KeyboardInterrupt:
             click.echo("hlthz: interrupted", err=True)
             sys.exit(130)

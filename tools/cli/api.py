@@ -14,6 +14,17 @@ from hlthz.demo_api.settings import (
     PROFILES,
     Settings,
 )
+from hlthz.extras import require
+
+
+def _require(what: str, db_url: str | None = None, cache_url: str | None = None) -> None:
+    """The 'demo' extra, plus 'postgres' for a PostgreSQL --db and 'redis' for a --cache."""
+    require("demo", what=what)
+    if db_url and db_url.startswith("postgres"):
+        require("postgres", what=f"{what} with a PostgreSQL --db")
+    if cache_url:
+        require("redis", what=f"{what} with --cache")
+
 
 _OPT_HELP = (
     "\b\nOptimizations (--opt NAME=on|off; `before` has all off, `after` all on):\n"
@@ -94,6 +105,7 @@ def serve(
     log_level: str,
 ) -> None:
     """Serve the demo API: /api/..., /health, /metrics and /openapi.json."""
+    _require("hlthz api serve", db_url, cache_url)
     from hlthz.demo_api.server import serve as run
 
     settings = Settings.for_profile(
@@ -138,6 +150,7 @@ def seed(
     reuse: bool,
 ) -> None:
     """Create the demo schema and a deterministic data set (drops existing demo tables)."""
+    _require("hlthz api seed", db_url)
     from hlthz.demo_api.seed import (
         DEFAULT_PRODUCTS,
         DEFAULT_REVIEWS,
@@ -176,6 +189,7 @@ def worker(
     db_url: str | None, cache_url: str, data_dir: Path, burst: bool, metrics_port: int | None
 ) -> None:
     """Run queued order jobs (e-mail, inventory, analytics) from Redis with retries."""
+    _require("hlthz api worker", db_url, cache_url)
     from hlthz.demo_api.server import run_worker
 
     settings = Settings.for_profile("after", db_url=db_url, cache_url=cache_url, data_dir=data_dir)

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import click
 
-from hlthz.dashboards.generate import DEFAULT_OUT, DEFAULT_PROVISIONING_PATH
+from hlthz.extras import require
+
+# hlthz.dashboards.generate.DEFAULT_PROVISIONING_PATH, repeated so that `--help` works without
+# grafanalib (the 'dashboards' extra); tests/dashboards/test_cli.py checks they agree.
+PROVISIONING_PATH = "/var/lib/grafana/dashboards/hlthz"
 
 
 @click.group()
@@ -24,18 +28,19 @@ def dashboards() -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default=True,
-    help="Output directory: <uid>.json for UI import, provisioning/ for file provisioning.",
+    default=None,
+    help="Output directory: <uid>.json for UI import, provisioning/ for file provisioning "
+    "[default: the package's dashboards/generated].",
 )
 @click.option(
     "--provisioning-path",
-    default=DEFAULT_PROVISIONING_PATH,
+    default=PROVISIONING_PATH,
     show_default=True,
     help="Directory the provider YAML tells Grafana to load the provisioning JSON from.",
 )
-def generate(config: Path | None, out: Path, provisioning_path: str) -> None:
+def generate(config: Path | None, out: Path | None, provisioning_path: str) -> None:
     """Write the four dashboards, in import and provisioning form."""
+    require("dashboards", what="hlthz dashboards generate")
     from hlthz.dashboards import generate as write
 
     for path in write(config, out, provisioning_path=provisioning_path):
@@ -47,9 +52,9 @@ def generate(config: Path | None, out: Path, provisioning_path: str) -> None:
     "--dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default=True,
-    help="Directory of dashboards to check (and its provisioning/ subdirectory).",
+    default=None,
+    help="Directory of dashboards to check (and its provisioning/ subdirectory) "
+    "[default: the package's dashboards/generated].",
 )
 @click.option(
     "--config",
@@ -78,7 +83,7 @@ def generate(config: Path | None, out: Path, provisioning_path: str) -> None:
 )
 @click.option("-v", "--verbose", is_flag=True, help="List every query's outcome.")
 def check(
-    directory: Path,
+    directory: Path | None,
     config: Path | None,
     prometheus: str | None,
     job: str | None,
@@ -91,6 +96,7 @@ def check(
     Exit code 0: all good; 1: a lint finding, a failing query or an unexpected empty panel;
     2: bad input (unreadable file, bad config, Prometheus unreachable).
     """
+    require("dashboards", what="hlthz dashboards check")
     from hlthz.dashboards import check_dashboards, load_settings
 
     report = check_dashboards(

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from hlthz.tools.demo.story import DEFAULT_DATA_DIR, DEFAULT_OUT, DemoOptions, run_demo
+from hlthz.extras import require
+from hlthz.tools.demo import DEFAULT_DATA_DIR, DEFAULT_OUT
 
 
 @click.command()
@@ -50,6 +51,9 @@ def demo(
     Runs on the embedded defaults only (SQLite, in-process cache and queue), on loopback, and
     stops every process it started when it ends, fails or is interrupted.
     """
+    require("demo", what="hlthz demo")
+    from hlthz.tools.demo.story import DemoOptions, run_demo
+
     if each_optimization:
         from hlthz.demo_api.settings import OPTIMIZATIONS
 

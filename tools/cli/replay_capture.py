@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
+from hlthz.extras import require
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -188,6 +190,7 @@ def record_cmd(**kwargs: Any) -> None:
     Clients talk to --listen, requests go to --upstream, and each exchange is redacted and
     appended to --out. Stop with Ctrl-C; everything queued is written before exit.
     """
+    require("replay", what="hlthz replay record")
     from hlthz.errors import ReplayError
     from hlthz.replay.capture.middleware import recording
     from hlthz.replay.capture.proxy import run_proxy
@@ -267,6 +270,7 @@ def import_cmd(file: str, fmt: str, log_format: str | None, out: str, **kwargs: 
 
     Redaction applies before anything is written, exactly as when recording.
     """
+    require("replay", what="hlthz replay import")
     from hlthz.replay.capture.convert import import_traffic
 
     _setup_logging()
@@ -300,6 +304,7 @@ def import_cmd(file: str, fmt: str, log_format: str | None, out: str, **kwargs: 
 @click.option("--skip-invalid", is_flag=True, help="Skip and count malformed lines.")
 def export_cmd(file: str, fmt: str, out: str, skip_invalid: bool) -> None:
     """Write a capture in another tool's format, e.g. for `gor --input-file OUT`."""
+    require("replay", what="hlthz replay export")
     from hlthz.replay.capture.convert import export_traffic
 
     _setup_logging()
@@ -335,6 +340,7 @@ def inspect_cmd(
     skip_invalid: bool,
 ) -> None:
     """Summarize a capture: records, span, rates, methods, status mix, top routes, redactions."""
+    require("replay", what="hlthz replay inspect")
     from hlthz.replay.capture.inspect import format_inspection, inspect_capture
     from hlthz.routes import Routes
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from hlthz.errors import GateFailed
+from hlthz.extras import require
 
 
 @click.command("run")
@@ -100,6 +101,7 @@ def run_command(
     no_progress: bool,
 ) -> None:
     """Replay CAPTURE against --target on its original timeline (open model)."""
+    require("replay", what="hlthz replay run")
     from hlthz.replay.engine import run_replay
     from hlthz.replay.report import print_summary
     from hlthz.routes import Routes
@@ -176,6 +178,7 @@ def compare_command(
     json_out: Path | None,
 ) -> None:
     """Gate CANDIDATE against BASE (two replay reports); exit 1 when a gate fails."""
+    require("replay", what="hlthz replay compare")
     from hlthz.replay.compare import DEFAULT_GATES, compare_reports
     from hlthz.replay.engine import write_output
     from hlthz.replay.report import load_report
@@ -240,6 +243,7 @@ def diff_command(
     routes: Path | None,
 ) -> None:
     """Send CAPTURE's requests to primary, candidate (and secondary); exit 1 on real differences."""
+    require("replay", what="hlthz replay diff")
     from hlthz.replay.capture.sources import iter_records
     from hlthz.replay.diff import run_diff, write_diff
     from hlthz.replay.engine import check_output, write_output
@@ -282,6 +286,7 @@ def diff_command(
 )
 def worker_command(master: str, capture: str | None) -> None:
     """Join a replay master (hlthz replay run --remote-workers N) and send the shard it assigns."""
+    require("replay", what="hlthz replay worker")
     from hlthz.net import parse_host_port
     from hlthz.replay.engine import child_argv
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from hlthz.errors import StackUnhealthy
+from hlthz.extras import require
 from hlthz.tools.stack.control import (
     DEFAULT_PORTS,
     DEFAULT_STATE_DIR,
@@ -97,6 +98,8 @@ def up(
     api_port: int,
 ) -> None:
     """Start the stack in the background and print its URLs."""
+    if target is None:  # the demo API is part of the stack
+        require("demo", what="hlthz stack up (without --target)")
     options = StackOptions(
         state_dir=state_dir,
         target=target,

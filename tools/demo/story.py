@@ -36,6 +36,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from hlthz.errors import DemoError, UsageError
 from hlthz.files import atomic_write
 from hlthz.procs import LOOPBACK, ManagedProcess, free_port, http_ok, port_open
+from hlthz.tools.demo import DEFAULT_DATA_DIR, DEFAULT_OUT
 from hlthz.tools.demo.evidence import Scrape, histogram_quantile, scrape, server_delta
 from hlthz.tools.demo.report import (
     audit_rows,
@@ -61,9 +62,6 @@ __all__ = [
     "run_demo",
 ]
 
-DEFAULT_OUT = Path("reports/demo")
-#: Seeded data sets are kept here between runs: seeding the full set takes a while.
-DEFAULT_DATA_DIR = Path(".hlthz/demo")
 SQLITE_GLOB = "demo.sqlite3*"
 _ORDER_POST = {"method": "POST", "route": "/api/orders"}
 

@@ -7,6 +7,7 @@ each can be checked with ``promtool check config`` and ``amtool check-config`` o
 from __future__ import annotations
 
 import copy
+import importlib.util
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,9 +49,11 @@ def default_alertmanager_file() -> Path:
 
 def grafana_provisioning_dir() -> Path:
     """Where ``hlthz dashboards generate`` puts the Grafana provisioning files."""
-    import hlthz.dashboards
-
-    return Path(hlthz.dashboards.__file__).resolve().parent / "generated" / "provisioning"
+    # Located, not imported: importing hlthz.dashboards needs the 'dashboards' extra, and
+    # `hlthz stack up --target URL` works without it.
+    spec = importlib.util.find_spec("hlthz.dashboards")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0]).resolve() / "generated" / "provisioning"
 
 
 def scrape_target(url: str) -> tuple[str, str, str]:
