@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -560,12 +560,6 @@ class _Validator:
                 "(30d is usual)",
             )
         return slo
-
-
-def iter_latency_thresholds(config: AlertsConfig) -> Iterator[tuple[str, float]]:
-    """``(key path, seconds)`` of every latency threshold compared against request buckets."""
-    yield "alerts.critical.latency_p95.threshold", config.alerts.critical.latency_p95.threshold
-    yield "alerts.warning.latency_p95.threshold", config.alerts.warning.latency_p95.threshold
 
 
 def _num(value: float) -> str:

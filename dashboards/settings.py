@@ -12,27 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hlthz.alerts import format_duration as _format_duration
-from hlthz.alerts import parse_duration
+from hlthz.alerts import format_duration, parse_duration
 from hlthz.errors import DashboardError
 
 
 def duration_seconds(text: str) -> float:
-    """Seconds in a Prometheus duration such as ``15s``, ``5m`` or ``1h30m``."""
+    """Seconds in a Prometheus duration of at least 1s such as ``15s``, ``5m`` or ``1h30m``."""
     try:
-        return parse_duration(str(text).strip())
+        seconds = parse_duration(str(text).strip())
     except ValueError:
+        seconds = 0.0
+    if seconds < 1:
         raise DashboardError(
-            f"{text!r} is not a Prometheus duration (examples: 15s, 5m, 1h30m)"
-        ) from None
-
-
-def format_duration(seconds: float) -> str:
-    """The Prometheus duration for a whole number of seconds (``60`` -> ``1m``)."""
-    whole = round(seconds)
-    if whole <= 0:
-        raise DashboardError(f"a duration must be at least 1s, got {seconds:g}s")
-    return _format_duration(whole)
+            f"{text!r} is not a Prometheus duration of at least 1s (examples: 15s, 5m, 1h30m)"
+        )
+    return seconds
 
 
 def _packaged(name: str) -> Any:

@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 
 from hlthz.errors import MultiprocessError
 from hlthz.files import atomic_write
+from hlthz.procs import pid_alive
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _ARCHIVED_TYPES = ("counter", "histogram", "summary")
@@ -108,21 +109,6 @@ def worker_pids(directory: str) -> set[int]:
     return pids
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still has a pid: it is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
-
-
 def mark_dead(pid: int, directory: str | None = None) -> None:
     """Fold the files of worker ``pid``, which has exited, into the archives.
 
@@ -168,7 +154,7 @@ def fold_dead_workers(directory: str | None = None) -> list[int]:
     if path is None:
         return []
     me = os.getpid()
-    dead = sorted(pid for pid in worker_pids(path) if pid != me and not _alive(pid))
+    dead = sorted(pid for pid in worker_pids(path) if pid != me and not pid_alive(pid))
     if dead:
         with _locked(path, exclusive=True):
             for pid in dead:
@@ -198,7 +184,7 @@ class _ProcessesCollector(Collector):
         self._directory = directory
 
     def collect(self) -> Iterator[Any]:
-        pids = {pid for pid in worker_pids(self._directory) if _alive(pid)} | {os.getpid()}
+        pids = {pid for pid in worker_pids(self._directory) if pid_alive(pid)} | {os.getpid()}
         sums: dict[str, float] = defaultdict(float)
         mins: dict[str, float] = {}
         maxes: dict[str, float] = {}

@@ -1,7 +1,11 @@
-"""Start, watch and stop child processes on loopback.
+"""Start, watch and stop processes: the one place HLTHZ does it.
 
-Used by the stack, the demo and the tests alike. Every child runs in its own process group with
-its output in a log file, so stopping it stops its children too and a failure can point at a log.
+Used by the stack, the demo, the replay engine and the tests alike. Every child runs in its own
+process group with its output in a log file, so stopping it stops its children too and a failure
+can point at a log. :class:`ManagedProcess` is one child; :class:`ProcessGroup` starts several
+and stops them in reverse order (a failed start-up rolls back what came before it);
+:func:`stop_pid` stops a process another ``hlthz`` started (``hlthz stack down``), guarding
+against a reused pid.
 """
 
 from __future__ import annotations
@@ -11,15 +15,29 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from hlthz.errors import ServiceError
+from hlthz.net import LOOPBACK
 
-LOOPBACK = "127.0.0.1"
+__all__ = [
+    "LOOPBACK",
+    "ManagedProcess",
+    "ProcessGroup",
+    "free_port",
+    "hlthz_command",
+    "http_ok",
+    "pid_alive",
+    "port_open",
+    "runs_command",
+    "stop_pid",
+    "wait_until",
+]
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -97,6 +115,13 @@ class ManagedProcess:
         return self.popen.pid
 
     def start(self) -> ManagedProcess:
+        """Launch the process and wait until it is ready (see :meth:`launch`)."""
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> ManagedProcess:
+        """Start the process without waiting for readiness (:meth:`wait_ready` does that)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
         try:
@@ -117,11 +142,14 @@ class ManagedProcess:
             raise ServiceError(f"{self.name}: cannot run {self.argv[0]!r}: {exc.strerror}") from exc
         finally:
             log.close()
-        if self.ready is not None:
-            self._wait_ready(self.ready)
         return self
 
-    def _wait_ready(self, ready: Callable[[], bool]) -> None:
+    def wait_ready(self) -> None:
+        """Poll ``ready`` until it returns true; :class:`ServiceError` quoting the log's tail
+        when the process exits first or ``ready_timeout`` passes (the process is stopped)."""
+        ready = self.ready
+        if ready is None:
+            return
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if not self.running():
@@ -191,14 +219,115 @@ class ManagedProcess:
         self.stop()
 
 
-@contextlib.contextmanager
-def managed(*procs: ManagedProcess) -> Iterator[tuple[ManagedProcess, ...]]:
-    """Start ``procs`` in order and stop them in reverse order, also on errors."""
-    started: list[ManagedProcess] = []
+class ProcessGroup:
+    """Processes started together and stopped together, last started first.
+
+    :meth:`start` registers a process before waiting for it, so a start-up that fails or is
+    interrupted half-way is still stopped by :meth:`stop_all`. As a context manager the group
+    stops everything when the block ends.
+    """
+
+    def __init__(self) -> None:
+        self.processes: list[ManagedProcess] = []
+
+    def start(self, proc: ManagedProcess) -> ManagedProcess:
+        """Launch ``proc``, add it to the group, then wait until it is ready."""
+        proc.launch()
+        self.processes.append(proc)
+        proc.wait_ready()
+        return proc
+
+    def stop_all(self) -> None:
+        """Stop every process, last started first; one failing to stop does not keep the
+        others running."""
+        for proc in reversed(self.processes):
+            with contextlib.suppress(Exception):
+                proc.stop()
+
+    def __enter__(self) -> ProcessGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+
+def hlthz_command() -> list[str]:
+    """The argv prefix that runs this installation's ``hlthz`` CLI."""
+    script = Path(sys.executable).parent / "hlthz"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from hlthz.tools.cli import main; sys.exit(main())"]
+
+
+def pid_alive(pid: int) -> bool:
+    """True when ``pid`` runs (a zombie does not count)."""
     try:
-        for proc in procs:
-            started.append(proc.start())
-        yield tuple(started)
-    finally:
-        for proc in reversed(started):
-            proc.stop()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    # The state is the field after the parenthesised command name.
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def runs_command(pid: int, argv: Sequence[str]) -> bool:
+    """Guard against pid reuse: ``pid`` must still run the command that was started.
+
+    The kernel runs a ``#!`` script as ``interpreter script args...``, so the started argv is
+    matched as the tail of ``/proc/PID/cmdline``; a process that rewrote its title still
+    matches by program name.
+    """
+    if not pid_alive(pid):
+        return False
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the pid
+    cmdline = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    if not cmdline:
+        return False
+    if cmdline[-len(argv) :] == list(argv):
+        return True
+    program = os.path.basename(argv[0])
+    return any(os.path.basename(part) == program for part in cmdline[:2])
+
+
+def _reap(pid: int) -> None:
+    # A process this one started must be reaped, or it lingers as a zombie.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_pid(pid: int, argv: Sequence[str], timeout: float) -> bool:
+    """SIGTERM ``pid``'s process group, SIGKILL after ``timeout``; True when it was running.
+
+    Nothing is signalled unless ``pid`` still runs ``argv`` (:func:`runs_command`)."""
+    if not runs_command(pid, argv):
+        _reap(pid)
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not pid_alive(pid):
+            break
+        time.sleep(0.05)
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        for _ in range(100):
+            _reap(pid)
+            if not pid_alive(pid):
+                break
+            time.sleep(0.05)
+    # Children of a pre-fork server may outlive their leader.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    _reap(pid)
+    return True

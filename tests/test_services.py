@@ -10,7 +10,17 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from hlthz.procs import ManagedProcess, wait_until
+import pytest
+
+from hlthz.errors import ServiceError
+from hlthz.procs import (
+    ManagedProcess,
+    ProcessGroup,
+    pid_alive,
+    runs_command,
+    stop_pid,
+    wait_until,
+)
 from tests.conftest import prom_query
 
 
@@ -81,3 +91,34 @@ def test_stop_leaves_a_reused_pid_alone() -> None:
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_failed_start_up_rolls_back_the_whole_group(tmp_path: Path) -> None:
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    group = ProcessGroup()
+    first = group.start(ManagedProcess("first", sleeper, log_path=tmp_path / "first.log"))
+    broken = ManagedProcess(
+        "broken",
+        [sys.executable, "-c", "import sys; print('bad config'); sys.exit(3)"],
+        log_path=tmp_path / "broken.log",
+        ready=lambda: False,
+    )
+    with pytest.raises(
+        ServiceError, match=r"^broken exited with code 3 during start-up.*bad config"
+    ):
+        group.start(broken)
+    # Registered before its readiness wait: the failed one is in the group, to be cleaned up.
+    assert [p.name for p in group.processes] == ["first", "broken"]
+    group.stop_all()
+    assert not pid_alive(first.pid)
+
+
+def test_stop_pid_stops_what_another_process_started_and_only_that(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", "import time; time.sleep(60)"]
+    proc = ManagedProcess("detached", argv, log_path=tmp_path / "d.log").start()
+    assert runs_command(proc.pid, argv)
+    assert not stop_pid(proc.pid, ["/bin/sleep", "60"], timeout=5)
+    assert pid_alive(proc.pid)  # another program: the pid was reused, not ours to stop
+    assert stop_pid(proc.pid, argv, timeout=5)
+    assert not pid_alive(proc.pid)
+    assert not stop_pid(proc.pid, argv, timeout=5)  # already gone

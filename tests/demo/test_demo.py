@@ -121,26 +121,6 @@ def test_an_interrupted_demo_stops_what_it_started(tmp_path: Path) -> None:
     assert not (out / "summary.json").exists()
 
 
-def test_a_missing_piece_fails_in_one_line(tmp_path: Path) -> None:
-    # A build without the replay package: the demo must say so, not pretend.
-    code = (
-        "import sys; sys.modules['hlthz.replay'] = None; from hlthz.tools.cli import main; main()"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, "demo", "--quick", "--out", str(tmp_path / "demo")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert lines[0].startswith(
-        "hlthz: error: hlthz demo needs the capture reader, but hlthz.replay cannot be imported"
-    )
-    assert not (tmp_path / "demo" / "processes.json").exists()
-
-
 def test_an_unknown_optimization_is_a_usage_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [*HLTHZ, "demo", "--quick", "--out", str(tmp_path / "demo"), "--optimization", "turbo"],

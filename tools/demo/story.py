@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import importlib
 import json
 import shutil
 import signal
@@ -33,9 +32,20 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hlthz.alerts import generate as generate_alerts
+from hlthz.dashboards import generate as generate_dashboards
 from hlthz.errors import DemoError, UsageError
 from hlthz.files import atomic_write
-from hlthz.procs import LOOPBACK, ManagedProcess, free_port, http_ok, port_open
+from hlthz.procs import (
+    LOOPBACK,
+    ManagedProcess,
+    ProcessGroup,
+    free_port,
+    hlthz_command,
+    http_ok,
+    port_open,
+)
+from hlthz.replay import compare_reports, load_report, read_capture
 from hlthz.tools.demo import DEFAULT_DATA_DIR, DEFAULT_OUT
 from hlthz.tools.demo.evidence import Scrape, histogram_quantile, scrape, server_delta
 from hlthz.tools.demo.report import (
@@ -47,7 +57,6 @@ from hlthz.tools.demo.report import (
     time_saved_by_route,
 )
 from hlthz.tools.demo.traffic import TrafficPlan, TrafficStats, drive_traffic
-from hlthz.tools.stack.control import hlthz_command
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -58,7 +67,6 @@ __all__ = [
     "DemoOptions",
     "DemoSize",
     "check_optimizations",
-    "check_pieces",
     "run_demo",
 ]
 
@@ -107,20 +115,6 @@ class DemoOptions:
         return QUICK if self.quick else FULL
 
 
-# (module, attribute, what it is) for every colleague's piece the demo drives.
-_REQUIRED = (
-    ("hlthz.demo_api", "create_app", "the demo API (hlthz api serve)"),
-    ("hlthz.demo_api", "seed", "the demo data seeder (hlthz api seed)"),
-    ("hlthz.replay", "read_capture", "the capture reader"),
-    ("hlthz.replay", "recording", "the recording middleware (hlthz api serve --record)"),
-    ("hlthz.replay", "run_replay", "the replay engine (hlthz replay run)"),
-    ("hlthz.replay", "load_report", "replay reports"),
-    ("hlthz.replay", "compare_reports", "replay comparison (hlthz replay compare)"),
-    ("hlthz.alerts", "generate", "the alert generator (hlthz alerts generate)"),
-    ("hlthz.dashboards", "generate", "the dashboard generator (hlthz dashboards generate)"),
-)
-
-
 def check_optimizations(names: tuple[str, ...]) -> None:
     """Raise :class:`hlthz.errors.UsageError` for a name the demo API does not know."""
     from hlthz.demo_api.settings import OPTIMIZATIONS
@@ -132,48 +126,17 @@ def check_optimizations(names: tuple[str, ...]) -> None:
             )
 
 
-def check_pieces() -> None:
-    """Raise :class:`DemoError` naming the first piece of HLTHZ this build lacks."""
-    for module_name, attribute, what in _REQUIRED:
-        try:
-            piece = _piece(module_name, attribute)
-        except ImportError as exc:
-            raise DemoError(
-                f"hlthz demo needs {what}, but {module_name} cannot be imported ({exc})"
-            ) from None
-        except AttributeError:
-            piece = None
-        if not callable(piece):
-            raise DemoError(
-                f"hlthz demo needs {what}, but {module_name}.{attribute} is missing in this build"
-            )
-
-
-def _piece(module: str, attribute: str) -> Any:
-    """A function of another HLTHZ package, looked up at run time (see :func:`check_pieces`).
-
-    ``hlthz.alerts.generate`` may name the module ``generate.py`` rather than its function
-    when the package does not re-export it; both spellings work.
-    """
-    package = importlib.import_module(module)
-    found = getattr(package, attribute, None)
-    if found is None:
-        try:
-            found = importlib.import_module(f"{module}.{attribute}")
-        except ModuleNotFoundError:
-            raise AttributeError(f"{module}.{attribute}") from None
-    if isinstance(found, types.ModuleType):
-        found = getattr(found, attribute)
-    return found
-
-
 @dataclass
 class _Run:
     """The processes one demo started, so each is stopped and listed in the summary."""
 
     logs: Path
-    processes: list[ManagedProcess] = field(default_factory=list)
-    manifest: list[dict[str, Any]] = field(default_factory=list)
+    group: ProcessGroup = field(default_factory=ProcessGroup)
+
+    @property
+    def manifest(self) -> list[dict[str, Any]]:
+        """What ran, with pids, so anyone can check that nothing was left behind."""
+        return [{"name": p.name, "pid": p.pid, "url": p.url} for p in self.group.processes]
 
     def start(
         self,
@@ -184,27 +147,11 @@ class _Run:
         ready: Callable[[], bool] | None = None,
         timeout: float = 60.0,
     ) -> ManagedProcess:
-        # Readiness is polled here, after registering, so a slow start is still cleaned up.
-        proc = ManagedProcess(name, argv, log_path=self.logs / f"{name}.log")
+        proc = ManagedProcess(
+            name, argv, log_path=self.logs / f"{name}.log", ready=ready, ready_timeout=timeout
+        )
         proc.url = url
-        proc.start()
-        self.processes.append(proc)
-        self.manifest.append({"name": name, "pid": proc.pid, "url": url})
-        if ready is not None:
-            deadline = time.monotonic() + timeout
-            while not ready():
-                if not proc.running():
-                    raise DemoError(
-                        f"{name} exited with code {proc.returncode()} during start-up; see "
-                        f"{proc.log_path}: {proc.log_tail()}"
-                    )
-                if time.monotonic() > deadline:
-                    raise DemoError(
-                        f"{name} was not ready after {timeout:g} s; see {proc.log_path}: "
-                        f"{proc.log_tail()}"
-                    )
-                time.sleep(0.05)
-        return proc
+        return self.group.start(proc)
 
     def wait(self, proc: ManagedProcess, timeout: float, what: str, *, waited: float = 0.0) -> None:
         """Wait for a one-shot process; :class:`DemoError` quoting its log when it fails.
@@ -224,9 +171,7 @@ class _Run:
             raise DemoError(f"{what} failed (exit {code}); see {proc.log_path}: {proc.log_tail()}")
 
     def stop_all(self) -> None:
-        for proc in reversed(self.processes):
-            with contextlib.suppress(Exception):
-                proc.stop()
+        self.group.stop_all()
 
 
 @contextlib.contextmanager
@@ -380,7 +325,6 @@ class Demo:
         return capture, stats, records
 
     def _count_records(self, capture: Path) -> int:
-        read_capture = _piece("hlthz.replay", "read_capture")
         if not capture.exists():
             raise DemoError(
                 f"the API wrote no capture at {capture}; see {self.run.logs / 'api-recorded.log'}"
@@ -426,7 +370,6 @@ class Demo:
                 time.sleep(0.2)
             self.run.wait(proc, 1.0, f"the replay against {name}", waited=time.monotonic() - t0)
         after = scrape(metrics_url)
-        load_report = _piece("hlthz.replay", "load_report")
         server = server_delta(before, after, skip_routes=("/metrics", "/health"))
         for key, match in (("p95_ms", {}), ("order_post_p95_ms", _ORDER_POST)):
             p95 = histogram_quantile(before, after, 0.95, "http_request_duration_seconds", **match)
@@ -439,14 +382,13 @@ class Demo:
         alerts_out = self.out / "alerts"
         dashboards_out = self.out / "dashboards"
         self.step("generating the alert rules, routing, runbooks and dashboards")
-        _piece("hlthz.alerts", "generate")(out=alerts_out)
-        _piece("hlthz.dashboards", "generate")(out=dashboards_out)
+        generate_alerts(out=alerts_out)
+        generate_dashboards(out=dashboards_out)
         return {"alerts": str(alerts_out), "dashboards": str(dashboards_out)}
 
     # --- the story ----------------------------------------------------------------------
 
     def tell(self) -> dict[str, Any]:
-        check_pieces()
         check_optimizations(self.options.optimizations)
         self.out.mkdir(parents=True, exist_ok=True)
         self.run.logs.mkdir(parents=True, exist_ok=True)
@@ -470,7 +412,6 @@ class Demo:
             api.stop()
             singles[switch] = summarize_run(run["report"], run["server"])
 
-        compare_reports = _piece("hlthz.replay", "compare_reports")
         comparison = compare_reports(runs["before"]["report"], runs["after"]["report"])
         html = self.out / "report.html"
         comparison.write_html(html)
@@ -510,7 +451,6 @@ class Demo:
         return summary
 
     def _capture_span(self, capture: Path) -> float:
-        read_capture = _piece("hlthz.replay", "read_capture")
         first = last = None
         for record in read_capture(capture, skip_invalid=True):
             first = record.ts_ns if first is None else min(first, record.ts_ns)

@@ -11,14 +11,10 @@ configs, one log and one pid file per process and ``state.json``, which ``stack_
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
-import os
 import shutil
-import signal
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +23,17 @@ from typing import Any
 import yaml
 
 from hlthz.files import atomic_write
-from hlthz.procs import LOOPBACK, ManagedProcess, free_port, http_ok, port_open
+from hlthz.procs import (
+    LOOPBACK,
+    ManagedProcess,
+    ProcessGroup,
+    free_port,
+    hlthz_command,
+    http_ok,
+    port_open,
+    runs_command,
+    stop_pid,
+)
 from hlthz.tools.stack.config import (
     StackError,
     alertmanager_config,
@@ -52,7 +58,6 @@ __all__ = [
     "default_alertmanager_file",
     "default_rules_file",
     "grafana_provisioning_dir",
-    "hlthz_command",
     "prometheus_config",
     "read_state",
     "restart_service",
@@ -105,59 +110,6 @@ class StackOptions:
 # --- state --------------------------------------------------------------------------------
 
 
-def hlthz_command() -> list[str]:
-    """The argv prefix that runs this installation's ``hlthz`` CLI."""
-    script = Path(sys.executable).parent / "hlthz"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from hlthz.tools.cli import main; sys.exit(main())"]
-
-
-def _alive(pid: int) -> bool:
-    """True when ``pid`` runs (a zombie does not count)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    # The state is the field after the parenthesised command name.
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
-
-
-def _same_process(pid: int, argv: Sequence[str]) -> bool:
-    """Guard against pid reuse: the process must still run the command we started.
-
-    The kernel runs a ``#!`` script as ``interpreter script args...``, so the started argv is
-    matched as the tail of ``/proc/PID/cmdline``; a process that rewrote its title still
-    matches by program name.
-    """
-    if not _alive(pid):
-        return False
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no /proc: trust the pid
-    cmdline = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-    if not cmdline:
-        return False
-    if cmdline[-len(argv) :] == list(argv):
-        return True
-    program = os.path.basename(argv[0])
-    return any(os.path.basename(part) == program for part in cmdline[:2])
-
-
-def _reap(pid: int) -> None:
-    # When the stack runs inside this process (tests), its children must be reaped or they
-    # linger as zombies.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 def read_state(state_dir: Path) -> dict[str, Any] | None:
     """The stack's ``state.json``, or None when no stack was started there."""
     path = Path(state_dir) / STATE_FILE
@@ -176,34 +128,6 @@ def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
     atomic_write(state_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
     for name, service in state["services"].items():
         atomic_write(state_dir / f"{name}.pid", f"{service['pid']}\n")
-
-
-def _stop_pid(pid: int, argv: Sequence[str], timeout: float) -> bool:
-    """SIGTERM ``pid``'s process group, SIGKILL after ``timeout``; True when it was running."""
-    if not _same_process(pid, argv):
-        _reap(pid)
-        return False
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not _alive(pid):
-            break
-        time.sleep(0.05)
-    else:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        for _ in range(100):
-            _reap(pid)
-            if not _alive(pid):
-                break
-            time.sleep(0.05)
-    # Children of a pre-fork server may outlive their leader.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    _reap(pid)
-    return True
 
 
 # --- up / down / status -------------------------------------------------------------------
@@ -235,14 +159,13 @@ def _start(
     name: str,
     argv: list[str],
     state_dir: Path,
-    started: list[ManagedProcess],
+    started: ProcessGroup,
     *,
     url: str,
     health: str,
     timeout: float,
 ) -> ManagedProcess:
-    """Start ``name`` and wait until ``health`` answers; it joins ``started`` first, so even
-    an interrupted start-up is stopped by the caller's clean-up."""
+    """Start ``name`` in ``started`` and wait until ``health`` answers."""
     proc = ManagedProcess(
         name,
         argv,
@@ -251,8 +174,7 @@ def _start(
         ready_timeout=timeout,
     )
     proc.url = url
-    started.append(proc)
-    return proc.start()
+    return started.start(proc)
 
 
 def _seed_demo(state_dir: Path, data_dir: Path, seed_args: Sequence[str], timeout: float) -> None:
@@ -304,7 +226,7 @@ def stack_up(
     state_dir = Path(options.state_dir).resolve()
     previous = read_state(state_dir)
     if previous is not None and any(
-        _same_process(int(s["pid"]), s["argv"]) for s in previous["services"].values()
+        runs_command(int(s["pid"]), s["argv"]) for s in previous["services"].values()
     ):
         raise StackError(
             f"a stack is already running from {state_dir}; run `hlthz stack down --dir "
@@ -354,7 +276,7 @@ def stack_up(
         for name in DEFAULT_PORTS
         if not (name == "api" and target_url is not None)
     }
-    started: list[ManagedProcess] = []
+    started = ProcessGroup()
     state: dict[str, Any] = {
         "version": 1,
         "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -471,8 +393,7 @@ def stack_up(
         state["services"]["prometheus"] = _service_record(prometheus, f"{prom_url}/-/ready")
         _write_state(state_dir, state)
     except BaseException:
-        for proc in reversed(started):
-            proc.stop()
+        started.stop_all()
         for leftover in (state_dir / STATE_FILE, *state_dir.glob("*.pid")):
             leftover.unlink(missing_ok=True)
         raise
@@ -510,7 +431,7 @@ def stack_down(state_dir: Path = DEFAULT_STATE_DIR, *, timeout: float = 10.0) ->
         service = state["services"].get(name)
         if service is None:
             continue
-        if _stop_pid(int(service["pid"]), service["argv"], timeout):
+        if stop_pid(int(service["pid"]), service["argv"], timeout):
             stopped.append(name)
         (state_dir / f"{name}.pid").unlink(missing_ok=True)
     (state_dir / STATE_FILE).unlink(missing_ok=True)
@@ -523,7 +444,7 @@ def stack_status(state_dir: Path = DEFAULT_STATE_DIR) -> dict[str, Any] | None:
     if state is None:
         return None
     for service in state["services"].values():
-        service["running"] = _same_process(int(service["pid"]), service["argv"])
+        service["running"] = runs_command(int(service["pid"]), service["argv"])
         service["healthy"] = service["running"] and http_ok(service["health"])
     return state
 
@@ -535,12 +456,12 @@ def restart_service(state_dir: Path, name: str, *, timeout: float = 60.0) -> dic
     if state is None or name not in state["services"]:
         raise StackError(f"no {name} in the stack at {state_dir}; run `hlthz stack up` first")
     service = state["services"][name]
-    _stop_pid(int(service["pid"]), service["argv"], 10.0)
+    stop_pid(int(service["pid"]), service["argv"], 10.0)
     proc = _start(
         name,
         list(service["argv"]),
         state_dir,
-        [],
+        ProcessGroup(),
         url=service["url"],
         health=service["health"],
         timeout=timeout,
