@@ -413,9 +413,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     seeded = seed(url, products=args.products, reviews=args.reviews, reuse=True)
     print(f"data: {seeded.products} products, {seeded.reviews} reviews "
           f"({'reused' if seeded.reused else f'seeded in {seeded.seconds:.1f} s'})")  # fmt: skip
-    from hlthz.demo_api.seed import _CATEGORY_NAMES
+    from hlthz.demo_api.seed import CATEGORY_NAMES
 
-    slugs = [name.lower() for name in _CATEGORY_NAMES[: seeded.categories]]
+    slugs = [name.lower() for name in CATEGORY_NAMES[: seeded.categories]]
     requests = build_requests(args.requests, slugs, seeded.products, seeded.users)
     print(
         f"load: {args.requests} requests per profile, "

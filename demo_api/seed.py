@@ -36,7 +36,7 @@ WAREHOUSES = ("north", "south")
 #: Every row's timestamps count back from here, so data never depends on today's date.
 EPOCH = datetime(2026, 1, 1, 12, 0, 0)
 
-_CATEGORY_NAMES = (
+CATEGORY_NAMES = (
     "Laptops", "Phones", "Tablets", "Cameras", "Headphones", "Speakers", "Monitors", "Keyboards",
     "Mice", "Printers", "Routers", "Storage", "Watches", "Drones", "Consoles", "Games",
     "Kitchen", "Garden", "Tools", "Lighting",
@@ -88,10 +88,10 @@ def seed(
     users = users if users is not None else max(20, products // 4)
     orders = orders if orders is not None else max(20, products // 2)
     categories = (
-        categories if categories is not None else min(len(_CATEGORY_NAMES), max(2, products // 50))
+        categories if categories is not None else min(len(CATEGORY_NAMES), max(2, products // 50))
     )
-    if not 1 <= categories <= len(_CATEGORY_NAMES):
-        raise ConfigError(f"categories must be between 1 and {len(_CATEGORY_NAMES)}")
+    if not 1 <= categories <= len(CATEGORY_NAMES):
+        raise ConfigError(f"categories must be between 1 and {len(CATEGORY_NAMES)}")
     wanted = {
         "version": SEED_VERSION,
         "products": str(products),
@@ -165,8 +165,8 @@ def _insert_all(
         [
             {
                 "id": i + 1,
-                "slug": _CATEGORY_NAMES[i].lower(),
-                "name": _CATEGORY_NAMES[i],
+                "slug": CATEGORY_NAMES[i].lower(),
+                "name": CATEGORY_NAMES[i],
                 "updated_at": EPOCH - timedelta(days=i),
             }
             for i in range(n_categories)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hlthz.errors import ServiceError
+from hlthz.errors import ServiceError, UsageError
 from hlthz.procs import port_open, wait_until
 from hlthz.tools.stack.control import (
     StackError,
@@ -132,7 +132,7 @@ def test_prometheus_config_scrapes_the_target_and_loads_rules(tmp_path: Path) ->
         "/custom/metrics",
     )
     assert scrape_target("https://localhost") == ("https", "localhost:443", "/metrics")
-    with pytest.raises(StackError, match="--target 'ftp://x'"):
+    with pytest.raises(UsageError, match="--target 'ftp://x'"):
         scrape_target("ftp://x")
 
     rules = tmp_path / "rules.yml"

@@ -7,7 +7,6 @@ each can be checked with ``promtool check config`` and ``amtool check-config`` o
 from __future__ import annotations
 
 import copy
-import importlib.util
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from hlthz.errors import StackError
+from hlthz.net import parse_http_url
 
 __all__ = [
     "StackError",
@@ -50,20 +50,15 @@ def default_alertmanager_file() -> Path:
 def grafana_provisioning_dir() -> Path:
     """Where ``hlthz dashboards generate`` puts the Grafana provisioning files."""
     # Located, not imported: importing hlthz.dashboards needs the 'dashboards' extra, and
-    # `hlthz stack up --target URL` works without it.
-    spec = importlib.util.find_spec("hlthz.dashboards")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(spec.submodule_search_locations[0]).resolve() / "generated" / "provisioning"
+    # `hlthz stack up --target URL` works without it. hlthz.tools and hlthz.dashboards are
+    # siblings both installed and in a checkout (package-dir maps tools/ and dashboards/).
+    return Path(__file__).resolve().parents[2] / "dashboards" / "generated" / "provisioning"
 
 
 def scrape_target(url: str) -> tuple[str, str, str]:
     """``(scheme, host:port, metrics_path)`` of a target URL; the path defaults to /metrics."""
-    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StackError(f"--target {url!r}: expected a URL like http://127.0.0.1:8000")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    path = parts.path if parts.path not in ("", "/") else "/metrics"
-    return parts.scheme, f"{parts.hostname}:{port}", path
+    parsed = parse_http_url(url if "://" in url else f"http://{url}", what="--target")
+    return parsed.scheme, parsed.host_port, parsed.base or "/metrics"
 
 
 def prometheus_config(
