@@ -2,9 +2,10 @@
 
 Never imported by ``import hlthz.replay``: locust monkey-patches the socket module when it is
 imported. :mod:`hlthz.replay.engine` runs this module in a child process started as
-``python -c "import locust; from hlthz.replay._locust import main; main()" run CONFIG RESULT``
+``python -c "import locust; from hlthz.replay._locust import main; main()" run PLAN RESULT``
 (locust first, so gevent patches before anything else opens a socket), and
-``hlthz replay worker`` runs it as ``worker --master HOST:PORT``.
+``hlthz replay worker`` runs it as ``worker --master HOST:PORT``. The plan is a
+:class:`~hlthz.replay.plan.ReplayPlan` in JSON.
 
 Locust provides the process model: an :class:`~locust.env.Environment` with a local runner for
 a single process, or a master runner and worker runners speaking locust's own protocol (with its
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,10 +41,11 @@ import gevent.event
 import gevent.queue
 from geventhttpclient import HTTPClient
 
-from hlthz.errors import HlthzError, ReplayError
-from hlthz.net import HOP_BY_HOP, parse_host_port
+from hlthz.errors import HlthzError, PlanError, ReplayError
+from hlthz.net import HOP_BY_HOP, format_host_port, parse_host_port
 from hlthz.replay.engine import Target, child_argv, error_from_payload, error_payload
-from hlthz.replay.schedule import ScheduleOptions, schedule
+from hlthz.replay.plan import ReplayPlan
+from hlthz.replay.schedule import schedule
 from hlthz.replay.timing import Recorder, encode
 from hlthz.routes import Routes
 
@@ -93,16 +96,16 @@ def _open_records(path: str, fmt: str) -> Callable[[], Iterable[Any]]:
 class Sender:
     """Sends one shard of the timeline into ``recorder`` (the open model, see module doc)."""
 
-    def __init__(self, config: dict[str, Any], recorder: Recorder, shard: int, shards: int) -> None:
-        self.config = config
+    def __init__(self, plan: ReplayPlan, recorder: Recorder, shard: int, shards: int) -> None:
+        self.plan = plan
         self.recorder = recorder
-        self.target = Target(config["target"])
-        self.overrides = _header_overrides(tuple(pair) for pair in config["headers"])
-        self.timeout = float(config["timeout"])
-        self.options = ScheduleOptions(**config["schedule"], shard=shard, shards=shards)
+        self.target = Target(plan.target)
+        self.overrides = _header_overrides(plan.headers)
+        self.timeout = plan.timeout
+        self.shard, self.shards = shard, shards
         self.stop_event = gevent.event.Event()
-        self.concurrency = int(config["concurrency"])
-        self.routes = Routes(config.get("routes") or ())
+        self.concurrency = plan.concurrency
+        self.routes = Routes(plan.routes)
         # Due requests are handed to idle sender greenlets through a channel (a put blocks
         # until one takes it); new ones are started up to the cap. Reusing greenlets is
         # cheaper than spawning one per request.
@@ -115,8 +118,8 @@ class Sender:
             self.target.host,
             self.target.port,
             ssl=self.target.ssl,
-            insecure=bool(config.get("insecure", False)),
-            concurrency=int(config["concurrency"]),
+            insecure=plan.insecure,
+            concurrency=plan.concurrency,
             connection_timeout=self.timeout,
             network_timeout=self.timeout,
             headers={"user-agent": "hlthz-replay"},
@@ -128,11 +131,18 @@ class Sender:
 
     def run(self, t0: float) -> None:
         """Walk the timeline from monotonic ``t0`` until it ends or :meth:`stop` is called."""
-        records = _open_records(self.config["capture"], self.config.get("format", "auto"))
+        records = _open_records(str(self.plan.capture), self.plan.format)
+        timeline = schedule(
+            records,
+            self.plan.schedule,
+            shard=self.shard,
+            shards=self.shards,
+            # The recorder may be swapped (a worker ships intervals), so look it up each time.
+            on_skip=lambda reason: self.recorder.skip(reason),
+        )
         now = time.monotonic
         try:
-            # The recorder may be swapped (a worker ships intervals), so look it up each time.
-            for due in schedule(records, self.options, on_skip=lambda r: self.recorder.skip(r)):
+            for due in timeline:
                 when = t0 + due.at
                 delay = when - now()
                 # gevent's timers fire up to a millisecond late (epoll's timeout is in ms), so
@@ -278,21 +288,19 @@ def _ignore_more_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _serve_metrics(
-    config: dict[str, Any], recorder: Recorder, in_flight: Callable[[], int]
-) -> None:
-    if config.get("metrics_port"):
+def _serve_metrics(plan: ReplayPlan, recorder: Recorder, in_flight: Callable[[], int]) -> None:
+    if plan.metrics_port is not None:
         from hlthz.replay.live_metrics import serve
 
-        serve(int(config["metrics_port"]), recorder, config["name"], in_flight)
+        serve(plan.metrics_port, recorder, plan.run_name, in_flight)
 
 
-def _run_local(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
+def _run_local(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
     """One process: a locust LocalRunner whose single user walks the whole timeline."""
     from locust import User, task
     from locust.env import Environment
 
-    sender = Sender(config, recorder, 0, 1)
+    sender = Sender(plan, recorder, 0, 1)
     finished = gevent.event.Event()
     failures: list[BaseException] = []
     t0 = time.monotonic() + 0.05
@@ -312,10 +320,10 @@ def _run_local(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
                 finished.set()
             gevent.sleep(1e9)
 
-    env = Environment(user_classes=[ReplayUser], host=config["target"])
+    env = Environment(user_classes=[ReplayUser], host=plan.target)
     runner = env.create_local_runner()
-    _serve_metrics(config, recorder, lambda: sender.in_flight)
-    progress = _Progress(config["progress"], recorder, config["schedule"].get("duration"))
+    _serve_metrics(plan, recorder, lambda: sender.in_flight)
+    progress = _Progress(plan.progress, recorder, plan.schedule.duration)
     interrupted = False
     runner.start(1, spawn_rate=1)
     try:
@@ -340,14 +348,14 @@ def _run_local(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
     }
 
 
-def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
+def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
     """A locust master and ``workers`` local worker processes (plus any remote ones)."""
     from locust.env import Environment
     from locust.exception import RPCError
     from locust.runners import STATE_MISSING
 
     host, port = parse_host_port(
-        config.get("master_bind") or "127.0.0.1:0", what="--master-bind", allow_port_zero=True
+        plan.master_bind or "127.0.0.1:0", what="master_bind", allow_port_zero=True
     )
     if port == 0:
         from hlthz.procs import free_port
@@ -361,11 +369,12 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
             master_bind_host=host or "127.0.0.1", master_bind_port=port
         )
     except RPCError as exc:  # the port is taken: one line, not the child's traceback
-        raise ReplayError(
-            f"--master-bind {host or '127.0.0.1'}:{port}: cannot listen ({exc}); choose a free port"
+        address = format_host_port(host or "127.0.0.1", port)
+        raise PlanError(
+            "master_bind", f"{address}: cannot listen ({exc}); choose a free port"
         ) from None
-    local = int(config["workers"])
-    expected = local + int(config.get("remote_workers") or 0)
+    local = plan.workers
+    expected = local + plan.remote_workers
     done: dict[str, dict[str, Any]] = {}
     in_flight: dict[str, int] = {}
 
@@ -380,15 +389,16 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
 
     master.register_message("hlthz_stats", on_stats)
     master.register_message("hlthz_done", on_done)
+    master_address = format_host_port(connect_host, port)
     procs = [
         subprocess.Popen(
-            [*child_argv(), "worker", "--master", f"{connect_host}:{port}"],
+            [*child_argv(), "worker", "--master", master_address],
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches the master, which stops them in order
         )
         for _ in range(local)
     ]
-    progress = _Progress(config["progress"], recorder, config["schedule"].get("duration"))
+    progress = _Progress(plan.progress, recorder, plan.schedule.duration)
     interrupted = False
     assigned: list[str] = []
     t0 = time.monotonic()
@@ -398,17 +408,19 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise ReplayError(
                     f"only {len(master.clients.ready)} of {expected} replay workers connected "
-                    f"to 127.0.0.1:{port} within {_WORKER_READY_TIMEOUT:g} s"
+                    f"to {format_host_port(host or '127.0.0.1', port)} within "
+                    f"{_WORKER_READY_TIMEOUT:g} s"
                 )
             gevent.sleep(0.05)
         assigned = sorted(client.id for client in master.clients.ready)[:expected]
         # One absolute start for everyone, a little ahead so every worker is waiting for it.
         t0_wall = time.time() + 0.5
         t0 = time.monotonic() + 0.5
+        document = plan.to_json()  # the workers read it with ReplayPlan.from_json
         for index, client_id in enumerate(assigned):
             master.send_message(
                 "hlthz_start",
-                {"config": config, "shard": index, "shards": expected, "t0_wall": t0_wall},
+                {"plan": document, "shard": index, "shards": expected, "t0_wall": t0_wall},
                 client_id=client_id,
             )
 
@@ -419,7 +431,7 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
                     return False
             return True
 
-        _serve_metrics(config, recorder, lambda: sum(in_flight.values()))
+        _serve_metrics(plan, recorder, lambda: sum(in_flight.values()))
         try:
             while not finished():
                 progress.update(time.monotonic() - t0)
@@ -429,7 +441,7 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
             _ignore_more_interrupts()
             for client_id in assigned:
                 master.send_message("hlthz_stop", None, client_id=client_id)
-            deadline = time.monotonic() + float(config["timeout"]) + 3.0
+            deadline = time.monotonic() + plan.timeout + 3.0
             while not finished() and time.monotonic() < deadline:
                 gevent.sleep(0.1)
     finally:
@@ -478,13 +490,32 @@ def worker_main(master: str, capture: str | None = None) -> None:
 
     def on_start(environment: Any, msg: Any, **_: Any) -> None:
         data = msg.data
-        config = dict(data["config"])
-        if capture:
-            config["capture"] = capture
-        interval = Recorder()
+        try:
+            plan = ReplayPlan.from_json(str(data["plan"]))
+            if capture:
+                plan = replace(plan, capture=Path(capture))
+            sender = Sender(plan, Recorder(), int(data["shard"]), int(data["shards"]))
+        except (HlthzError, KeyError, TypeError, ValueError) as exc:
+            # A master of another hlthz version, say: tell it, or it waits for this shard.
+            problem = (
+                exc
+                if isinstance(exc, HlthzError)
+                else ReplayError(f"the master sent no usable replay plan ({type(exc).__name__})")
+            )
+            empty = Recorder()
+            runner.send_message(
+                "hlthz_done",
+                {
+                    "wire": empty.to_wire(),
+                    "in_flight": 0,
+                    "sent": 0,
+                    "shard_latency": encode(empty.latency),
+                    "error": error_payload(problem),
+                },
+            )
+            return
         # Everything this worker measured, kept whole so the master can check its merge.
         shard_latency = Recorder().latency
-        sender = Sender(config, interval, int(data["shard"]), int(data["shards"]))
         senders.append(sender)
         t0 = time.monotonic() + (float(data["t0_wall"]) - time.time())
 
@@ -525,17 +556,18 @@ def worker_main(master: str, capture: str | None = None) -> None:
 # -- entry point -----------------------------------------------------------------------------
 
 
-def run_child(config_path: str, result_path: str) -> int:
-    """Run a replay described by the JSON ``config_path``; write the outcome to ``result_path``."""
-    config = json.loads(Path(config_path).read_text())
+def run_child(plan_path: str, result_path: str) -> int:
+    """Run the replay described by the plan file (a :class:`ReplayPlan` in JSON); write the
+    outcome to ``result_path``."""
     recorder = Recorder()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     cpu0 = time.process_time()
     try:
-        if int(config["workers"]) > 0 or int(config.get("remote_workers") or 0) > 0:
-            outcome = _run_master(config, recorder)
+        plan = ReplayPlan.from_json(Path(plan_path).read_text(encoding="utf-8"))
+        if plan.workers > 0 or plan.remote_workers > 0:
+            outcome = _run_master(plan, recorder)
         else:
-            outcome = _run_local(config, recorder)
+            outcome = _run_local(plan, recorder)
     except (HlthzError, OSError) as exc:
         Path(result_path).write_text(json.dumps({"error": error_payload(exc)}))
         return 2
@@ -554,7 +586,7 @@ def run_child(config_path: str, result_path: str) -> int:
 
 
 def main() -> None:
-    """``run CONFIG RESULT`` or ``worker --master HOST:PORT [--capture PATH]``."""
+    """``run PLAN RESULT`` or ``worker --master HOST:PORT [--capture PATH]``."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     args = sys.argv[1:]
     if args[:1] == ["run"] and len(args) == 3:
@@ -563,4 +595,4 @@ def main() -> None:
         capture = args[4] if len(args) >= 5 and args[3] == "--capture" else None
         worker_main(args[2], capture)
         sys.exit(0)
-    sys.exit("usage: run CONFIG RESULT | worker --master HOST:PORT [--capture PATH]")
+    sys.exit("usage: run PLAN RESULT | worker --master HOST:PORT [--capture PATH]")

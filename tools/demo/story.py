@@ -116,7 +116,7 @@ _REQUIRED = (
     ("hlthz.replay", "read_capture", "the capture reader"),
     ("hlthz.replay", "recording", "the recording middleware (hlthz api serve --record)"),
     ("hlthz.replay", "run_replay", "the replay engine (hlthz replay run)"),
-    ("hlthz.replay", "load_report", "replay reports"),
+    ("hlthz.replay", "Report", "replay reports"),
     ("hlthz.replay", "compare_reports", "replay comparison (hlthz replay compare)"),
     ("hlthz.alerts", "generate", "the alert generator (hlthz alerts generate)"),
     ("hlthz.dashboards", "generate", "the dashboard generator (hlthz dashboards generate)"),
@@ -428,12 +428,12 @@ class Demo:
                 time.sleep(0.2)
             self.run.wait(proc, 1.0, f"the replay against {name}", waited=time.monotonic() - t0)
         after = scrape(metrics_url)
-        load_report = _piece("hlthz.replay", "load_report")
+        report_type = _piece("hlthz.replay", "Report")
         server = server_delta(before, after, skip_routes=("/metrics", "/health"))
         for key, match in (("p95_ms", {}), ("order_post_p95_ms", _ORDER_POST)):
             p95 = histogram_quantile(before, after, 0.95, "http_request_duration_seconds", **match)
             server[key] = None if p95 is None else round(p95 * 1000.0, 2)
-        return {"report": load_report(report), "report_path": report, "server": server}
+        return {"report": report_type.load(report), "report_path": report, "server": server}
 
     # --- 5. alerts and dashboards -------------------------------------------------------
 
