@@ -2,10 +2,13 @@
 
 Never imported by ``import hlthz.replay``: locust monkey-patches the socket module when it is
 imported. :mod:`hlthz.replay.engine` runs this module in a child process started as
-``python -c "import locust; from hlthz.replay._locust import main; main()" run PLAN RESULT``
-(locust first, so gevent patches before anything else opens a socket), and
+``python -c "import locust; from hlthz.replay._locust import main; main()" run PLAN RESULT
+--parent PID`` (locust first, so gevent patches before anything else opens a socket), and
 ``hlthz replay worker`` runs it as ``worker --master HOST:PORT``. The plan is a
-:class:`~hlthz.replay.plan.ReplayPlan` in JSON.
+:class:`~hlthz.replay.plan.ReplayPlan` in JSON; the child deletes its file once read (it may hold
+header tokens). With ``--parent`` the process dies with that parent (:mod:`._lifeline`): the
+engine removes its plan and result files first, its local workers (started with ``--parent``
+too) simply exit.
 
 Locust provides the process model: an :class:`~locust.env.Environment` with a local runner for
 a single process, or a master runner and worker runners speaking locust's own protocol (with its
@@ -23,6 +26,7 @@ sessions keep their order; its latency still counts from the scheduled time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -42,7 +46,9 @@ import gevent.queue
 from geventhttpclient import HTTPClient
 
 from hlthz.errors import HlthzError, PlanError, ReplayError
+from hlthz.files import atomic_write
 from hlthz.net import HOP_BY_HOP, format_host_port, parse_host_port
+from hlthz.replay._lifeline import die_with_parent, parent_alive
 from hlthz.replay.engine import Target, child_argv, error_from_payload, error_payload
 from hlthz.replay.plan import ReplayPlan
 from hlthz.replay.schedule import schedule
@@ -59,6 +65,8 @@ _SPIN = 0.0005
 #: How often a worker ships its measurements to the master (seconds).
 _SHIP_INTERVAL = 1.0
 _WORKER_READY_TIMEOUT = 60.0
+#: How often a child checks that its parent is alive (besides the kernel's notice on Linux).
+_PARENT_POLL = 0.5
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -392,7 +400,8 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
     master_address = format_host_port(connect_host, port)
     procs = [
         subprocess.Popen(
-            [*child_argv(), "worker", "--master", master_address],
+            # --parent: they die with this process, whatever happens to it.
+            [*child_argv(), "worker", "--master", master_address, "--parent", str(os.getpid())],
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches the master, which stops them in order
         )
@@ -557,19 +566,24 @@ def worker_main(master: str, capture: str | None = None) -> None:
 
 
 def run_child(plan_path: str, result_path: str) -> int:
-    """Run the replay described by the plan file (a :class:`ReplayPlan` in JSON); write the
-    outcome to ``result_path``."""
+    """Run the replay described by the plan file (a :class:`ReplayPlan` in JSON, deleted once
+    read: it may hold header tokens); write the outcome to ``result_path``."""
     recorder = Recorder()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     cpu0 = time.process_time()
     try:
-        plan = ReplayPlan.from_json(Path(plan_path).read_text(encoding="utf-8"))
+        try:
+            text = Path(plan_path).read_text(encoding="utf-8")
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(plan_path)
+        plan = ReplayPlan.from_json(text)
         if plan.workers > 0 or plan.remote_workers > 0:
             outcome = _run_master(plan, recorder)
         else:
             outcome = _run_local(plan, recorder)
     except (HlthzError, OSError) as exc:
-        Path(result_path).write_text(json.dumps({"error": error_payload(exc)}))
+        atomic_write(result_path, json.dumps({"error": error_payload(exc)}), mode=0o600)
         return 2
     elapsed = max(outcome["elapsed_s"], 1e-9)
     result = {
@@ -579,20 +593,77 @@ def run_child(plan_path: str, result_path: str) -> int:
         "series": list(recorder.series()),
         **outcome,
     }
-    tmp = Path(result_path + ".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, result_path)
+    atomic_write(result_path, json.dumps(result), mode=0o600)
     return 0
 
 
+def _remove_run_files(plan_path: str, result_path: str) -> None:
+    """The parent is gone and cannot clean up: remove the plan (if still there), the result and
+    the folder ``run_replay`` made for them (only if nothing else is in it)."""
+    result = Path(result_path)
+    folder = result.parent
+    stray = list(folder.glob(f".{result.name}.*.tmp")) + list(folder.glob(".plan.json.*.tmp"))
+    for path in (Path(plan_path), result, *stray):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    if folder == Path(plan_path).parent and folder.name.startswith("hlthz-replay-"):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _die_with(parent: int, signum: int, last_words: Callable[[], None] | None = None) -> None:
+    """Exit when ``parent`` dies (see :mod:`._lifeline`); ``last_words`` runs first."""
+
+    def die(*_: Any) -> None:
+        if last_words is not None:
+            with contextlib.suppress(Exception):
+                last_words()
+        os._exit(1)
+
+    if not die_with_parent(parent, signum):
+        die()
+    if signum != signal.SIGKILL:
+        gevent.signal_handler(signum, die)
+
+    def watch() -> None:
+        while parent_alive(parent):
+            gevent.sleep(_PARENT_POLL)
+        die()
+
+    gevent.spawn(watch)
+
+
+def _pop_option(args: list[str], name: str) -> str | None:
+    if name in args:
+        index = args.index(name)
+        if index + 1 < len(args):
+            value = args[index + 1]
+            del args[index : index + 2]
+            return value
+    return None
+
+
 def main() -> None:
-    """``run PLAN RESULT`` or ``worker --master HOST:PORT [--capture PATH]``."""
+    """``run PLAN RESULT [--parent PID]`` or
+    ``worker --master HOST:PORT [--capture PATH] [--parent PID]``."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     args = sys.argv[1:]
+    parent = _pop_option(args, "--parent")
     if args[:1] == ["run"] and len(args) == 3:
-        sys.exit(run_child(args[1], args[2]))
+        plan_path, result_path = args[1], args[2]
+        if parent is not None:
+            # SIGTERM, not SIGKILL: the engine removes its files before it goes.
+            _die_with(
+                int(parent), signal.SIGTERM, lambda: _remove_run_files(plan_path, result_path)
+            )
+        sys.exit(run_child(plan_path, result_path))
     if args[:1] == ["worker"] and len(args) >= 3 and args[1] == "--master":
-        capture = args[4] if len(args) >= 5 and args[3] == "--capture" else None
+        capture = _pop_option(args, "--capture")
+        if parent is not None:
+            _die_with(int(parent), signal.SIGKILL)  # a worker has nothing to clean up
         worker_main(args[2], capture)
         sys.exit(0)
-    sys.exit("usage: run PLAN RESULT | worker --master HOST:PORT [--capture PATH]")
+    sys.exit(
+        "usage: run PLAN RESULT [--parent PID] | "
+        "worker --master HOST:PORT [--capture PATH] [--parent PID]"
+    )

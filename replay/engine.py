@@ -6,6 +6,13 @@ run or an app with the recording middleware, is never monkey-patched. The child 
 from a file and writes its measurements to another; this side builds the
 :class:`~hlthz.replay.report.Report` and writes ``report`` and ``html``.
 
+The plan file may hold header tokens (``--header 'Authorization: ...'``): it is written with
+mode 0600 into a folder only this user can open, the child deletes it as soon as it has read
+it, and the folder goes on every way out of :func:`run_replay` (return, error, Ctrl-C). The
+child dies with this process (``PR_SET_PDEATHSIG`` on Linux, plus a check that its parent is
+still the one that started it), and its local workers die with it, so a killed ``hlthz replay
+run`` leaves no engine behind; the child then removes the folder itself.
+
 Ctrl-C reaches the child too (or is forwarded to it): it stops sending, waits for in-flight
 requests up to the timeout and hands back what it measured, and the partial report is written
 with ``run.interrupted`` set.
@@ -26,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hlthz.errors import CaptureFormatError, HlthzError, PlanError, ReplayError, TargetError
-from hlthz.files import ensure_parent
+from hlthz.files import atomic_write, ensure_parent
 from hlthz.net import parse_http_url, request_target
 from hlthz.replay.plan import ReplayPlan, naming
 from hlthz.replay.report import Report, RunInfo
@@ -160,14 +167,23 @@ RESULT_FILE = "result.json"
 
 
 def _run_child(plan: ReplayPlan) -> dict[str, Any]:
+    # mkdtemp makes the folder 0700; the plan file is 0600 (atomic_write's temporary file is
+    # created 0600 too, so the token is never readable by others, not even for a moment).
     with tempfile.TemporaryDirectory(prefix="hlthz-replay-") as tmp:
         plan_path = Path(tmp, PLAN_FILE)
         result_path = Path(tmp, RESULT_FILE)
-        plan_path.write_text(plan.to_json())
+        atomic_write(plan_path, plan.to_json(), mode=0o600)
         proc = subprocess.Popen(
-            [*child_argv(), "run", str(plan_path), str(result_path)], stdin=subprocess.DEVNULL
+            [*child_argv(), "run", str(plan_path), str(result_path), "--parent", str(os.getpid())],
+            stdin=subprocess.DEVNULL,
         )
-        code = _wait(proc, plan.timeout)
+        try:
+            code = _wait(proc, plan.timeout)
+        finally:
+            # Any other way out (an exception in this thread): the engine must not outlive it.
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
         if not result_path.exists():
             raise ReplayError(f"the replay engine exited with code {code} without a result")
         result: dict[str, Any] = json.loads(result_path.read_text())
