@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from hlthz.procs import ManagedProcess, free_port, port_open
-from hlthz.replay import CaptureRecord, CaptureWriter, run_replay
+from hlthz.replay import CaptureRecord, CaptureWriter, ReplayPlan, ScheduleOptions, run_replay
 from hlthz.tools.stack.services import find_binary
 
 _NGINX_CONF = """
@@ -142,31 +142,34 @@ def main() -> None:
         with nginx:
             # Warm-up, then HLTHZ flat out and locust closed-loop, alternating; the best of
             # each counts (the machine is shared: the best run is the least disturbed one).
+            flat_out = ScheduleOptions(rate=1e7)  # as fast as the engine can send
             run_replay(
-                _capture(work / "warm.jsonl", 2000),
-                url,
-                rate=1e7,
-                progress=False,
-                concurrency=users,
+                ReplayPlan(
+                    _capture(work / "warm.jsonl", 2000), url, schedule=flat_out, concurrency=users
+                )
             )
             flat_capture = _capture(work / "max.jsonl", max_records)
             hlthz_runs, locust_runs = [], []
             for _ in range(args.rounds):
-                flat = run_replay(flat_capture, url, rate=1e7, progress=False, concurrency=users)
-                hlthz_runs.append(flat["summary"]["rps"])
+                flat = run_replay(
+                    ReplayPlan(flat_capture, url, schedule=flat_out, concurrency=users)
+                )
+                hlthz_runs.append(flat.summary.rps)
                 locust_runs.append(_locust_closed(url, seconds, users, work))
             hlthz_max, locust_max = max(hlthz_runs), max(locust_runs)
 
             fixed = run_replay(
-                _capture(work / "fixed.jsonl", 10_000), url, rate=1000, progress=False
+                ReplayPlan(
+                    _capture(work / "fixed.jsonl", 10_000), url, schedule=ScheduleOptions(rate=1000)
+                )
             )
-            lag_p99 = fixed["summary"]["schedule_lag_ms"]["p99"]
-            achieved = fixed["summary"]["requests"] / fixed["summary"]["duration_s"]
+            lag_p99 = fixed.summary.schedule_lag_ms.p99
+            achieved = fixed.summary.requests / fixed.summary.duration_s
 
             big = _capture(work / "big.jsonl", memory_records)
             size_mb = big.stat().st_size / 2**20
             started = time.monotonic()
-            mem = run_replay(big, url, rate=1e7, progress=False, concurrency=users)
+            mem = run_replay(ReplayPlan(big, url, schedule=flat_out, concurrency=users))
             mem_elapsed = time.monotonic() - started
             # ru_maxrss of waited-for children: the engine process (KiB on Linux).
             peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -188,7 +191,7 @@ def main() -> None:
             "within 1 %",
         ),
         (
-            f"peak RSS, {mem['summary']['requests']:,} records ({size_mb:.0f} MB file) (MB)",
+            f"peak RSS, {mem.summary.requests:,} records ({size_mb:.0f} MB file) (MB)",
             f"{peak_mb:.0f}",
             "-",
             "-",

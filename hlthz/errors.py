@@ -12,7 +12,8 @@ name the file, line, field or option at fault and say what to do; they never quo
     ├── UsageError                   bad arguments, options or input
     │   ├── ConfigError              a configuration file or option is invalid
     │   │   ├── MultiprocessError    PROMETHEUS_MULTIPROC_DIR is unusable (exporter)
-    │   │   └── SelectorError        a selector is not a list of PromQL label matchers
+    │   │   ├── SelectorError        a selector is not a list of PromQL label matchers
+    │   │   └── PlanError            a replay setting is invalid; ``.field`` names it (replay)
     │   ├── InputError               an input file is malformed: FILE:LINE: what is wrong
     │   │   └── CaptureFormatError   a capture or an imported file (replay)
     │   ├── MissingDependency        an optional extra or an external program is not installed
@@ -54,6 +55,7 @@ __all__ = [
     "MissingDependency",
     "MissingExtra",
     "MultiprocessError",
+    "PlanError",
     "PrometheusError",
     "ReplayError",
     "SelectorError",
@@ -90,6 +92,19 @@ class MultiprocessError(ConfigError):
 
 class SelectorError(ConfigError):
     """A ``selector`` is not a comma-separated list of PromQL label matchers."""
+
+
+class PlanError(ConfigError):
+    """A replay setting is invalid. ``field`` names it as the library spells it (``timeout``,
+    ``schedule.speed``, ``master_bind``, ``report``) and ``problem`` says what is wrong, so
+    ``str()`` is ``timeout: must be > 0 seconds, got 0``; the CLI shows the same problem after
+    its own option name (``--timeout must be > 0 seconds, got 0``). A header's value is never
+    part of the message."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
 
 
 class InputError(UsageError):

@@ -12,7 +12,7 @@ require("replay", "hdrh", "httpx", what="hlthz.replay")
 
 # One sorted import block (ruff's isort would merge per-owner blocks); each half's names are
 # grouped by owner in __all__ below.
-from hlthz.errors import CaptureFormatError, GateFailed, ReplayError, TargetError
+from hlthz.errors import CaptureFormatError, GateFailed, PlanError, ReplayError, TargetError
 from hlthz.replay.capture.format import (
     CaptureReader,
     CaptureRecord,
@@ -28,12 +28,14 @@ from hlthz.replay.compare import Comparison, Gate, compare_reports
 from hlthz.replay.diff import DiffResult, run_diff
 from hlthz.replay.engine import run_replay
 from hlthz.replay.html_report import write_html
-from hlthz.replay.report import load_report, write_report
+from hlthz.replay.plan import ReplayPlan
+from hlthz.replay.report import Report, RouteReport, print_summary
 from hlthz.replay.schedule import ScheduleOptions
 
 __all__ = [
     "CaptureFormatError",
     "GateFailed",
+    "PlanError",
     "ReplayError",
     "TargetError",
 ]
@@ -55,11 +57,13 @@ __all__ += [
     "Comparison",
     "DiffResult",
     "Gate",
+    "ReplayPlan",
+    "Report",
+    "RouteReport",
     "ScheduleOptions",
     "compare_reports",
-    "load_report",
+    "print_summary",
     "run_diff",
     "run_replay",
     "write_html",
-    "write_report",
 ]

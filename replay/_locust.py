@@ -2,9 +2,13 @@
 
 Never imported by ``import hlthz.replay``: locust monkey-patches the socket module when it is
 imported. :mod:`hlthz.replay.engine` runs this module in a child process started as
-``python -c "import locust; from hlthz.replay._locust import main; main()" run CONFIG RESULT``
-(locust first, so gevent patches before anything else opens a socket), and
-``hlthz replay worker`` runs it as ``worker --master HOST:PORT``.
+``python -c "import locust; from hlthz.replay._locust import main; main()" run PLAN RESULT
+--parent PID`` (locust first, so gevent patches before anything else opens a socket), and
+``hlthz replay worker`` runs it as ``worker --master HOST:PORT``. The plan is a
+:class:`~hlthz.replay.plan.ReplayPlan` in JSON; the child deletes its file once read (it may hold
+header tokens). With ``--parent`` the process dies with that parent (:mod:`._lifeline`): the
+engine removes its plan and result files first, its local workers (started with ``--parent``
+too) simply exit.
 
 Locust provides the process model: an :class:`~locust.env.Environment` with a local runner for
 a single process, or a master runner and worker runners speaking locust's own protocol (with its
@@ -22,6 +26,7 @@ sessions keep their order; its latency still counts from the scheduled time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -30,6 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,10 +45,13 @@ import gevent.event
 import gevent.queue
 from geventhttpclient import HTTPClient
 
-from hlthz.errors import HlthzError, ReplayError
-from hlthz.net import HOP_BY_HOP, parse_host_port
+from hlthz.errors import HlthzError, PlanError, ReplayError
+from hlthz.files import atomic_write
+from hlthz.net import HOP_BY_HOP, format_host_port, parse_host_port
+from hlthz.replay._lifeline import die_with_parent, parent_alive
 from hlthz.replay.engine import Target, child_argv, error_from_payload, error_payload
-from hlthz.replay.schedule import ScheduleOptions, schedule
+from hlthz.replay.plan import ReplayPlan
+from hlthz.replay.schedule import schedule
 from hlthz.replay.timing import Recorder, encode
 from hlthz.routes import Routes
 
@@ -56,6 +65,8 @@ _SPIN = 0.0005
 #: How often a worker ships its measurements to the master (seconds).
 _SHIP_INTERVAL = 1.0
 _WORKER_READY_TIMEOUT = 60.0
+#: How often a child checks that its parent is alive (besides the kernel's notice on Linux).
+_PARENT_POLL = 0.5
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -93,16 +104,16 @@ def _open_records(path: str, fmt: str) -> Callable[[], Iterable[Any]]:
 class Sender:
     """Sends one shard of the timeline into ``recorder`` (the open model, see module doc)."""
 
-    def __init__(self, config: dict[str, Any], recorder: Recorder, shard: int, shards: int) -> None:
-        self.config = config
+    def __init__(self, plan: ReplayPlan, recorder: Recorder, shard: int, shards: int) -> None:
+        self.plan = plan
         self.recorder = recorder
-        self.target = Target(config["target"])
-        self.overrides = _header_overrides(tuple(pair) for pair in config["headers"])
-        self.timeout = float(config["timeout"])
-        self.options = ScheduleOptions(**config["schedule"], shard=shard, shards=shards)
+        self.target = Target(plan.target)
+        self.overrides = _header_overrides(plan.headers)
+        self.timeout = plan.timeout
+        self.shard, self.shards = shard, shards
         self.stop_event = gevent.event.Event()
-        self.concurrency = int(config["concurrency"])
-        self.routes = Routes(config.get("routes") or ())
+        self.concurrency = plan.concurrency
+        self.routes = Routes(plan.routes)
         # Due requests are handed to idle sender greenlets through a channel (a put blocks
         # until one takes it); new ones are started up to the cap. Reusing greenlets is
         # cheaper than spawning one per request.
@@ -115,8 +126,8 @@ class Sender:
             self.target.host,
             self.target.port,
             ssl=self.target.ssl,
-            insecure=bool(config.get("insecure", False)),
-            concurrency=int(config["concurrency"]),
+            insecure=plan.insecure,
+            concurrency=plan.concurrency,
             connection_timeout=self.timeout,
             network_timeout=self.timeout,
             headers={"user-agent": "hlthz-replay"},
@@ -128,11 +139,18 @@ class Sender:
 
     def run(self, t0: float) -> None:
         """Walk the timeline from monotonic ``t0`` until it ends or :meth:`stop` is called."""
-        records = _open_records(self.config["capture"], self.config.get("format", "auto"))
+        records = _open_records(str(self.plan.capture), self.plan.format)
+        timeline = schedule(
+            records,
+            self.plan.schedule,
+            shard=self.shard,
+            shards=self.shards,
+            # The recorder may be swapped (a worker ships intervals), so look it up each time.
+            on_skip=lambda reason: self.recorder.skip(reason),
+        )
         now = time.monotonic
         try:
-            # The recorder may be swapped (a worker ships intervals), so look it up each time.
-            for due in schedule(records, self.options, on_skip=lambda r: self.recorder.skip(r)):
+            for due in timeline:
                 when = t0 + due.at
                 delay = when - now()
                 # gevent's timers fire up to a millisecond late (epoll's timeout is in ms), so
@@ -278,21 +296,19 @@ def _ignore_more_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _serve_metrics(
-    config: dict[str, Any], recorder: Recorder, in_flight: Callable[[], int]
-) -> None:
-    if config.get("metrics_port"):
+def _serve_metrics(plan: ReplayPlan, recorder: Recorder, in_flight: Callable[[], int]) -> None:
+    if plan.metrics_port is not None:
         from hlthz.replay.live_metrics import serve
 
-        serve(int(config["metrics_port"]), recorder, config["name"], in_flight)
+        serve(plan.metrics_port, recorder, plan.run_name, in_flight)
 
 
-def _run_local(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
+def _run_local(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
     """One process: a locust LocalRunner whose single user walks the whole timeline."""
     from locust import User, task
     from locust.env import Environment
 
-    sender = Sender(config, recorder, 0, 1)
+    sender = Sender(plan, recorder, 0, 1)
     finished = gevent.event.Event()
     failures: list[BaseException] = []
     t0 = time.monotonic() + 0.05
@@ -312,10 +328,10 @@ def _run_local(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
                 finished.set()
             gevent.sleep(1e9)
 
-    env = Environment(user_classes=[ReplayUser], host=config["target"])
+    env = Environment(user_classes=[ReplayUser], host=plan.target)
     runner = env.create_local_runner()
-    _serve_metrics(config, recorder, lambda: sender.in_flight)
-    progress = _Progress(config["progress"], recorder, config["schedule"].get("duration"))
+    _serve_metrics(plan, recorder, lambda: sender.in_flight)
+    progress = _Progress(plan.progress, recorder, plan.schedule.duration)
     interrupted = False
     runner.start(1, spawn_rate=1)
     try:
@@ -340,14 +356,14 @@ def _run_local(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
     }
 
 
-def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
+def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
     """A locust master and ``workers`` local worker processes (plus any remote ones)."""
     from locust.env import Environment
     from locust.exception import RPCError
     from locust.runners import STATE_MISSING
 
     host, port = parse_host_port(
-        config.get("master_bind") or "127.0.0.1:0", what="--master-bind", allow_port_zero=True
+        plan.master_bind or "127.0.0.1:0", what="master_bind", allow_port_zero=True
     )
     if port == 0:
         from hlthz.procs import free_port
@@ -361,11 +377,12 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
             master_bind_host=host or "127.0.0.1", master_bind_port=port
         )
     except RPCError as exc:  # the port is taken: one line, not the child's traceback
-        raise ReplayError(
-            f"--master-bind {host or '127.0.0.1'}:{port}: cannot listen ({exc}); choose a free port"
+        address = format_host_port(host or "127.0.0.1", port)
+        raise PlanError(
+            "master_bind", f"{address}: cannot listen ({exc}); choose a free port"
         ) from None
-    local = int(config["workers"])
-    expected = local + int(config.get("remote_workers") or 0)
+    local = plan.workers
+    expected = local + plan.remote_workers
     done: dict[str, dict[str, Any]] = {}
     in_flight: dict[str, int] = {}
 
@@ -380,15 +397,17 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
 
     master.register_message("hlthz_stats", on_stats)
     master.register_message("hlthz_done", on_done)
+    master_address = format_host_port(connect_host, port)
     procs = [
         subprocess.Popen(
-            [*child_argv(), "worker", "--master", f"{connect_host}:{port}"],
+            # --parent: they die with this process, whatever happens to it.
+            [*child_argv(), "worker", "--master", master_address, "--parent", str(os.getpid())],
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches the master, which stops them in order
         )
         for _ in range(local)
     ]
-    progress = _Progress(config["progress"], recorder, config["schedule"].get("duration"))
+    progress = _Progress(plan.progress, recorder, plan.schedule.duration)
     interrupted = False
     assigned: list[str] = []
     t0 = time.monotonic()
@@ -398,17 +417,19 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise ReplayError(
                     f"only {len(master.clients.ready)} of {expected} replay workers connected "
-                    f"to 127.0.0.1:{port} within {_WORKER_READY_TIMEOUT:g} s"
+                    f"to {format_host_port(host or '127.0.0.1', port)} within "
+                    f"{_WORKER_READY_TIMEOUT:g} s"
                 )
             gevent.sleep(0.05)
         assigned = sorted(client.id for client in master.clients.ready)[:expected]
         # One absolute start for everyone, a little ahead so every worker is waiting for it.
         t0_wall = time.time() + 0.5
         t0 = time.monotonic() + 0.5
+        document = plan.to_json()  # the workers read it with ReplayPlan.from_json
         for index, client_id in enumerate(assigned):
             master.send_message(
                 "hlthz_start",
-                {"config": config, "shard": index, "shards": expected, "t0_wall": t0_wall},
+                {"plan": document, "shard": index, "shards": expected, "t0_wall": t0_wall},
                 client_id=client_id,
             )
 
@@ -419,7 +440,7 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
                     return False
             return True
 
-        _serve_metrics(config, recorder, lambda: sum(in_flight.values()))
+        _serve_metrics(plan, recorder, lambda: sum(in_flight.values()))
         try:
             while not finished():
                 progress.update(time.monotonic() - t0)
@@ -429,7 +450,7 @@ def _run_master(config: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
             _ignore_more_interrupts()
             for client_id in assigned:
                 master.send_message("hlthz_stop", None, client_id=client_id)
-            deadline = time.monotonic() + float(config["timeout"]) + 3.0
+            deadline = time.monotonic() + plan.timeout + 3.0
             while not finished() and time.monotonic() < deadline:
                 gevent.sleep(0.1)
     finally:
@@ -478,13 +499,32 @@ def worker_main(master: str, capture: str | None = None) -> None:
 
     def on_start(environment: Any, msg: Any, **_: Any) -> None:
         data = msg.data
-        config = dict(data["config"])
-        if capture:
-            config["capture"] = capture
-        interval = Recorder()
+        try:
+            plan = ReplayPlan.from_json(str(data["plan"]))
+            if capture:
+                plan = replace(plan, capture=Path(capture))
+            sender = Sender(plan, Recorder(), int(data["shard"]), int(data["shards"]))
+        except (HlthzError, KeyError, TypeError, ValueError) as exc:
+            # A master of another hlthz version, say: tell it, or it waits for this shard.
+            problem = (
+                exc
+                if isinstance(exc, HlthzError)
+                else ReplayError(f"the master sent no usable replay plan ({type(exc).__name__})")
+            )
+            empty = Recorder()
+            runner.send_message(
+                "hlthz_done",
+                {
+                    "wire": empty.to_wire(),
+                    "in_flight": 0,
+                    "sent": 0,
+                    "shard_latency": encode(empty.latency),
+                    "error": error_payload(problem),
+                },
+            )
+            return
         # Everything this worker measured, kept whole so the master can check its merge.
         shard_latency = Recorder().latency
-        sender = Sender(config, interval, int(data["shard"]), int(data["shards"]))
         senders.append(sender)
         t0 = time.monotonic() + (float(data["t0_wall"]) - time.time())
 
@@ -525,19 +565,25 @@ def worker_main(master: str, capture: str | None = None) -> None:
 # -- entry point -----------------------------------------------------------------------------
 
 
-def run_child(config_path: str, result_path: str) -> int:
-    """Run a replay described by the JSON ``config_path``; write the outcome to ``result_path``."""
-    config = json.loads(Path(config_path).read_text())
+def run_child(plan_path: str, result_path: str) -> int:
+    """Run the replay described by the plan file (a :class:`ReplayPlan` in JSON, deleted once
+    read: it may hold header tokens); write the outcome to ``result_path``."""
     recorder = Recorder()
     started = datetime.now(UTC).isoformat(timespec="seconds")
     cpu0 = time.process_time()
     try:
-        if int(config["workers"]) > 0 or int(config.get("remote_workers") or 0) > 0:
-            outcome = _run_master(config, recorder)
+        try:
+            text = Path(plan_path).read_text(encoding="utf-8")
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(plan_path)
+        plan = ReplayPlan.from_json(text)
+        if plan.workers > 0 or plan.remote_workers > 0:
+            outcome = _run_master(plan, recorder)
         else:
-            outcome = _run_local(config, recorder)
+            outcome = _run_local(plan, recorder)
     except (HlthzError, OSError) as exc:
-        Path(result_path).write_text(json.dumps({"error": error_payload(exc)}))
+        atomic_write(result_path, json.dumps({"error": error_payload(exc)}), mode=0o600)
         return 2
     elapsed = max(outcome["elapsed_s"], 1e-9)
     result = {
@@ -547,20 +593,77 @@ def run_child(config_path: str, result_path: str) -> int:
         "series": list(recorder.series()),
         **outcome,
     }
-    tmp = Path(result_path + ".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, result_path)
+    atomic_write(result_path, json.dumps(result), mode=0o600)
     return 0
 
 
+def _remove_run_files(plan_path: str, result_path: str) -> None:
+    """The parent is gone and cannot clean up: remove the plan (if still there), the result and
+    the folder ``run_replay`` made for them (only if nothing else is in it)."""
+    result = Path(result_path)
+    folder = result.parent
+    stray = list(folder.glob(f".{result.name}.*.tmp")) + list(folder.glob(".plan.json.*.tmp"))
+    for path in (Path(plan_path), result, *stray):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    if folder == Path(plan_path).parent and folder.name.startswith("hlthz-replay-"):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _die_with(parent: int, signum: int, last_words: Callable[[], None] | None = None) -> None:
+    """Exit when ``parent`` dies (see :mod:`._lifeline`); ``last_words`` runs first."""
+
+    def die(*_: Any) -> None:
+        if last_words is not None:
+            with contextlib.suppress(Exception):
+                last_words()
+        os._exit(1)
+
+    if not die_with_parent(parent, signum):
+        die()
+    if signum != signal.SIGKILL:
+        gevent.signal_handler(signum, die)
+
+    def watch() -> None:
+        while parent_alive(parent):
+            gevent.sleep(_PARENT_POLL)
+        die()
+
+    gevent.spawn(watch)
+
+
+def _pop_option(args: list[str], name: str) -> str | None:
+    if name in args:
+        index = args.index(name)
+        if index + 1 < len(args):
+            value = args[index + 1]
+            del args[index : index + 2]
+            return value
+    return None
+
+
 def main() -> None:
-    """``run CONFIG RESULT`` or ``worker --master HOST:PORT [--capture PATH]``."""
+    """``run PLAN RESULT [--parent PID]`` or
+    ``worker --master HOST:PORT [--capture PATH] [--parent PID]``."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     args = sys.argv[1:]
+    parent = _pop_option(args, "--parent")
     if args[:1] == ["run"] and len(args) == 3:
-        sys.exit(run_child(args[1], args[2]))
+        plan_path, result_path = args[1], args[2]
+        if parent is not None:
+            # SIGTERM, not SIGKILL: the engine removes its files before it goes.
+            _die_with(
+                int(parent), signal.SIGTERM, lambda: _remove_run_files(plan_path, result_path)
+            )
+        sys.exit(run_child(plan_path, result_path))
     if args[:1] == ["worker"] and len(args) >= 3 and args[1] == "--master":
-        capture = args[4] if len(args) >= 5 and args[3] == "--capture" else None
+        capture = _pop_option(args, "--capture")
+        if parent is not None:
+            _die_with(int(parent), signal.SIGKILL)  # a worker has nothing to clean up
         worker_main(args[2], capture)
         sys.exit(0)
-    sys.exit("usage: run CONFIG RESULT | worker --master HOST:PORT [--capture PATH]")
+    sys.exit(
+        "usage: run PLAN RESULT [--parent PID] | "
+        "worker --master HOST:PORT [--capture PATH] [--parent PID]"
+    )

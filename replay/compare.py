@@ -13,6 +13,10 @@ A gate is ``METRIC OP VALUE``:
 A gate *fails* when the candidate satisfies the expression. A route with fewer than
 ``min_samples`` requests on either side is reported as ``insufficient``, not judged: a P95 of a
 handful of requests is noise. Routes present on one side only are listed, not judged.
+
+Both sides are :class:`~hlthz.replay.report.Report` objects, checked when they were read
+(:meth:`Report.load`), so a gate reads typed fields; only a figure the format lets a report leave
+out (a route's ``service_time_ms``) can still be missing, and that is one line naming it.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from hlthz.errors import ReplayError
+from hlthz.files import atomic_write
+from hlthz.replay.report import Report, RouteReport, Summary
 
 DEFAULT_GATES = ("p95 > +10%", "p99 > +20%", "error_rate > 1%")
 DEFAULT_MIN_SAMPLES = 20
@@ -86,19 +91,20 @@ class Gate:
         return cls(text, metric, op, value, False)
 
 
-def _value(entry: dict[str, Any], metric: str, duration: float) -> float:
+def _value(entry: Summary | RouteReport, metric: str, duration: float) -> float | None:
+    """``metric`` of a summary or a route; ``None`` when the report left that figure out."""
     if metric == "error_rate":
-        requests = entry.get("requests", 0)
-        return float(
-            entry.get("error_rate", entry.get("errors", 0) / requests if requests else 0.0)
-        )
+        if entry.error_rate is not None:
+            return entry.error_rate
+        return entry.errors / entry.requests if entry.requests else 0.0
     if metric == "rps":
-        if "rps" in entry:
-            return float(entry["rps"])
-        return entry.get("requests", 0) / duration if duration else 0.0
+        if entry.rps is not None:
+            return entry.rps
+        return entry.requests / duration if duration else 0.0
     if metric.startswith("service_"):
-        return float(entry.get("service_time_ms", {}).get(metric.removeprefix("service_"), 0.0))
-    return float(entry["latency_ms"][metric])
+        service = entry.service_time_ms
+        return None if service is None else service.value(metric.removeprefix("service_"))
+    return entry.latency_ms.value(metric)
 
 
 @dataclass
@@ -132,8 +138,8 @@ class Check:
 class Comparison:
     """The outcome of :func:`compare_reports`. ``failed`` is true when any check failed."""
 
-    base: dict[str, Any]
-    candidate: dict[str, Any]
+    base: Report
+    candidate: Report
     gates: list[Gate]
     checks: list[Check] = field(default_factory=list)
     min_samples: int = DEFAULT_MIN_SAMPLES
@@ -159,13 +165,14 @@ class Comparison:
             "checks": [check.to_dict() for check in self.checks],
         }
 
-    def write_html(self, path: str | os.PathLike[str]) -> None:
-        """The candidate's HTML report with the baseline overlaid and the gate results."""
+    def write_html(self, path: str | os.PathLike[str], *, what: str | None = None) -> None:
+        """The candidate's HTML report with the baseline overlaid and the gate results.
+        ``what`` (an option name) turns an OS error into one line naming it."""
         from hlthz.replay.html_report import write_html
 
-        write_html(self.candidate, path, baseline=self.base, comparison=self.to_dict())
+        write_html(self.candidate, path, baseline=self.base, comparison=self.to_dict(), what=what)
 
-    def write_junit(self, path: str | os.PathLike[str]) -> None:
+    def junit(self) -> bytes:
         """JUnit XML: one test case per (scope, gate); insufficient samples are skipped."""
         suite = ET.Element(
             "testsuite",
@@ -181,9 +188,11 @@ class Comparison:
                 failure.text = _describe(check)
             elif check.status in ("insufficient", "missing"):
                 ET.SubElement(case, "skipped", message=check.note)
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        ET.ElementTree(suite).write(target, encoding="utf-8", xml_declaration=True)
+        return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+    def write_junit(self, path: str | os.PathLike[str], *, what: str | None = None) -> None:
+        """Write :meth:`junit` atomically; ``what`` as for :meth:`write_html`."""
+        atomic_write(path, self.junit(), what=what)
 
     def summary_lines(self) -> list[str]:
         """One line per failed or unjudged check, then a verdict."""
@@ -214,23 +223,23 @@ def _field(metric: str) -> str:
     return f"latency_ms.{metric}"
 
 
-def _read(entry: dict[str, Any], metric: str, duration: float, side: str, scope: str) -> float:
-    # Reports are user input (any JSON with "hlthz_report": 1 loads): a missing or non-numeric
-    # field is a one-line error naming it, never a traceback.
-    try:
-        return _value(entry, metric, duration)
-    except (KeyError, TypeError, ValueError, AttributeError):
+def _read(
+    entry: Summary | RouteReport, metric: str, duration: float, side: str, scope: str
+) -> float:
+    value = _value(entry, metric, duration)
+    if value is None:
         raise ReplayError(
-            f"{side} report: {scope}: no numeric {_field(metric)}; compare reports written by "
-            f"'hlthz replay run --report'"
-        ) from None
+            f"{side} report: {scope}: no {_field(metric)}; a gate on {metric} needs reports "
+            f"written by 'hlthz replay run --report'"
+        )
+    return value
 
 
 def _judge(
     scope: str,
     gate: Gate,
-    base: dict[str, Any],
-    cand: dict[str, Any],
+    base: Summary | RouteReport,
+    cand: Summary | RouteReport,
     durations: tuple[float, float],
 ) -> Check:
     b = _read(base, gate.metric, durations[0], "baseline", scope)
@@ -243,8 +252,8 @@ def _judge(
 
 
 def compare_reports(
-    base: dict[str, Any],
-    candidate: dict[str, Any],
+    base: Report,
+    candidate: Report,
     *,
     fail_on: list[str] | tuple[str, ...] = DEFAULT_GATES,
     min_samples: int = DEFAULT_MIN_SAMPLES,
@@ -252,14 +261,14 @@ def compare_reports(
     """Apply every gate of ``fail_on`` overall and per route; see the module doc."""
     gates = [Gate.parse(text) for text in fail_on]
     comparison = Comparison(base, candidate, gates, min_samples=min_samples)
-    durations = (_duration(base, "baseline"), _duration(candidate, "candidate"))
-    scopes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = [
-        ("overall", base["summary"], candidate["summary"])
+    durations = (base.summary.duration_s, candidate.summary.duration_s)
+    scopes: list[tuple[str, Summary | RouteReport | None, Summary | RouteReport | None]] = [
+        ("overall", base.summary, candidate.summary)
     ]
-    base_routes = _routes(base, "baseline")
-    cand_routes = _routes(candidate, "candidate")
-    for route in sorted(base_routes.keys() | cand_routes.keys()):
-        scopes.append((route, base_routes.get(route), cand_routes.get(route)))
+    base_routes = {route.key: route for route in base.routes}
+    cand_routes = {route.key: route for route in candidate.routes}
+    for key in sorted(base_routes.keys() | cand_routes.keys()):
+        scopes.append((key, base_routes.get(key), cand_routes.get(key)))
     for scope, b, c in scopes:
         for gate in gates:
             if b is None or c is None:
@@ -267,7 +276,7 @@ def compare_reports(
                 note = f"not in the {side}"
                 comparison.checks.append(Check(scope, gate.text, None, None, None, "missing", note))
                 continue
-            fewest = min(_requests(b, "baseline", scope), _requests(c, "candidate", scope))
+            fewest = min(b.requests, c.requests)
             if fewest < min_samples:
                 note = f"{fewest} requests < {min_samples}: too few to judge"
                 comparison.checks.append(
@@ -276,32 +285,3 @@ def compare_reports(
                 continue
             comparison.checks.append(_judge(scope, gate, b, c, durations))
     return comparison
-
-
-def _duration(report: dict[str, Any], side: str) -> float:
-    try:
-        return float(report["summary"]["duration_s"])
-    except (KeyError, TypeError, ValueError):
-        raise ReplayError(
-            f"{side} report: summary has no numeric duration_s; compare reports written by "
-            f"'hlthz replay run --report'"
-        ) from None
-
-
-def _routes(report: dict[str, Any], side: str) -> dict[str, dict[str, Any]]:
-    routes = report["routes"]
-    if not isinstance(routes, list) or not all(
-        isinstance(r, dict) and isinstance(r.get("route"), str) for r in routes
-    ):
-        raise ReplayError(
-            f"{side} report: 'routes' must be a list of objects with a 'route' name; compare "
-            f"reports written by 'hlthz replay run --report'"
-        )
-    return {r["route"]: r for r in routes}
-
-
-def _requests(entry: dict[str, Any], side: str, scope: str) -> int:
-    try:
-        return int(entry.get("requests", 0))
-    except (TypeError, ValueError, AttributeError):
-        raise ReplayError(f"{side} report: {scope}: 'requests' must be an integer") from None

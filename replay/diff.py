@@ -18,11 +18,11 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from hlthz.files import atomic_write
 from hlthz.replay.engine import Target
 from hlthz.replay.schedule import SAFE_METHODS
 from hlthz.routes import Routes
@@ -193,9 +193,12 @@ def run_diff(
     """Send each record to every target and group the real differences (see the module doc);
     differences are grouped by route as ``routes`` names them (default: path normalization)."""
     routes = routes or Routes()
-    targets = {"primary": Target(primary), "candidate": Target(candidate)}
+    targets = {
+        "primary": Target(primary, what="primary"),
+        "candidate": Target(candidate, what="candidate"),
+    }
     if secondary:
-        targets["secondary"] = Target(secondary)
+        targets["secondary"] = Target(secondary, what="secondary")
     for target in targets.values():
         target.check_reachable(timeout)
     header_names = [h.lower() for h in headers]
@@ -230,8 +233,9 @@ def run_diff(
     return result
 
 
-def write_diff(result: DiffResult, path: str | os.PathLike[str]) -> None:
-    """Write the grouped differences as JSON."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(result.to_dict(), indent=1, default=str) + "\n")
+def write_diff(
+    result: DiffResult, path: str | os.PathLike[str], *, what: str | None = None
+) -> None:
+    """Write the grouped differences as JSON, atomically; ``what`` (an option name) turns an
+    OS error into one line naming it."""
+    atomic_write(path, json.dumps(result.to_dict(), indent=1, default=str) + "\n", what=what)

@@ -1,9 +1,17 @@
-"""``run_replay``: replay a capture against a target and return the report.
+"""``run_replay``: replay a :class:`~hlthz.replay.plan.ReplayPlan` and return its report.
 
 This module never imports locust or gevent. It checks the inputs and the target here, then runs
 the engine (:mod:`hlthz.replay._locust`) in a child process, so the caller's process, say a test
-run or an app with the recording middleware, is never monkey-patched. The child writes its
-measurements to a file; this side builds the report, writes ``--report`` and ``--html``.
+run or an app with the recording middleware, is never monkey-patched. The child reads the plan
+from a file and writes its measurements to another; this side builds the
+:class:`~hlthz.replay.report.Report` and writes ``report`` and ``html``.
+
+The plan file may hold header tokens (``--header 'Authorization: ...'``): it is written with
+mode 0600 into a folder only this user can open, the child deletes it as soon as it has read
+it, and the folder goes on every way out of :func:`run_replay` (return, error, Ctrl-C). The
+child dies with this process (``PR_SET_PDEATHSIG`` on Linux, plus a check that its parent is
+still the one that started it), and its local workers die with it, so a killed ``hlthz replay
+run`` leaves no engine behind; the child then removes the folder itself.
 
 Ctrl-C reaches the child too (or is forwarded to it): it stops sending, waits for in-flight
 requests up to the timeout and hands back what it measured, and the partial report is written
@@ -20,23 +28,21 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hlthz.errors import CaptureFormatError, HlthzError, ReplayError, TargetError
-from hlthz.net import parse_host_port, parse_http_url, request_target
-from hlthz.replay.schedule import ScheduleOptions
-from hlthz.routes import Routes
-
-#: Requests in flight at most (per process); more due requests wait for a slot, and say so.
-DEFAULT_CONCURRENCY = 1000
+from hlthz.errors import CaptureFormatError, HlthzError, PlanError, ReplayError, TargetError
+from hlthz.files import atomic_write, ensure_parent
+from hlthz.net import parse_http_url, request_target
+from hlthz.replay.plan import ReplayPlan, naming
+from hlthz.replay.report import Report, RunInfo
 
 
 class Target:
     """Where every request goes: scheme, host, port and an optional base path."""
 
-    def __init__(self, url: str, *, what: str = "--target") -> None:
+    def __init__(self, url: str, *, what: str = "target") -> None:
         parsed = parse_http_url(url, what=what)
         self.url = url
         self.ssl = parsed.tls
@@ -58,17 +64,9 @@ class Target:
         except OSError as exc:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise TargetError(
-                f"target {self.url} is unreachable ({reason}); check --target and that the "
+                f"target {self.url} is unreachable ({reason}); check the URL and that the "
                 f"service is up"
             ) from None
-
-
-def parse_header(text: str) -> tuple[str, str]:
-    """``'Authorization: Bearer x'`` -> ``("Authorization", "Bearer x")``; ``'K:'`` removes K."""
-    name, sep, value = text.partition(":")
-    if not sep or not name.strip() or any(c in name for c in " \t\r\n"):
-        raise ReplayError(f"--header {text!r}: write it as 'Name: value' ('Name:' removes it)")
-    return name.strip(), value.strip()
 
 
 def child_argv() -> list[str]:
@@ -82,6 +80,8 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
     payload: dict[str, Any] = {"kind": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, CaptureFormatError):
         payload.update(path=exc.path, line=exc.line, message=exc.message)
+    elif isinstance(exc, PlanError):
+        payload.update(field=exc.field, problem=exc.problem)
     return payload
 
 
@@ -90,6 +90,8 @@ def error_from_payload(payload: dict[str, Any]) -> HlthzError:
     kind, message = payload.get("kind"), str(payload.get("message", "replay failed"))
     if kind == "CaptureFormatError":
         return CaptureFormatError(str(payload["path"]), int(payload["line"]), message)
+    if kind == "PlanError":
+        return PlanError(str(payload["field"]), str(payload["problem"]))
     if kind == "TargetError":
         return TargetError(message)
     return ReplayError(message)
@@ -105,161 +107,100 @@ def _check_capture(capture: Path, fmt: str) -> None:
         break
 
 
-def check_output(option: str, path: str | os.PathLike[str]) -> None:
-    """Fail before the work, not after it: make ``path``'s directory or say why it cannot be."""
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ReplayError(
-            f"{option} {path}: cannot create its directory ({exc.strerror or exc})"
-        ) from None
-
-
-def write_output(option: str, path: str | os.PathLike[str], write: Callable[[], object]) -> None:
-    """Run ``write`` (which writes ``path``); an OS error becomes one line naming the option."""
-    try:
-        write()
-    except OSError as exc:
-        raise ReplayError(f"{option} {path}: cannot write ({exc.strerror or exc})") from None
-
-
 def run_replay(
-    capture: str | os.PathLike[str],
-    target: str,
+    plan: ReplayPlan,
     *,
-    speed: float = 1.0,
-    rate: float | None = None,
-    duration: float | None = None,
-    loop: bool = False,
-    max_gap: float | None = None,
-    allow_writes: bool = False,
-    headers: Iterable[str | tuple[str, str]] = (),
-    timeout: float = 10.0,
-    workers: int = 0,
     report: str | os.PathLike[str] | None = None,
     html: str | os.PathLike[str] | None = None,
-    name: str | None = None,
-    progress: bool = True,
-    metrics_port: int | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    format: str = "auto",
-    master_bind: str | None = None,
-    remote_workers: int = 0,
-    insecure: bool = False,
-    routes: Routes | None = None,
-) -> dict[str, Any]:
-    """Replay ``capture`` against ``target`` on the open-model timeline; return the report.
+) -> Report:
+    """Replay ``plan`` on the open-model timeline and return the report.
 
-    ``speed`` scales captured time, or ``rate`` sends evenly at that many requests/s;
-    ``duration`` caps the replay (seconds) and ``loop`` repeats the capture; ``max_gap`` squeezes
-    idle stretches; writes (not GET/HEAD/OPTIONS) are skipped unless ``allow_writes``;
-    ``headers`` (``'Name: value'``) replace captured ones; ``timeout`` bounds each request;
-    ``workers`` > 0 runs a locust master with that many local worker processes, and
-    ``remote_workers`` more may join at ``master_bind`` (``HOST:PORT``) with
-    ``hlthz replay worker``; ``concurrency`` caps requests in flight per process;
-    ``metrics_port`` serves the replay's own /metrics on 127.0.0.1; ``insecure`` skips TLS
-    certificate checks of an https target; ``routes`` names the report's routes (default: path
-    normalization, :class:`hlthz.routes.Routes`).
-    Writes ``report`` (JSON) and ``html`` when given. Raises :class:`TargetError` when the
-    target is unreachable, :class:`CaptureFormatError` for a malformed capture.
+    Writes ``report`` (JSON) and ``html`` when given; their folders are made (or refused)
+    before anything is sent. Raises :class:`TargetError` when the target is unreachable,
+    :class:`CaptureFormatError` for a malformed capture, :class:`PlanError` naming the field
+    or parameter for a setting that cannot be used (``master_bind``, ``metrics_port``: the port
+    is taken; ``report``, ``html``: cannot be written).
     """
-    options = ScheduleOptions(
-        speed=speed,
-        rate=rate,
-        duration=duration,
-        loop=loop,
-        max_gap=max_gap,
-        allow_writes=allow_writes,
-    )
-    options.validate()
-    if not timeout > 0:
-        raise ReplayError(f"--timeout must be > 0 seconds, got {timeout:g}")
-    if workers < 0 or remote_workers < 0:
-        raise ReplayError("--workers must be >= 0")
-    if concurrency < 1:
-        raise ReplayError(f"--concurrency must be >= 1, got {concurrency}")
-    if master_bind is not None:
-        parse_host_port(master_bind, what="--master-bind", allow_port_zero=True)
-    pairs = [parse_header(h) if isinstance(h, str) else (h[0], h[1]) for h in headers]
-    capture_path = Path(capture)
-    _check_capture(capture_path, format)
-    for option, output in (("--report", report), ("--html", html)):
+    _check_capture(plan.capture, plan.format)
+    for name, output in (("report", report), ("html", html)):
         if output is not None:
-            check_output(option, output)
-    endpoint = Target(target)
-    endpoint.check_reachable(timeout)
-    run_name = name or capture_path.name.split(".")[0]
-    schedule_settings: dict[str, Any] = {
-        "speed": speed,
-        "rate": rate,
-        "duration": duration,
-        "loop": loop,
-        "max_gap": max_gap,
-        "allow_writes": allow_writes,
-    }
-    config: dict[str, Any] = {
-        "capture": str(capture_path.resolve()),
-        "format": format,
-        "target": target,
-        "schedule": schedule_settings,
-        "headers": pairs,
-        "timeout": timeout,
-        "concurrency": concurrency,
-        "workers": workers,
-        "remote_workers": remote_workers,
-        "master_bind": master_bind,
-        "name": run_name,
-        "progress": progress,
-        "metrics_port": metrics_port,
-        "insecure": insecure,
-        "routes": routes.templates if routes is not None else [],
-    }
-    result = _run_child(config)
+            with naming(name):
+                ensure_parent(output, what=name)
+    Target(plan.target).check_reachable(plan.timeout)
+    # The child may run in another folder (a worker on another machine reads its own copy).
+    result = _run_child(replace(plan, capture=plan.capture.resolve()))
 
-    from hlthz.replay.report import build_report, write_report
+    from hlthz.replay.report import build_report
     from hlthz.replay.timing import Recorder
 
-    recorder = Recorder.from_wire(result["wire"])
-    run = {
-        "name": run_name,
-        "capture": str(capture_path),
-        "target": target,
-        **schedule_settings,
-        "concurrency": concurrency,
-        "workers": workers + remote_workers,
-    }
-    out = build_report(recorder, result, run)
+    schedule = plan.schedule
+    run = RunInfo(
+        name=plan.run_name,
+        capture=str(plan.capture),
+        target=plan.target,
+        speed=schedule.speed,
+        rate=schedule.rate,
+        duration=schedule.duration,
+        loop=schedule.loop,
+        max_gap=schedule.max_gap,
+        allow_writes=schedule.allow_writes,
+        concurrency=plan.concurrency,
+        workers=plan.workers + plan.remote_workers,
+        started_at=result.get("started_at"),
+        interrupted=bool(result["interrupted"]),
+    )
+    out = build_report(Recorder.from_wire(result["wire"]), result, run)
     if report is not None:
-        write_output("--report", report, lambda: write_report(out, report))
+        with naming("report"):
+            out.write(report, what="report")
     if html is not None:
         from hlthz.replay.html_report import write_html
 
-        write_output("--html", html, lambda: write_html(out, html))
+        with naming("html"):
+            write_html(out, html, what="html")
     return out
 
 
-def _run_child(config: dict[str, Any]) -> dict[str, Any]:
+#: The engine's plan and result files, in a folder of their own (see the module doc).
+PLAN_FILE = "plan.json"
+RESULT_FILE = "result.json"
+
+
+def _run_child(plan: ReplayPlan) -> dict[str, Any]:
+    # mkdtemp makes the folder 0700; the plan file is 0600 (atomic_write's temporary file is
+    # created 0600 too, so the token is never readable by others, not even for a moment).
     with tempfile.TemporaryDirectory(prefix="hlthz-replay-") as tmp:
-        config_path = Path(tmp, "config.json")
-        result_path = Path(tmp, "result.json")
-        config_path.write_text(json.dumps(config))
+        plan_path = Path(tmp, PLAN_FILE)
+        result_path = Path(tmp, RESULT_FILE)
+        atomic_write(plan_path, plan.to_json(), mode=0o600)
         proc = subprocess.Popen(
-            [*child_argv(), "run", str(config_path), str(result_path)], stdin=subprocess.DEVNULL
+            [*child_argv(), "run", str(plan_path), str(result_path), "--parent", str(os.getpid())],
+            stdin=subprocess.DEVNULL,
         )
         try:
-            code = proc.wait()
-        except KeyboardInterrupt:
-            # A terminal's Ctrl-C reached the child too; a programmatic one may not have.
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGINT)
-            try:
-                code = proc.wait(timeout=float(config["timeout"]) + 15.0)
-            except subprocess.TimeoutExpired:
+            code = _wait(proc, plan.timeout)
+        finally:
+            # Any other way out (an exception in this thread): the engine must not outlive it.
+            if proc.poll() is None:
                 proc.kill()
-                code = proc.wait()
+                proc.wait()
         if not result_path.exists():
             raise ReplayError(f"the replay engine exited with code {code} without a result")
         result: dict[str, Any] = json.loads(result_path.read_text())
     if "error" in result:
         raise error_from_payload(result["error"])
     return result
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        # A terminal's Ctrl-C reached the child too; a programmatic one may not have.
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(timeout=timeout + 15.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
+
+from hlthz.files import atomic_write
+from hlthz.replay.report import Report
 
 _W, _H = 760, 220
 _PAD_L, _PAD_R, _PAD_T, _PAD_B = 56, 12, 30, 28
@@ -104,7 +106,7 @@ def line_chart(title: str, lines: Sequence[Line], *, unit: str, chart_id: str) -
     return Markup("".join(parts))
 
 
-def status_bar(classes: dict[str, int], chart_id: str) -> Markup:
+def status_bar(classes: Mapping[str, int], chart_id: str) -> Markup:
     """A horizontal stacked bar of status classes with counts."""
     total = sum(classes.values()) or 1
     parts = [
@@ -128,47 +130,40 @@ def status_bar(classes: dict[str, int], chart_id: str) -> Markup:
 
 
 def render_html(
-    report: dict[str, Any],
+    report: Report,
     *,
-    baseline: dict[str, Any] | None = None,
-    comparison: dict[str, Any] | None = None,
+    baseline: Report | None = None,
+    comparison: Mapping[str, Any] | None = None,
 ) -> str:
-    """The report as one HTML page (see the module doc)."""
-    series = report.get("series", [])
+    """The report as one HTML page (see the module doc); ``comparison`` is
+    :meth:`~hlthz.replay.compare.Comparison.to_dict`."""
+    series = report.series
     latency_lines = [
-        Line("p50", "#90caf9", [(p["t"], p["p50_ms"]) for p in series]),
-        Line("p95", "#1565c0", [(p["t"], p["p95_ms"]) for p in series]),
-        Line("p99", "#0d47a1", [(p["t"], p["p99_ms"]) for p in series]),
+        Line("p50", "#90caf9", [(p.t, p.p50_ms) for p in series]),
+        Line("p95", "#1565c0", [(p.t, p.p95_ms) for p in series]),
+        Line("p99", "#0d47a1", [(p.t, p.p99_ms) for p in series]),
     ]
     if baseline is not None:
         latency_lines.append(
-            Line(
-                "baseline p95",
-                "#757575",
-                [(p["t"], p["p95_ms"]) for p in baseline.get("series", [])],
-                True,
-            )
+            Line("baseline p95", "#757575", [(p.t, p.p95_ms) for p in baseline.series], True)
         )
     rate_lines = [
-        Line("requests/s", "#2e7d32", [(p["t"], p["requests"]) for p in series]),
-        Line("errors/s", "#c62828", [(p["t"], p["errors"]) for p in series]),
+        Line("requests/s", "#2e7d32", [(p.t, p.requests) for p in series]),
+        Line("errors/s", "#c62828", [(p.t, p.errors) for p in series]),
     ]
     if baseline is not None:
         rate_lines.append(
             Line(
-                "baseline requests/s",
-                "#757575",
-                [(p["t"], p["requests"]) for p in baseline.get("series", [])],
-                True,
+                "baseline requests/s", "#757575", [(p.t, p.requests) for p in baseline.series], True
             )
         )
-    lag_lines = [Line("schedule lag max", "#6a1b9a", [(p["t"], p["lag_max_ms"]) for p in series])]
-    base_routes = {r["route"]: r for r in (baseline or {}).get("routes", [])}
+    lag_lines = [Line("schedule lag max", "#6a1b9a", [(p.t, p.lag_max_ms) for p in series])]
+    base_routes = {r.key: r for r in baseline.routes} if baseline is not None else {}
     env = Environment(
         loader=PackageLoader("hlthz.replay", "templates"),
         autoescape=select_autoescape(["html", "j2"]),
-        # A report needs only the required keys of docs/formats.md: the extras (a "run",
-        # a route's "service_time_ms" ...) render empty when another writer left them out.
+        # A report needs only the required keys of docs/formats.md: the extras (its run,
+        # a route's service_time_ms ...) are None and render empty.
         undefined=ChainableUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -184,20 +179,19 @@ def render_html(
         ),
         rate_chart=line_chart("throughput", rate_lines, unit="per second", chart_id="rate"),
         lag_chart=line_chart("schedule lag", lag_lines, unit="ms", chart_id="lag"),
-        status_chart=status_bar(report["summary"].get("status_classes", {}), "status"),
+        status_chart=status_bar(report.summary.status_classes or {}, "status"),
     )
 
 
 def write_html(
-    report: dict[str, Any],
+    report: Report,
     path: str | os.PathLike[str],
     *,
-    baseline: dict[str, Any] | None = None,
-    comparison: dict[str, Any] | None = None,
+    baseline: Report | None = None,
+    comparison: Mapping[str, Any] | None = None,
+    what: str | None = None,
 ) -> None:
-    """Write :func:`render_html` to ``path``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(
-        render_html(report, baseline=baseline, comparison=comparison), encoding="utf-8"
-    )
+    """Write :func:`render_html` to ``path`` atomically; ``what`` (an option or parameter name)
+    turns an OS error into one line naming it."""
+    page = render_html(report, baseline=baseline, comparison=comparison)
+    atomic_write(path, page, what=what)

@@ -27,7 +27,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from hlthz.errors import ReplayError
+from hlthz.errors import PlanError
 from hlthz.replay.timing import Recorder
 
 #: Bucket boundaries in seconds (the exporter's request buckets, finer at the low end).
@@ -129,7 +129,7 @@ def serve(port: int, recorder: Recorder, run: str, in_flight: Callable[[], int])
     try:
         start_http_server(port, addr="127.0.0.1", registry=registry)
     except OSError as exc:
-        raise ReplayError(
-            f"--metrics-port {port}: cannot listen on 127.0.0.1 ({exc.strerror or exc}); "
-            f"choose a free port"
+        raise PlanError(
+            "metrics_port",
+            f"{port}: cannot listen on 127.0.0.1 ({exc.strerror or exc}); choose a free port",
         ) from None

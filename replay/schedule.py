@@ -13,12 +13,13 @@ single-process replay and a session's requests stay on one worker, in order.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hlthz.errors import ReplayError
+from hlthz.errors import PlanError, ReplayError
 
 #: Methods replayed by default: the ones that must not change server state (RFC 9110 "safe").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -26,12 +27,14 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True, slots=True)
 class ScheduleOptions:
-    """How captured time maps onto the replay's timeline.
+    """How captured time maps onto the replay's timeline (checked when made).
 
     ``speed`` scales captured time (2 = twice as fast); ``rate`` instead spaces requests evenly
     at that many per second; ``max_gap`` (seconds of captured time) squeezes longer idle
     stretches down to that gap; ``loop`` starts the capture again when it ends; ``duration``
-    (seconds of replay) ends the timeline; ``shard`` of ``shards`` selects one worker's share.
+    (seconds of replay) ends the timeline; writes (not GET/HEAD/OPTIONS) are skipped unless
+    ``allow_writes``. An out-of-range value raises :class:`~hlthz.errors.PlanError` naming the
+    field (``speed: must be > 0, got 0``).
     """
 
     speed: float = 1.0
@@ -40,21 +43,44 @@ class ScheduleOptions:
     loop: bool = False
     max_gap: float | None = None
     allow_writes: bool = False
-    shard: int = 0
-    shards: int = 1
 
-    def validate(self) -> None:
-        """Raise :class:`ReplayError` naming the option that is out of range."""
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "speed", finite_number("speed", self.speed))
+        for name in ("rate", "duration", "max_gap"):
+            value = getattr(self, name)
+            if value is not None:
+                set_(self, name, finite_number(name, value))
+        for name in ("loop", "allow_writes"):
+            if not isinstance(getattr(self, name), bool):
+                raise PlanError(name, f"must be true or false, got {_shown(getattr(self, name))}")
         if not self.speed > 0:
-            raise ReplayError(f"--speed must be > 0, got {self.speed:g}")
+            raise PlanError("speed", f"must be > 0, got {self.speed:g}")
         if self.rate is not None and not self.rate > 0:
-            raise ReplayError(f"--rate must be > 0 requests/s, got {self.rate:g}")
+            raise PlanError("rate", f"must be > 0 requests/s, got {self.rate:g}")
         if self.duration is not None and not self.duration > 0:
-            raise ReplayError(f"--duration must be > 0 seconds, got {self.duration:g}")
+            raise PlanError("duration", f"must be > 0 seconds, got {self.duration:g}")
         if self.max_gap is not None and self.max_gap < 0:
-            raise ReplayError(f"--max-gap must be >= 0 seconds, got {self.max_gap:g}")
-        if not 0 <= self.shard < self.shards:
-            raise ReplayError(f"shard {self.shard} is outside 0..{self.shards - 1}")
+            raise PlanError("max_gap", f"must be >= 0 seconds, got {self.max_gap:g}")
+
+
+def finite_number(name: str, value: object) -> float:
+    """``value`` as a float if it is a finite int or float (not a bool, not text: "inf" would
+    make every due time infinite); else :class:`PlanError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PlanError(name, f"must be a number, got {_shown(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise PlanError(name, "must be a finite number, got a huge integer") from None
+    if not math.isfinite(number):
+        raise PlanError(name, f"must be a finite number, got {number}")
+    return number
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(slots=True)
@@ -79,15 +105,19 @@ def schedule(
     open_records: Callable[[], Iterable[Any]],
     options: ScheduleOptions,
     *,
+    shard: int = 0,
+    shards: int = 1,
     on_skip: Callable[[str], None] | None = None,
 ) -> Iterator[Due]:
-    """Yield this shard's requests in due order, streaming ``open_records()`` (once per pass).
+    """Yield shard ``shard`` of ``shards``' requests in due order, streaming ``open_records()``
+    (once per pass).
 
     Records whose method is not safe are skipped unless ``allow_writes``; ``on_skip("method")``
     is called for each one of this shard. Out-of-order timestamps (captures written by several
     threads) are never due before their predecessor, so file order is send order.
     """
-    options.validate()
+    if not 0 <= shard < shards:
+        raise ReplayError(f"shard {shard} is outside 0..{shards - 1}")
     speed, rate, max_gap = options.speed, options.rate, options.max_gap
     seq = 0  # index among sendable records, over all passes (the rate slot, the shard key)
     offset = 0.0  # start of the current pass on the timeline
@@ -114,7 +144,7 @@ def schedule(
                 at = max(last_at, offset + span / speed)
             if options.duration is not None and at >= options.duration:
                 return
-            mine = shard_of(record.session, seq, options.shards) == options.shard
+            mine = shard_of(record.session, seq, shards) == shard
             if method not in SAFE_METHODS and not options.allow_writes:
                 if mine and on_skip is not None:
                     on_skip("method")

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from hlthz.replay import Report
 from hlthz.tools.demo.evidence import histogram_quantile, parse, server_delta
 from hlthz.tools.demo.report import (
     audit_rows,
-    find_route,
     optimization_evidence,
     summarize_run,
     time_saved_by_route,
@@ -97,31 +97,41 @@ def test_histogram_quantile_interpolates_like_prometheus() -> None:
     )
 
 
-def _report(p95: float, order_p95: float, errors: int = 0) -> dict[str, Any]:
+def _lat(p95: float) -> dict[str, float]:
+    return {"p50": p95 / 4, "p90": p95, "p95": p95, "p99": p95, "max": p95}
+
+
+def _report(p95: float, order_p95: float, errors: int = 0) -> Report:
+    # The required keys of a report v1 (docs/formats.md), read by the one reader.
     routes = [
         {
             "route": "POST /api/orders",
-            "method": "POST",
             "requests": 5,
             "errors": errors,
-            "latency_ms": {"p95": order_p95},
+            "latency_ms": _lat(order_p95),
         },
+        {"route": "GET /api/products", "requests": 15, "errors": 0, "latency_ms": _lat(p95)},
         {
-            "route": "GET /api/products",
+            "route": "GET /api/users/{id}/dashboard",
             "method": "GET",
-            "requests": 15,
+            "path": "/api/users/{id}/dashboard",
+            "requests": 3,
             "errors": 0,
-            "latency_ms": {"p95": p95},
+            "latency_ms": _lat(p95 * 2),
         },
     ]
     summary = {
-        "requests": 20,
+        "requests": 23,
         "errors": errors,
         "error_rate": errors / 20,
+        "skipped": 0,
+        "duration_s": 10.0,
         "rps": 2.0,
-        "latency_ms": {"p50": p95 / 4, "p95": p95, "p99": p95, "max": p95},
+        "latency_ms": _lat(p95),
+        "service_time_ms": _lat(p95),
+        "schedule_lag_ms": {"p50": 0.1, "p99": 0.2, "max": 0.3},
     }
-    return {"hlthz_report": 1, "summary": summary, "routes": routes}
+    return Report.from_dict({"hlthz_report": 1, "summary": summary, "routes": routes})
 
 
 def _server(qpr: float, hit_rate: float | None, seconds: dict[str, float]) -> dict[str, Any]:
@@ -139,9 +149,10 @@ def _server(qpr: float, hit_rate: float | None, seconds: dict[str, float]) -> di
 
 
 def test_summary_audit_and_where_time_went() -> None:
-    assert find_route(_report(1, 2), "POST", "/api/orders")["requests"] == 5  # type: ignore[index]
-    assert find_route({"routes": [{"route": "/api/orders"}]}, "POST", "/api/orders") is not None
-    assert find_route(_report(1, 2), "GET", "/api/orders") is None
+    found = _report(1, 2).route("POST", "/api/orders")
+    assert found is not None and found.requests == 5
+    assert _report(1, 2).route("post", "/api/orders") == found
+    assert _report(1, 2).route("GET", "/api/orders") is None
 
     before = summarize_run(
         _report(1500.0, 900.0, errors=2),
@@ -172,3 +183,14 @@ def test_summary_audit_and_where_time_went() -> None:
     assert (evidence["join_queries"]["before"], evidence["join_queries"]["after"]) == (41.0, 1.0)
     assert evidence["background_jobs"]["change"] == "45.0x lower"
     assert evidence["compression"]["before"] is None
+    # The dashboard route is found by method and template, never by splitting "GET /path".
+    dashboard = evidence["parallel_upstream"]
+    assert (dashboard["before"], dashboard["after"]) == (3000.0, 100.0)
+    assert before["routes"][2] == {
+        "route": "GET /api/users/{id}/dashboard",
+        "method": "GET",
+        "path": "/api/users/{id}/dashboard",
+        "requests": 3,
+        "errors": 0,
+        "p95_ms": 3000.0,
+    }

@@ -87,3 +87,32 @@ def hlthz(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         timeout=timeout,
         cwd=REPO,
     )
+
+
+def child_processes(pid: int) -> list[tuple[int, str]]:
+    """``(pid, command line)`` of every live child of ``pid``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            out.append((int(entry.name), cmdline))
+    return out
+
+
+def files_holding(folder: Path, secret: str) -> list[Path]:
+    """Every file under ``folder`` whose bytes contain ``secret``."""
+    found = []
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file() and secret.encode() in path.read_bytes():
+                found.append(path)
+        except OSError:
+            continue
+    return found

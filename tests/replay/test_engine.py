@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hlthz.errors import ReplayError, TargetError
+from hlthz.errors import PlanError, TargetError
 from hlthz.procs import ManagedProcess, free_port
-from hlthz.replay import run_replay
+from hlthz.replay import ReplayPlan, ScheduleOptions, run_replay
 from tests.replay.conftest import REPO, hlthz, target_seen, write_capture
 
 
@@ -22,18 +22,21 @@ def test_known_delay_reads_as_such_at_p50_and_p99(tmp_path: Path, target: Manage
     capture = write_capture(
         tmp_path / "c.jsonl", [(i * 0.02, "GET", "/delay/50") for i in range(100)]
     )
-    report = run_replay(capture, target.url, progress=False, report=tmp_path / "r.json")
-    s = report["summary"]
-    assert s["requests"] == 100 and s["errors"] == 0
+    report = run_replay(ReplayPlan(capture, target.url), report=tmp_path / "r.json")
+    s = report.summary
+    assert s.requests == 100 and s.errors == 0
     # From the scheduled time, a 50 ms handler can never read below 50 ms; timing from the wrong
     # instant (before scheduling, after a queue, in the wrong unit) lands outside these bounds.
     # The upper bounds leave room for a busy CI machine, not for a wrong clock.
-    assert 50 <= s["latency_ms"]["p50"] <= 100
-    assert 50 <= s["latency_ms"]["p99"] <= 300
-    assert 50 <= s["service_time_ms"]["p50"] <= s["latency_ms"]["p50"]
-    assert s["schedule_lag_ms"]["p99"] < 250
-    assert report["routes"][0]["route"] == "GET /delay/{id}"
-    assert json.loads((tmp_path / "r.json").read_text())["summary"]["requests"] == 100
+    assert 50 <= s.latency_ms.p50 <= 100
+    assert 50 <= s.latency_ms.p99 <= 300
+    assert 50 <= s.service_time_ms.p50 <= s.latency_ms.p50
+    assert s.schedule_lag_ms.p99 < 250
+    route = report.routes[0]
+    assert (route.key, route.method, route.route) == ("GET /delay/{id}", "GET", "/delay/{id}")
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["summary"]["requests"] == 100
+    assert written["routes"][0]["route"] == "GET /delay/{id}"
 
 
 def test_stall_shows_in_scheduled_latency_while_a_closed_model_hides_it(
@@ -46,15 +49,15 @@ def test_stall_shows_in_scheduled_latency_while_a_closed_model_hides_it(
     records = [(i * 0.1, "GET", "/delay/5") for i in range(50)]
     records.insert(10, (0.95, "GET", "/stall?seconds=1"))
     capture = write_capture(tmp_path / "c.jsonl", records)
-    report = run_replay(capture, target.url, progress=False, concurrency=1)
-    s = report["summary"]
-    assert s["requests"] == 51
-    assert s["latency_ms"]["p90"] >= 300  # ~10 of 51 requests waited up to a second
-    assert s["service_time_ms"]["p90"] < 250  # what a closed-model tool would report
-    assert s["cap_hits"] > 0
-    assert any("concurrency cap" in w for w in report["warnings"])
-    worst = max(report["series"], key=lambda p: p["p99_ms"])
-    assert 0 <= worst["t"] <= 2 and worst["p99_ms"] >= 500
+    report = run_replay(ReplayPlan(capture, target.url, concurrency=1))
+    s = report.summary
+    assert s.requests == 51
+    assert s.latency_ms.p90 >= 300  # ~10 of 51 requests waited up to a second
+    assert s.service_time_ms.p90 < 250  # what a closed-model tool would report
+    assert s.cap_hits
+    assert any("concurrency cap" in w for w in report.warnings)
+    worst = max(report.series, key=lambda p: p.p99_ms)
+    assert 0 <= worst.t <= 2 and worst.p99_ms >= 500
 
 
 def test_writes_are_skipped_headers_rewritten_and_urls_kept_on_the_target(
@@ -69,31 +72,32 @@ def test_writes_are_skipped_headers_rewritten_and_urls_kept_on_the_target(
     capture = write_capture(
         tmp_path / "c.jsonl", records, headers=[("authorization", "Bearer old"), ("host", "prod")]
     )
-    report = run_replay(capture, target.url, progress=False, headers=["Authorization: Bearer new"])
-    assert report["summary"]["requests"] == 3
-    assert report["summary"]["skipped"] == 1
+    plan = ReplayPlan(capture, target.url, headers=(("Authorization", "Bearer new"),))
+    report = run_replay(plan)
+    assert report.summary.requests == 3
+    assert report.summary.skipped == 1
     seen = target_seen(target.url)
     assert seen["methods"] == {"GET": 2, "HEAD": 1}
     assert seen["authorization"] == ["Bearer new"]
     assert seen["host"] == [target.url.removeprefix("http://")]
-    run_replay(capture, target.url, progress=False, allow_writes=True)
+    run_replay(ReplayPlan(capture, target.url, schedule=ScheduleOptions(allow_writes=True)))
     assert target_seen(target.url)["methods"]["POST"] == 1
 
 
 def test_errors_count_5xx_and_transport_failures(tmp_path: Path, target: ManagedProcess) -> None:
     records = [(0.0, "GET", "/flaky"), (0.01, "GET", "/delay/1"), (0.02, "GET", "/delay/3000")]
     capture = write_capture(tmp_path / "c.jsonl", records)
-    report = run_replay(capture, target.url, progress=False, timeout=0.5)
-    s = report["summary"]
-    assert (s["requests"], s["errors"]) == (3, 2)
-    assert s["status_classes"] == {"2xx": 1, "5xx": 1, "error": 1}
+    report = run_replay(ReplayPlan(capture, target.url, timeout=0.5))
+    s = report.summary
+    assert (s.requests, s.errors) == (3, 2)
+    assert s.status_classes == {"2xx": 1, "5xx": 1, "error": 1}
 
 
 def test_unreachable_target_is_a_clear_error_with_exit_2(tmp_path: Path) -> None:
     capture = write_capture(tmp_path / "c.jsonl", [(0.0, "GET", "/")])
     port = free_port()
     with pytest.raises(TargetError, match="unreachable"):
-        run_replay(capture, f"http://127.0.0.1:{port}", progress=False, timeout=1)
+        run_replay(ReplayPlan(capture, f"http://127.0.0.1:{port}", timeout=1))
     done = hlthz(
         "replay", "run", str(capture), "--target", f"http://127.0.0.1:{port}", "--timeout", "1"
     )
@@ -108,15 +112,24 @@ def test_unwritable_report_path_fails_before_the_run(tmp_path: Path) -> None:
     capture = write_capture(tmp_path / "c.jsonl", [(0.0, "GET", "/")])
     blocker = tmp_path / "file"
     blocker.write_text("")
-    for option in ("--report", "--html"):
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    for name in ("report", "html"):
         # The target is unreachable too: the output check comes first, before any work.
-        with pytest.raises(ReplayError, match=f"^{option} .*: cannot create its directory"):
-            run_replay(
-                capture,
-                f"http://127.0.0.1:{free_port()}",
-                progress=False,
-                **{option.lstrip("-"): blocker / "r.json"},  # type: ignore[arg-type]
-            )
+        with pytest.raises(PlanError, match=f"^{name}: .*: cannot create its directory") as raised:
+            run_replay(ReplayPlan(capture, unreachable), **{name: blocker / "r.json"})  # type: ignore[arg-type]
+        assert raised.value.field == name
+        # The command names its option instead.
+        done = hlthz(
+            "replay",
+            "run",
+            str(capture),
+            "--target",
+            unreachable,
+            f"--{name}",
+            str(blocker / "r.json"),
+        )
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.startswith(f"hlthz: error: --{name} {blocker / 'r.json'}: cannot create")
 
 
 def test_invalid_capture_names_file_and_line_with_exit_2(

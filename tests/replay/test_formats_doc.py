@@ -20,14 +20,15 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from hlthz.errors import CaptureFormatError, ReplayError
+from hlthz.errors import CaptureFormatError, InputError
 from hlthz.procs import ManagedProcess
 from hlthz.replay import (
     CaptureRecord,
     CaptureRecorder,
     CaptureWriter,
+    ReplayPlan,
+    Report,
     compare_reports,
-    load_report,
     read_capture,
     run_diff,
     run_replay,
@@ -152,14 +153,18 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory, capture: Path) -> Iterator[dict[str, Any]]:
-    """A real report: the doc's capture replayed against the tests' loopback target."""
+    """A real report, as written: the doc's capture replayed against the tests' loopback
+    target."""
     target = start_target(tmp_path_factory.mktemp("target"))
     try:
         out = tmp_path_factory.mktemp("report") / "report.json"
-        run_replay(capture, target.url, progress=False, report=out)
+        returned = run_replay(ReplayPlan(capture, target.url), report=out)
     finally:
         target.stop()
-    yield load_report(out)
+    written: dict[str, Any] = json.loads(out.read_text())
+    # What run_replay returned is what it wrote, and the one reader reads it back whole.
+    assert returned.to_dict() == written and Report.load(out) == returned
+    yield written
 
 
 # -- capture ----------------------------------------------------------------------------------
@@ -257,8 +262,12 @@ def test_report_example_loads_and_has_the_keys_of_a_real_report(
 ) -> None:
     path = tmp_path / "example.json"
     path.write_text(example("report"))
-    documented = load_report(path)
-    assert paths(documented) == paths(report)
+    documented = Report.load(path)
+    # The example reads back whole: the writer writes exactly the documented keys and values.
+    assert documented.to_dict() == json.loads(example("report"))
+    assert paths(documented.to_dict()) == paths(report)
+    route = documented.routes[0]
+    assert (route.key, route.method, route.route) == ("GET /api/products", "GET", "/api/products")
     check_table(key_table("## Replay report v1"), report)
 
 
@@ -271,10 +280,16 @@ def test_a_report_of_required_keys_only_is_read_compared_and_rendered(
     minimal = keep(copy.deepcopy(report), required)
     path = tmp_path / "minimal.json"
     path.write_text(json.dumps(minimal))
-    loaded = load_report(path)
-    assert loaded == minimal and "run" not in loaded
-    assert "service_time_ms" not in loaded["routes"][0]
-    gate = compare_reports(loaded, report, min_samples=1)
+    loaded = Report.load(path)
+    assert loaded.run is None and loaded.histograms is None and loaded.series == ()
+    first = loaded.routes[0]
+    assert first.service_time_ms is None and first.statuses is None
+    assert (first.method, first.route) == tuple(minimal["routes"][0]["route"].split(" ", 1))
+    # Written back, the required keys are as they were and nothing is made up for the others.
+    rewritten = loaded.to_dict()
+    assert keep(rewritten, required) == minimal
+    assert "run" not in rewritten and "service_time_ms" not in rewritten["routes"][0]
+    gate = compare_reports(loaded, Report.from_dict(report), min_samples=1)
     assert gate.checks and not any(c.status == "missing" for c in gate.checks)
     write_html(loaded, tmp_path / "minimal.html")
     assert "GET /api/products" in (tmp_path / "minimal.html").read_text()
@@ -286,11 +301,13 @@ def test_report_unknown_keys_are_ignored_and_other_versions_refused(
     newer = {**report, "environment": {"region": "eu"}}
     newer["summary"] = {**report["summary"], "p999_ms": 12.5}
     (tmp_path / "newer.json").write_text(json.dumps(newer))
-    assert not compare_reports(load_report(tmp_path / "newer.json"), report).failed
+    assert not compare_reports(
+        Report.load(tmp_path / "newer.json"), Report.from_dict(report)
+    ).failed
     v2 = tmp_path / "v2.json"
     v2.write_text(json.dumps({**report, "hlthz_report": 2}))
-    with pytest.raises(ReplayError) as raised:
-        load_report(v2)
+    with pytest.raises(InputError) as raised:
+        Report.load(v2)
     assert str(raised.value) == f'{v2}: not a replay report v1 (no "hlthz_report": 1)'
 
 
@@ -298,7 +315,8 @@ def test_report_unknown_keys_are_ignored_and_other_versions_refused(
 
 
 def test_comparison_example_has_the_keys_compare_writes(report: dict[str, Any]) -> None:
-    written = compare_reports(report, report, min_samples=1).to_dict()
+    typed = Report.from_dict(report)
+    written = compare_reports(typed, typed, min_samples=1).to_dict()
     documented = json.loads(example("comparison"))
     assert documented["hlthz_comparison"] == written["hlthz_comparison"] == 1
     assert paths(documented) == paths(written)

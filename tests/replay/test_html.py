@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from hlthz.replay import compare_reports, write_html
-from hlthz.replay.report import build_report
+from hlthz.replay import Report, compare_reports, write_html
+from hlthz.replay.report import RunInfo, build_report
 from hlthz.replay.timing import Recorder
 from tests.conftest import need_binary
 
 
-def _report(slow_second: int, scale: float) -> dict[str, object]:
+def _report(slow_second: int, scale: float) -> Report:
     recorder = Recorder()
     for i in range(600):
         second = i / 20
@@ -32,7 +32,7 @@ def _report(slow_second: int, scale: float) -> dict[str, object]:
     return build_report(
         recorder,
         result,
-        {"name": "t", "capture": "c.jsonl", "target": "http://127.0.0.1:1", "speed": 1.0},
+        RunInfo(name="t", capture="c.jsonl", target="http://127.0.0.1:1", speed=1.0),
     )
 
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from hlthz.errors import ReplayError
+from hlthz.errors import PlanError
 from hlthz.replay.live_metrics import ReplayCollector, serve
 from hlthz.replay.timing import Recorder
 
@@ -36,10 +36,10 @@ def test_histogram_buckets_and_counters_match_what_was_recorded() -> None:
     assert 'hlthz_replay_schedule_lag_seconds_bucket{le="0.0005",run="rc"} 6.0' in text
 
 
-def test_busy_metrics_port_is_a_one_line_error_naming_the_option() -> None:
+def test_busy_metrics_port_is_a_one_line_error_naming_the_field() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with pytest.raises(ReplayError, match=rf"^--metrics-port {port}: cannot listen"):
+        with pytest.raises(PlanError, match=rf"^metrics_port: {port}: cannot listen"):
             serve(port, Recorder(), "rc", lambda: 0)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from hlthz.errors import ReplayError
+from hlthz.errors import PlanError, ReplayError
 from hlthz.replay.schedule import ScheduleOptions, schedule, shard_of
 
 
@@ -69,7 +69,7 @@ def test_shards_partition_the_timeline_and_keep_sessions_together() -> None:
     parts = [
         [
             (d.at, d.seq, d.record.session)
-            for d in schedule(lambda: records, ScheduleOptions(rate=100, shard=i, shards=3))
+            for d in schedule(lambda: records, ScheduleOptions(rate=100), shard=i, shards=3)
         ]
         for i in range(3)
     ]
@@ -82,9 +82,24 @@ def test_shards_partition_the_timeline_and_keep_sessions_together() -> None:
 
 
 @pytest.mark.parametrize(
-    "options",
-    [{"speed": 0}, {"rate": -1}, {"duration": 0}, {"max_gap": -1}, {"shard": 2, "shards": 2}],
+    ("options", "message"),
+    [
+        ({"speed": 0}, "speed: must be > 0, got 0"),
+        ({"rate": -1}, "rate: must be > 0 requests/s, got -1"),
+        ({"duration": 0}, "duration: must be > 0 seconds, got 0"),
+        ({"max_gap": -1}, "max_gap: must be >= 0 seconds, got -1"),
+        ({"speed": float("inf")}, "speed: must be a finite number, got inf"),
+        ({"rate": "fast"}, "rate: must be a number, got 'fast'"),
+        ({"loop": 1}, "loop: must be true or false, got 1"),
+    ],
 )
-def test_bad_options_name_the_option(options: dict[str, float]) -> None:
-    with pytest.raises(ReplayError):
-        ScheduleOptions(**options).validate()  # type: ignore[arg-type]
+def test_bad_options_name_the_field(options: dict[str, object], message: str) -> None:
+    with pytest.raises(PlanError) as raised:
+        ScheduleOptions(**options)  # type: ignore[arg-type]
+    assert str(raised.value) == message
+    assert raised.value.field == next(iter(options))
+
+
+def test_a_shard_outside_the_shards_is_refused() -> None:
+    with pytest.raises(ReplayError, match=r"^shard 2 is outside 0\.\.1$"):
+        list(schedule(lambda: _recs([0]), ScheduleOptions(), shard=2, shards=2))

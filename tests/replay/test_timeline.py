@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hlthz.replay import run_replay
+from hlthz.replay import ReplayPlan, ScheduleOptions, run_replay
 from tests.replay.conftest import write_capture
 
 
@@ -24,9 +24,10 @@ def test_sixty_second_capture_keeps_its_timeline_at_1x_and_2x(tmp_path: Path, ta
     capture = write_capture(tmp_path / "c.jsonl", records)
     # Both runs at once: the 1x run bounds this test's time.
     with ThreadPoolExecutor(2) as pool:
-        one = pool.submit(run_replay, capture, target.url, progress=False)
-        two = pool.submit(run_replay, capture, target.url, progress=False, speed=2)
+        one = pool.submit(run_replay, ReplayPlan(capture, target.url))
+        double = ReplayPlan(capture, target.url, schedule=ScheduleOptions(speed=2))
+        two = pool.submit(run_replay, double)
         at_1x, at_2x = one.result(timeout=120), two.result(timeout=120)
-    assert at_1x["summary"]["requests"] == at_2x["summary"]["requests"] == 1201
-    assert 60.0 <= at_1x["summary"]["duration_s"] <= 60.6
-    assert 30.0 <= at_2x["summary"]["duration_s"] <= 30.3
+    assert at_1x.summary.requests == at_2x.summary.requests == 1201
+    assert 60.0 <= at_1x.summary.duration_s <= 60.6
+    assert 30.0 <= at_2x.summary.duration_s <= 30.3

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from hlthz.errors import ReplayError, UsageError
+from hlthz.errors import PlanError
 from hlthz.procs import free_port
-from hlthz.replay import run_replay
+from hlthz.replay import ReplayPlan, run_replay
 from hlthz.replay.timing import decode, new_histogram
-from tests.replay.conftest import REPO, write_capture
+from tests.replay.conftest import REPO, child_processes, write_capture
 
 
 @pytest.mark.slow
@@ -27,37 +27,25 @@ def test_two_workers_send_the_same_requests_and_merge_histograms_exactly(
     url = target.url  # type: ignore[attr-defined]
     records = [(i * 0.01, "GET", f"/delay/{5 + i % 3}") for i in range(240)]
     capture = write_capture(tmp_path / "c.jsonl", records, session=lambda i: f"user-{i % 17}")
-    single = run_replay(capture, url, progress=False)
-    double = run_replay(capture, url, progress=False, workers=2)
-    assert single["summary"]["requests"] == double["summary"]["requests"] == 240
-    assert [r["requests"] for r in single["routes"]] == [r["requests"] for r in double["routes"]]
-    workers = double["workers"]
-    assert (workers["expected"], workers["finished"], workers["lost"]) == (2, 2, [])
-    shards = workers["shards"]
-    assert sum(shard["sent"] for shard in shards) == 240 and all(shard["sent"] for shard in shards)
+    single = run_replay(ReplayPlan(capture, url))
+    double = run_replay(ReplayPlan(capture, url, workers=2))
+    assert single.summary.requests == double.summary.requests == 240
+    assert [r.requests for r in single.routes] == [r.requests for r in double.routes]
+    workers = double.workers
+    assert workers is not None and workers.shards is not None
+    assert (workers.expected, workers.finished, workers.lost) == (2, 2, ())
+    shards = workers.shards
+    assert sum(shard.sent or 0 for shard in shards) == 240 and all(shard.sent for shard in shards)
     # The report's histogram is exactly the sum of the shards' histograms.
     merged = new_histogram()
     for shard in shards:
-        merged.add(decode(shard["latency_hdr"]))
-    report_hist = decode(double["histograms"]["latency"])
+        assert shard.latency_hdr is not None
+        merged.add(decode(shard.latency_hdr))
+    assert double.histograms is not None and double.histograms.latency is not None
+    report_hist = decode(double.histograms.latency)
     assert merged.get_total_count() == report_hist.get_total_count() == 240
     for pct in (50, 90, 99, 100):
         assert merged.get_value_at_percentile(pct) == report_hist.get_value_at_percentile(pct)
-
-
-def _children(pid: int) -> list[tuple[int, str]]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if int(stat.rpartition(")")[2].split()[1]) == pid:
-            out.append((int(entry.name), cmdline))
-    return out
 
 
 @pytest.mark.slow
@@ -92,8 +80,10 @@ def test_a_lost_worker_is_reported_with_its_missing_share(tmp_path: Path, target
         deadline = time.monotonic() + 20
         while victim is None and time.monotonic() < deadline:
             time.sleep(0.5)
-            for engine_pid, _ in _children(proc.pid):
-                workers = [pid for pid, cmd in _children(engine_pid) if " worker --master " in cmd]
+            for engine_pid, _ in child_processes(proc.pid):
+                workers = [
+                    pid for pid, cmd in child_processes(engine_pid) if " worker --master " in cmd
+                ]
                 if len(workers) == 2:
                     victim = workers[0]
         assert victim is not None, "no worker processes found"
@@ -162,18 +152,28 @@ def test_hlthz_replay_worker_joins_a_master(tmp_path: Path, target: object) -> N
 def test_bad_master_addresses_are_one_line_errors(tmp_path: Path, target: object) -> None:
     url = target.url  # type: ignore[attr-defined]
     capture = write_capture(tmp_path / "c.jsonl", [(0.0, "GET", "/delay/1")])
-    with pytest.raises(UsageError, match=r"^--master-bind 'nohost': give HOST:PORT"):
-        run_replay(capture, url, progress=False, workers=1, master_bind="nohost")
+    with pytest.raises(PlanError, match=r"^master_bind: 'nohost': give HOST:PORT"):
+        ReplayPlan(capture, url, workers=1, master_bind="nohost")
+    cli = [sys.executable, "-c", "from hlthz.tools.cli import main; main()", "replay"]
+    done = subprocess.run(
+        [*cli, "run", str(capture), "--target", url, "--workers", "1", "--master-bind", "nohost"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("hlthz: error: --master-bind 'nohost': give HOST:PORT")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = f"127.0.0.1:{busy.getsockname()[1]}"
         # Used to end as "the replay engine exited with code 1 without a result".
-        with pytest.raises(ReplayError, match=rf"^--master-bind {taken}: cannot listen"):
-            run_replay(capture, url, progress=False, workers=1, master_bind=taken)
-    cli = [sys.executable, "-c", "from hlthz.tools.cli import main; main()", "replay", "worker"]
+        with pytest.raises(PlanError, match=rf"^master_bind: {taken}: cannot listen") as raised:
+            run_replay(ReplayPlan(capture, url, workers=1, master_bind=taken))
+        assert raised.value.field == "master_bind"
     done = subprocess.run(
-        [*cli, "--master", "nohost"], cwd=REPO, capture_output=True, text=True, timeout=60
+        [*cli, "worker", "--master", "nohost"], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("hlthz: error: --master 'nohost'")

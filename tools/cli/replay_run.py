@@ -6,14 +6,16 @@ engine in a child process, and ``worker`` execs that child in place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from hlthz.errors import GateFailed
+from hlthz.errors import GateFailed, ReplayError
 from hlthz.extras import require
 
 
@@ -103,38 +105,65 @@ def run_command(
     """Replay CAPTURE against --target on its original timeline (open model)."""
     require("replay", what="hlthz replay run")
     from hlthz.replay.engine import run_replay
+    from hlthz.replay.plan import ReplayPlan, parse_header
     from hlthz.replay.report import print_summary
+    from hlthz.replay.schedule import ScheduleOptions
     from hlthz.routes import Routes
 
-    result = run_replay(
-        capture,
-        target,
-        speed=speed,
-        rate=rate,
-        duration=duration,
-        loop=loop,
-        max_gap=max_gap,
-        allow_writes=allow_writes,
-        headers=headers,
-        timeout=timeout,
-        workers=workers,
-        report=report,
-        html=html,
-        name=name,
-        progress=not no_progress and sys.stderr.isatty(),
-        metrics_port=metrics_port,
-        concurrency=concurrency,
-        format=fmt,
-        master_bind=master_bind,
-        remote_workers=remote_workers,
-        insecure=insecure,
-        routes=Routes.from_file(routes) if routes else None,
-    )
+    with _options_named():
+        plan = ReplayPlan(
+            capture=capture,
+            target=target,
+            format=fmt,
+            schedule=ScheduleOptions(
+                speed=speed,
+                rate=rate,
+                duration=duration,
+                loop=loop,
+                max_gap=max_gap,
+                allow_writes=allow_writes,
+            ),
+            headers=tuple(parse_header(text, index=i) for i, text in enumerate(headers, 1)),
+            timeout=timeout,
+            concurrency=concurrency,
+            workers=workers,
+            remote_workers=remote_workers,
+            master_bind=master_bind,
+            name=name,
+            progress=not no_progress and sys.stderr.isatty(),
+            metrics_port=metrics_port,
+            insecure=insecure,
+            routes=tuple(Routes.from_file(routes).templates) if routes else (),
+        )
+        result = run_replay(plan, report=report, html=html)
     print_summary(result)
     if report is not None:
         click.echo(f"report: {report}", err=True)
-    if result["run"].get("interrupted"):
+    if result.interrupted:
         sys.exit(130)
+
+
+#: Plan fields and run_replay parameters whose option is not ``--`` + the field with dashes.
+_OPTION_OF = {"headers": "--header", "capture": "CAPTURE"}
+
+
+def option_of(field: str) -> str:
+    """The option of ``replay run`` that sets a :class:`ReplayPlan` field (or ``run_replay``
+    parameter): ``schedule.max_gap`` -> ``--max-gap``, ``headers`` -> ``--header``."""
+    name = field.rpartition(".")[2]
+    return _OPTION_OF.get(name, "--" + name.replace("_", "-"))
+
+
+@contextlib.contextmanager
+def _options_named() -> Iterator[None]:
+    # The library names fields ("timeout: must be > 0 seconds, got 0"); a user of the command
+    # typed options ("--timeout must be > 0 seconds, got 0").
+    from hlthz.errors import PlanError
+
+    try:
+        yield
+    except PlanError as exc:
+        raise ReplayError(f"{option_of(exc.field)} {exc.problem}") from None
 
 
 @click.command("compare")
@@ -179,23 +208,23 @@ def compare_command(
 ) -> None:
     """Gate CANDIDATE against BASE (two replay reports); exit 1 when a gate fails."""
     require("replay", what="hlthz replay compare")
+    from hlthz.files import atomic_write
     from hlthz.replay.compare import DEFAULT_GATES, compare_reports
-    from hlthz.replay.engine import write_output
-    from hlthz.replay.report import load_report
+    from hlthz.replay.report import Report
 
     comparison = compare_reports(
-        load_report(base),
-        load_report(candidate),
+        Report.load(base),
+        Report.load(candidate),
         fail_on=list(fail_on) or list(DEFAULT_GATES),
         min_samples=min_samples,
     )
     if junit is not None:
-        write_output("--junit", junit, lambda: comparison.write_junit(junit))
+        comparison.write_junit(junit, what="--junit")
     if html is not None:
-        write_output("--html", html, lambda: comparison.write_html(html))
+        comparison.write_html(html, what="--html")
     if json_out is not None:
         document = json.dumps(comparison.to_dict(), indent=1) + "\n"
-        write_output("--json", json_out, lambda: json_out.write_text(document))
+        atomic_write(json_out, document, what="--json")
     for line in comparison.summary_lines():
         click.echo(line)
     if comparison.failed:
@@ -244,17 +273,23 @@ def diff_command(
 ) -> None:
     """Send CAPTURE's requests to primary, candidate (and secondary); exit 1 on real differences."""
     require("replay", what="hlthz replay diff")
+    from hlthz.files import ensure_parent
+    from hlthz.net import parse_http_url
     from hlthz.replay.capture.sources import iter_records
     from hlthz.replay.diff import run_diff, write_diff
-    from hlthz.replay.engine import check_output, write_output
     from hlthz.routes import Routes
 
+    for option, url in (
+        ("--primary", primary),
+        ("--candidate", candidate),
+        ("--secondary", secondary),
+    ):
+        if url is not None:  # run_diff checks them too, naming its parameters
+            parse_http_url(url, what=option)
     if not capture.is_file():
-        from hlthz.errors import ReplayError
-
         raise ReplayError(f"{capture}: no such capture file")
     if out is not None:
-        check_output("--out", out)
+        ensure_parent(out, what="--out")
     result = run_diff(
         iter_records(capture, format=fmt),
         primary=primary,
@@ -268,7 +303,7 @@ def diff_command(
         routes=Routes.from_file(routes) if routes else None,
     )
     if out is not None:
-        write_output("--out", out, lambda: write_diff(result, out))
+        write_diff(result, out, what="--out")
     for line in result.summary_lines():
         click.echo(line)
     if result.failed:

@@ -7,15 +7,17 @@ metrics scraped around the replay (:mod:`hlthz.tools.demo.evidence`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:  # the demo checks hlthz.replay is there before it reads a report
+    from hlthz.replay.report import Report
+
 __all__ = [
     "ROUTE_OPTIMIZATIONS",
     "audit_rows",
-    "find_route",
     "optimization_evidence",
     "print_audit",
     "replay_mean_ms",
@@ -35,28 +37,9 @@ ROUTE_OPTIMIZATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _route_path(route: dict[str, Any]) -> tuple[str | None, str]:
-    """``(method, path)`` of a report route, whether it reads ``"POST /x"`` or has ``method``."""
-    name = str(route.get("route", ""))
-    method = route.get("method")
-    head, sep, tail = name.partition(" ")
-    if sep and head.isupper() and tail.startswith("/"):
-        return head, tail
-    return (str(method).upper() if method else None), name
-
-
-def find_route(report: dict[str, Any], method: str, path: str) -> dict[str, Any] | None:
-    """The report's entry for ``method path`` (a route without a method matches any)."""
-    for route in report.get("routes") or []:
-        route_method, route_path = _route_path(route)
-        if route_path == path and route_method in (None, method):
-            return dict(route)
-    return None
-
-
-def replay_mean_ms(report: dict[str, Any]) -> float | None:
+def replay_mean_ms(report: Report) -> float | None:
     """The mean latency of a replay, from the exact HDR histogram its report carries."""
-    encoded = (report.get("histograms") or {}).get("latency")
+    encoded = report.histograms.latency if report.histograms is not None else None
     if not encoded:
         return None
     from hdrh.histogram import HdrHistogram
@@ -74,7 +57,7 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def summarize_run(report: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
+def summarize_run(report: Report, server: dict[str, Any]) -> dict[str, Any]:
     """One profile's figures for ``summary.json``.
 
     ``p95_ms`` and friends are what the replay's clients saw, timed from each request's
@@ -83,28 +66,28 @@ def summarize_run(report: dict[str, Any], server: dict[str, Any]) -> dict[str, A
     ``cache_hit_rate`` is hits over look-ups, 0.0 for a profile that never looks anything up
     (see ``cache_lookups``).
     """
-    summary = report.get("summary") or {}
-    latency = summary.get("latency_ms") or {}
-    avg = latency.get("mean", latency.get("avg")) or replay_mean_ms(report)
+    summary = report.summary
+    latency = summary.latency_ms
+    avg = replay_mean_ms(report)
     avg_source = "replay"
     if avg is None:
         avg, avg_source = server.get("avg_ms"), "server"
-    order = find_route(report, "POST", "/api/orders")
-    order_p95 = ((order or {}).get("latency_ms") or {}).get("p95")
+    order = report.route("POST", "/api/orders")
+    order_p95 = None if order is None else order.latency_ms.p95
     order_source = "replay"
     if order_p95 is None:
         order_p95, order_source = server.get("order_post_p95_ms"), "server"
     hit_rate = server.get("cache_hit_rate")
     return {
-        "p95_ms": _round(latency.get("p95")),
+        "p95_ms": _round(latency.p95),
         "avg_ms": _round(avg),
-        "p50_ms": _round(latency.get("p50")),
-        "p99_ms": _round(latency.get("p99")),
-        "max_ms": _round(latency.get("max")),
-        "error_rate": _round(summary.get("error_rate"), 4),
-        "requests": summary.get("requests"),
-        "errors": summary.get("errors"),
-        "rps": _round(summary.get("rps")),
+        "p50_ms": _round(latency.p50),
+        "p99_ms": _round(latency.p99),
+        "max_ms": _round(latency.max),
+        "error_rate": _round(summary.error_rate, 4),
+        "requests": summary.requests,
+        "errors": summary.errors,
+        "rps": _round(summary.rps),
         "queries_per_request": _round(server.get("queries_per_request")),
         "n_plus_one": server.get("n_plus_one"),
         "cache_hit_rate": _round(hit_rate if hit_rate is not None else 0.0, 4),
@@ -117,19 +100,22 @@ def summarize_run(report: dict[str, Any], server: dict[str, Any]) -> dict[str, A
         "server": server,
         "routes": [
             {
-                "route": r.get("route"),
-                "requests": r.get("requests"),
-                "errors": r.get("errors"),
-                "p95_ms": _round((r.get("latency_ms") or {}).get("p95")),
+                "route": r.key,
+                "method": r.method,
+                "path": r.route,
+                "requests": r.requests,
+                "errors": r.errors,
+                "p95_ms": _round(r.latency_ms.p95),
             }
-            for r in report.get("routes") or []
+            for r in report.routes
         ],
     }
 
 
 def _route_p95(summary: dict[str, Any], method: str, path: str) -> float | None:
+    # ``summary`` is summarize_run's dict: its routes carry method and path apart.
     for route in summary.get("routes") or []:
-        if route.get("route") == f"{method} {path}":
+        if route.get("method") == method and route.get("path") == path:
             p95 = route.get("p95_ms")
             return None if p95 is None else float(p95)
     return None

@@ -45,7 +45,7 @@ from hlthz.procs import (
     http_ok,
     port_open,
 )
-from hlthz.replay import compare_reports, load_report, read_capture
+from hlthz.replay import Report, compare_reports, read_capture
 from hlthz.tools.demo import DEFAULT_DATA_DIR, DEFAULT_OUT
 from hlthz.tools.demo.evidence import Scrape, histogram_quantile, scrape, server_delta
 from hlthz.tools.demo.report import (
@@ -374,7 +374,7 @@ class Demo:
         for key, match in (("p95_ms", {}), ("order_post_p95_ms", _ORDER_POST)):
             p95 = histogram_quantile(before, after, 0.95, "http_request_duration_seconds", **match)
             server[key] = None if p95 is None else round(p95 * 1000.0, 2)
-        return {"report": load_report(report), "report_path": report, "server": server}
+        return {"report": Report.load(report), "report_path": report, "server": server}
 
     # --- 5. alerts and dashboards -------------------------------------------------------
 
