@@ -1,69 +1,100 @@
 """hlthz.replay: capture production traffic safely, replay it honestly, gate releases.
 
-Two halves share this package: capture (format v1, redaction, recording middleware and proxy,
-importers, export, inspect) and replay (engine, timing, reports, compare, diff).
+Two halves, imports going one way (replay -> capture):
+
+- capture (:mod:`hlthz.replay.capture`): format v1, redaction, the recording middleware and
+  proxy, importers, export, inspect. Its names are re-exported here and need only the base
+  install, so ``from hlthz.replay import recording`` works in any app.
+- replay: the plan, the engine on locust, timing, reports, compare, diff. Its names load on
+  first use and need ``pip install 'hlthz[replay]'``; without it, using one raises
+  :class:`hlthz.errors.MissingExtra` naming the extra (one line in the CLI).
 """
 
-# ruff: noqa: E402 (the extras check below runs before the imports it guards)
-from hlthz.extras import require
+from __future__ import annotations
 
-# One line naming the extra instead of a traceback from deep inside the imports below.
-require("replay", "hdrh", "httpx", what="hlthz.replay")
+from typing import TYPE_CHECKING, Any
 
-# One sorted import block (ruff's isort would merge per-owner blocks); each half's names are
-# grouped by owner in __all__ below.
 from hlthz.errors import CaptureFormatError, GateFailed, PlanError, ReplayError, TargetError
-from hlthz.replay.capture.format import (
+from hlthz.replay.capture import (
     CaptureReader,
     CaptureRecord,
+    CaptureRecorder,
     CaptureWriter,
     ReadStats,
+    Redactor,
+    detect_format,
+    iter_records,
     read_capture,
+    recording,
 )
-from hlthz.replay.capture.middleware import recording
-from hlthz.replay.capture.recorder import CaptureRecorder
-from hlthz.replay.capture.redact import Redactor
-from hlthz.replay.capture.sources import detect_format, iter_records
-from hlthz.replay.compare import Comparison, Gate, compare_reports
-from hlthz.replay.diff import DiffResult, run_diff
-from hlthz.replay.engine import run_replay
-from hlthz.replay.html_report import write_html
-from hlthz.replay.plan import ReplayPlan
-from hlthz.replay.report import Report, RouteReport, print_summary
-from hlthz.replay.schedule import ScheduleOptions
+
+if TYPE_CHECKING:
+    from hlthz.replay.compare import Comparison, Gate, compare_reports
+    from hlthz.replay.diff import DiffResult, run_diff
+    from hlthz.replay.engine import run_replay
+    from hlthz.replay.html_report import write_html
+    from hlthz.replay.plan import ReplayPlan
+    from hlthz.replay.report import Report, RouteReport, print_summary
+    from hlthz.replay.schedule import ScheduleOptions
 
 __all__ = [
     "CaptureFormatError",
-    "GateFailed",
-    "PlanError",
-    "ReplayError",
-    "TargetError",
-]
-# --- capture names (owned by the capture work) ---
-__all__ += [
     "CaptureReader",
     "CaptureRecord",
     "CaptureRecorder",
     "CaptureWriter",
-    "ReadStats",
-    "Redactor",
-    "detect_format",
-    "iter_records",
-    "read_capture",
-    "recording",
-]
-# --- replay names (owned by the replay-engine work) ---
-__all__ += [
     "Comparison",
     "DiffResult",
     "Gate",
+    "GateFailed",
+    "PlanError",
+    "ReadStats",
+    "Redactor",
+    "ReplayError",
     "ReplayPlan",
     "Report",
     "RouteReport",
     "ScheduleOptions",
+    "TargetError",
     "compare_reports",
+    "detect_format",
+    "iter_records",
     "print_summary",
+    "read_capture",
+    "recording",
     "run_diff",
     "run_replay",
     "write_html",
 ]
+
+# The replay half's names, loaded on first use (PEP 562) so the capture half stays importable
+# on a base install. Plain imports below: one line per name keeps them greppable and typed.
+_REPLAY_HALF = frozenset(
+    {
+        "Comparison",
+        "DiffResult",
+        "Gate",
+        "ReplayPlan",
+        "Report",
+        "RouteReport",
+        "ScheduleOptions",
+        "compare_reports",
+        "print_summary",
+        "run_diff",
+        "run_replay",
+        "write_html",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _REPLAY_HALF:
+        raise AttributeError(f"module 'hlthz.replay' has no attribute {name!r}")
+    from hlthz.extras import require
+
+    require("replay", what=f"hlthz.replay.{name}")
+    from hlthz.replay import _api
+
+    value = getattr(_api, name)
+    globals()[name] = value  # looked up once
+    return value

@@ -23,6 +23,7 @@ from hlthz.extras import INCLUDES, MODULES, extra_of, missing, modules_of, requi
 # a base dependency, brings it too: a base install has it.
 BASE_HAS = {"markupsafe"}
 BLOCKED = sorted(set(modules_of("all")) - BASE_HAS)
+HAR = Path(__file__).parent / "fixtures" / "capture" / "mitmproxy.har"
 
 
 def test_require_names_the_extra_the_command_and_the_first_missing_module() -> None:
@@ -116,7 +117,11 @@ HELP = [
 
 NEEDS = {
     "replay run x --target http://127.0.0.1:9": ("hlthz replay run", "replay", "locust"),
-    "replay import x -o y.jsonl": ("hlthz replay import", "replay", "locust"),
+    "replay record --upstream http://127.0.0.1:9 -o c.jsonl": (
+        "hlthz replay record",
+        "replay",
+        "locust",
+    ),
     "replay compare a.json b.json": ("hlthz replay compare", "replay", "locust"),
     "replay worker --master 127.0.0.1:9": ("hlthz replay worker", "replay", "locust"),
     "dashboards generate": ("hlthz dashboards generate", "dashboards", "grafanalib"),
@@ -136,6 +141,8 @@ def test_a_base_install_shows_every_help_and_names_the_extra_a_command_needs(
         *HELP,
         *(line.split() for line in NEEDS),
         ["alerts", "generate", "--out", alerts_out],
+        ["replay", "import", str(HAR), "-o", str(tmp_path / "c.jsonl")],
+        ["replay", "inspect", str(tmp_path / "c.jsonl")],
     ]
     results = _base_install(tmp_path, commands, [])["commands"]
 
@@ -152,9 +159,14 @@ def test_a_base_install_shows_every_help_and_names_the_extra_a_command_needs(
             f"(missing module: {module})\n"
         )
 
-    code, output, _ = results[" ".join(commands[-1])]  # type: ignore[misc]
+    code, output, _ = results[" ".join(commands[-3])]  # type: ignore[misc]
     assert code == 0, output  # the core CLI needs no extra
     assert (tmp_path / "alerts" / "generated" / "hlthz.rules.yml").is_file()
+    # The capture half needs no extra either: a HAR made by mitmproxy imports and inspects.
+    code, output, _ = results[" ".join(commands[-2])]  # type: ignore[misc]
+    assert code == 0 and "imported 6 requests" in str(output), output
+    code, output, _ = results[" ".join(commands[-1])]  # type: ignore[misc]
+    assert code == 0 and "records    6" in str(output), output
 
 
 def test_a_base_install_names_the_extra_a_package_import_needs(tmp_path: Path) -> None:
@@ -168,6 +180,7 @@ def test_a_base_install_names_the_extra_a_package_import_needs(tmp_path: Path) -
             "from hlthz.tools.stack.config import grafana_provisioning_dir as d; d()",
             "import hlthz.dashboards",
             "from hlthz.replay import recording",
+            "from hlthz.replay import run_replay",
             "from hlthz.demo_api import create_app",
         ],
     )["imports"]
@@ -176,8 +189,10 @@ def test_a_base_install_names_the_extra_a_package_import_needs(tmp_path: Path) -
     assert imports["import hlthz.dashboards"] == hint.format(
         "hlthz.dashboards", "dashboards", "dashboards", "grafanalib"
     )
-    assert imports["from hlthz.replay import recording"] == hint.format(
-        "hlthz.replay", "replay", "replay", "hdrh"
+    # The capture half is base-install only; the replay half names its extra on first use.
+    assert imports["from hlthz.replay import recording"] == "ok"
+    assert imports["from hlthz.replay import run_replay"] == hint.format(
+        "hlthz.replay.run_replay", "replay", "replay", "locust"
     )
     assert imports["from hlthz.demo_api import create_app"] == hint.format(
         "hlthz.demo_api.create_app", "demo", "demo", "fastapi"

@@ -160,6 +160,11 @@ def test_the_base_wheel_installs_lean_and_names_the_extra_a_command_needs(
     assert "replay" in _run([hlthz, "--help"], cwd=work)
     _run([hlthz, "alerts", "generate", "--out", work / "alerts"], cwd=work)  # packaged templates
     assert (work / "alerts" / "runbooks" / "APIHighLatencyP95.md").is_file()
+    # An app records its own traffic on the base install; captures import and inspect too.
+    _run([python, "-c", "from hlthz.replay import recording"], cwd=work)
+    har = Path(__file__).parent / "fixtures" / "capture" / "mitmproxy.har"
+    _run([hlthz, "replay", "import", har, "-o", work / "c.jsonl"], cwd=work)
+    assert "records    6" in _run([hlthz, "replay", "inspect", work / "c.jsonl"], cwd=work)
 
     for argv, extra, module in [
         (["replay", "run", "x", "--target", "http://127.0.0.1:9"], "replay", "locust"),

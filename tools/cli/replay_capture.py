@@ -270,7 +270,6 @@ def import_cmd(file: str, fmt: str, log_format: str | None, out: str, **kwargs: 
 
     Redaction applies before anything is written, exactly as when recording.
     """
-    require("replay", what="hlthz replay import")
     from hlthz.replay.capture.convert import import_traffic
 
     _setup_logging()
@@ -304,7 +303,6 @@ def import_cmd(file: str, fmt: str, log_format: str | None, out: str, **kwargs: 
 @click.option("--skip-invalid", is_flag=True, help="Skip and count malformed lines.")
 def export_cmd(file: str, fmt: str, out: str, skip_invalid: bool) -> None:
     """Write a capture in another tool's format, e.g. for `gor --input-file OUT`."""
-    require("replay", what="hlthz replay export")
     from hlthz.replay.capture.convert import export_traffic
 
     _setup_logging()
@@ -340,7 +338,6 @@ def inspect_cmd(
     skip_invalid: bool,
 ) -> None:
     """Summarize a capture: records, span, rates, methods, status mix, top routes, redactions."""
-    require("replay", what="hlthz replay inspect")
     from hlthz.replay.capture.inspect import format_inspection, inspect_capture
     from hlthz.routes import Routes
 
