@@ -4,7 +4,7 @@
 ``generate`` writes every artifact, ``check`` runs promtool, amtool and HLTHZ's own lint.
 """
 
-from hlthz.alerts.checker import CheckReport, check
+from hlthz.alerts.checker import check
 from hlthz.alerts.config import (
     DEFAULT_CONFIG_PATH,
     AlertsConfig,
@@ -27,6 +27,7 @@ from hlthz.alerts.config import (
 )
 from hlthz.alerts.generator import check_drift, drift, generate, render_all
 from hlthz.alerts.rules import AlertRule, all_alerts, rule_groups
+from hlthz.checks import CheckReport
 from hlthz.errors import AlertsCheckFailed, ConfigError, MissingDependency
 
 __all__ = [

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hlthz.alerts.config import AlertsConfig, load_config
@@ -23,47 +22,12 @@ from hlthz.alerts.generator import (
     drift,
 )
 from hlthz.alerts.lint import lint_rules
-from hlthz.errors import MissingDependency
+from hlthz.checks import CheckReport, Step
+from hlthz.errors import AlertsCheckFailed, MissingDependency
 
 _PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
 #: promtool test rules on the default config takes a few seconds; a hung tool must not hang CI.
 _TIMEOUT_S = 300
-
-
-@dataclass
-class Step:
-    """One check: ``findings`` is empty when it passed."""
-
-    name: str
-    findings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
-
-
-@dataclass
-class CheckReport:
-    """Every step of one ``check`` run."""
-
-    steps: list[Step]
-
-    @property
-    def ok(self) -> bool:
-        return all(step.ok for step in self.steps)
-
-    @property
-    def findings(self) -> list[str]:
-        return [f"{step.name}: {f}" for step in self.steps for f in step.findings]
-
-    def format(self) -> str:
-        """Human-readable lines: ``ok``/``FAIL`` per step, findings indented below."""
-        lines = []
-        for step in self.steps:
-            lines.append(f"{'ok  ' if step.ok else 'FAIL'} {step.name}")
-            for finding in step.findings:
-                lines.extend("       " + line for line in finding.splitlines())
-        return "\n".join(lines)
 
 
 def find_tool(name: str) -> str:
@@ -98,7 +62,8 @@ def check(
     """Check the files under ``directory`` (default: the ``alerts/`` folder) against ``config``.
 
     Raises :class:`MissingDependency` (exit 2) when promtool or amtool is not installed; otherwise
-    returns the report, whose ``ok`` is false when anything failed.
+    returns the report, whose ``ok`` is false when anything failed (``raise_for_failures()``
+    raises :class:`~hlthz.errors.AlertsCheckFailed`).
     """
     cfg = config if isinstance(config, AlertsConfig) else load_config(config)
     root = (Path(directory) if directory is not None else DEFAULT_OUT).resolve()
@@ -151,7 +116,7 @@ def check(
             rules, cfg, runbooks_dir=root / RUNBOOKS_DIR, tests_dir=root / TESTS_DIR
         )
     steps.append(step)
-    return CheckReport(steps)
+    return CheckReport("alerts check", steps, AlertsCheckFailed)
 
 
 def _failures_only(output: str) -> str:

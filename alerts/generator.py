@@ -22,6 +22,7 @@ from hlthz.alerts.config import AlertsConfig, load_config
 from hlthz.alerts.rules import all_alerts, rule_groups
 from hlthz.alerts.runbooks import render_runbooks
 from hlthz.alerts.unittests import build_tests
+from hlthz.checks import CheckReport, Step
 from hlthz.errors import AlertsCheckFailed, UsageError
 from hlthz.files import atomic_write
 
@@ -134,8 +135,9 @@ def check_drift(
 ) -> None:
     """Raise :class:`AlertsCheckFailed` when the files under ``out`` differ from what ``generate``
     writes."""
-    changed = drift(config, out)
-    if changed:
-        raise AlertsCheckFailed(
-            [f"{rel} is out of date; run `hlthz alerts generate` to regenerate" for rel in changed]
-        )
+    stale = [
+        f"{rel} is out of date; run `hlthz alerts generate` to regenerate"
+        for rel in drift(config, out)
+    ]
+    step = Step("generated files are current", stale)
+    CheckReport("alerts check", [step], AlertsCheckFailed).raise_for_failures()

@@ -12,7 +12,8 @@ from hlthz.extras import require
 # One line naming the extra instead of a traceback from deep inside the imports below.
 require("dashboards", what="hlthz.dashboards")
 
-from hlthz.dashboards.check import CheckReport, check_dashboards
+from hlthz.checks import CheckReport
+from hlthz.dashboards.check import check_dashboards, query_dashboards
 from hlthz.dashboards.common import SCHEMA_VERSION
 from hlthz.dashboards.generate import (
     UIDS,
@@ -46,6 +47,7 @@ __all__ = [
     "lint_dir",
     "load_settings",
     "provider_yaml",
+    "query_dashboards",
     "rate_window_problems",
     "substitute",
 ]

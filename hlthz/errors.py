@@ -187,9 +187,15 @@ class StackError(ServiceError):
 
 
 class CheckFailed(HlthzError):
-    """A check or a gate ran and failed (exit code 1): a regression, a failing rule test."""
+    """A check or a gate ran and failed (exit code 1): a regression, a failing rule test.
+    ``findings`` lists every problem when the check found several (see
+    :class:`hlthz.checks.CheckReport`)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, findings: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.findings = list(findings)
 
 
 class GateFailed(CheckFailed):
@@ -198,13 +204,6 @@ class GateFailed(CheckFailed):
 
 class AlertsCheckFailed(CheckFailed):
     """``hlthz alerts check`` (or the drift check) found problems; ``findings`` lists them."""
-
-    def __init__(self, findings: Sequence[str]) -> None:
-        self.findings = list(findings)
-        count = len(self.findings)
-        first = self.findings[0].splitlines()[0] if self.findings else "no details"
-        more = f" (and {count - 1} more)" if count > 1 else ""
-        super().__init__(f"alerts check failed: {first}{more}")
 
 
 class DashboardCheckFailed(CheckFailed):

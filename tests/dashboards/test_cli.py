@@ -22,7 +22,7 @@ def test_generate_then_check(tmp_path: Path) -> None:
     assert "path: /srv/dash" in (tmp_path / "provisioning" / "hlthz-dashboards.yaml").read_text()
     code, output = _run("check", "--dir", str(tmp_path))
     assert code == 0, output
-    assert output.strip().endswith("dashboards OK")
+    assert output.splitlines() == ["ok   lint"]
 
 
 def test_check_fails_with_exit_1_on_a_stale_threshold(tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ def test_check_fails_with_exit_1_on_a_stale_threshold(tmp_path: Path) -> None:
     code, output = _run("check", "--dir", str(tmp_path), "--config", str(config))
     assert code == 1
     assert "'Memory share of limit'" in output
-    assert "hlthz: error: dashboard check failed" in output
+    assert "hlthz: error: dashboards check failed: lint: " in output
 
 
 def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:

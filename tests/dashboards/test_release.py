@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hlthz.dashboards import check_dashboards, generate
+from hlthz.dashboards import generate, query_dashboards
 from hlthz.dashboards.live import OK
 from hlthz.procs import LOOPBACK, free_port, wait_until
 from tests.conftest import prom_query
@@ -91,17 +91,17 @@ def test_release_dashboard_has_data_while_a_replay_runs(
         wait_until(lambda: _two_scrapes(prom.url), timeout=90, interval=0.5, what="replay scrapes")
         assert replay.poll() is None, (tmp_path / "replay.log").read_text()
 
-        report = check_dashboards(out, prometheus=prom.url, rate_interval=RATE_INTERVAL)
+        panels = query_dashboards(out, prometheus=prom.url, rate_interval=RATE_INTERVAL)
     finally:
         replay.terminate()
         replay.wait(timeout=15)
         log.close()
 
-    release = {r.panel: r.status for r in report.panels if r.dashboard == "hlthz-release"}
-    assert release, report.lines()
+    release = {r.panel: r.status for r in panels if r.dashboard == "hlthz-release"}
+    assert release, [str(r) for r in panels]
     not_ok = {
         panel: status
         for panel, status in release.items()
         if status != OK and not panel.startswith("annotation")
     }
-    assert not_ok == {}, "\n".join(report.lines(verbose=True))
+    assert not_ok == {}, "\n".join(str(r) for r in panels)

@@ -57,9 +57,8 @@ def check(config: Path | None, directory: Path | None) -> None:
     Exit 1 with the findings when anything fails; 2 for a bad config or a missing tool.
     """
     from hlthz.alerts.checker import check as _check
-    from hlthz.errors import AlertsCheckFailed
 
     report = _check(config, directory)
-    click.echo(report.format())
-    if not report.ok:
-        raise AlertsCheckFailed(report.findings)
+    for line in report.lines():
+        click.echo(line)
+    report.raise_for_failures()

@@ -1,0 +1,258 @@
+"""The public API is pinned: each package's ``__all__`` is exactly these names, each resolves,
+and every public exception is part of the one error tree (``hlthz.errors``).
+
+A change here is an API change: adding a name is fine (say so in the docs), removing or renaming
+one breaks users' code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+
+import hlthz
+from hlthz.errors import HlthzError
+
+PUBLIC = {
+    "hlthz": ["HlthzError", "UsageError", "__version__"],
+    "hlthz.checks": ["CheckReport", "Step"],
+    "hlthz.files": ["atomic_write", "ensure_parent"],
+    "hlthz.net": [
+        "HOP_BY_HOP",
+        "LOOPBACK",
+        "HttpUrl",
+        "format_host_port",
+        "parse_host_port",
+        "parse_http_url",
+        "request_target",
+    ],
+    "hlthz.routes": ["Routes", "normalize_path"],
+    "hlthz.procs": [
+        "LOOPBACK",
+        "ManagedProcess",
+        "ProcessGroup",
+        "free_port",
+        "hlthz_command",
+        "http_ok",
+        "pid_alive",
+        "port_open",
+        "runs_command",
+        "stop_pid",
+        "wait_until",
+    ],
+    "hlthz.extras": [
+        "INCLUDES",
+        "MODULES",
+        "MissingExtra",
+        "extra_of",
+        "missing",
+        "modules_of",
+        "require",
+    ],
+    "hlthz.errors": [
+        "AlertsCheckFailed",
+        "CaptureFormatError",
+        "CheckFailed",
+        "ConfigError",
+        "DashboardCheckFailed",
+        "DashboardError",
+        "DatabaseError",
+        "DemoError",
+        "GateFailed",
+        "HlthzError",
+        "InputError",
+        "MissingDependency",
+        "MissingExtra",
+        "MultiprocessError",
+        "PlanError",
+        "PrometheusError",
+        "ReplayError",
+        "SelectorError",
+        "ServiceError",
+        "ServiceUnavailable",
+        "StackError",
+        "StackUnhealthy",
+        "TargetError",
+        "UsageError",
+    ],
+    "hlthz.exporter": [
+        "DEFAULT_MAX_SERIES_PER_METRIC",
+        "DEFAULT_QUERY_BUCKETS",
+        "DEFAULT_REQUEST_BUCKETS",
+        "OTHER_METHOD",
+        "OVERFLOW",
+        "UNMATCHED_ROUTE",
+        "CacheMetrics",
+        "ConfigError",
+        "JobMetrics",
+        "Metrics",
+        "MultiprocessError",
+        "Routes",
+        "instrument",
+        "instrument_dbapi",
+        "instrument_sqlalchemy",
+        "memory_limit_bytes",
+        "metrics_app",
+        "normalize_path",
+        "query_name",
+    ],
+    "hlthz.alerts": [
+        "DEFAULT_CONFIG_PATH",
+        "AlertRule",
+        "AlertTiers",
+        "AlertsCheckFailed",
+        "AlertsConfig",
+        "Buckets",
+        "CheckReport",
+        "ConfigError",
+        "CriticalAlerts",
+        "DegradedAlert",
+        "Duration",
+        "InfoAlerts",
+        "Links",
+        "MissingDependency",
+        "Slo",
+        "StateAlert",
+        "TargetMissingAlert",
+        "ThresholdAlert",
+        "TrafficAlert",
+        "WarningAlerts",
+        "all_alerts",
+        "check",
+        "check_drift",
+        "drift",
+        "format_duration",
+        "generate",
+        "load_config",
+        "parse_duration",
+        "render_all",
+        "rule_groups",
+    ],
+    "hlthz.dashboards": [
+        "EXPECTED_EMPTY",
+        "SCHEMA_VERSION",
+        "UIDS",
+        "CheckReport",
+        "DashboardCheckFailed",
+        "DashboardError",
+        "DashboardSettings",
+        "Finding",
+        "PanelResult",
+        "build_dashboards",
+        "check_dashboards",
+        "expected_files",
+        "for_import",
+        "generate",
+        "lint_dashboard",
+        "lint_dir",
+        "load_settings",
+        "provider_yaml",
+        "query_dashboards",
+        "rate_window_problems",
+        "substitute",
+    ],
+    "hlthz.demo_api": [
+        "OPTIMIZATIONS",
+        "PROFILES",
+        "ConfigError",
+        "DatabaseError",
+        "SeedResult",
+        "ServiceUnavailable",
+        "Settings",
+        "create_app",
+        "parse_opt",
+        "profile_opts",
+        "run_worker",
+        "seed",
+        "serve",
+    ],
+    "hlthz.replay.capture": [
+        "CaptureFormatError",
+        "CaptureReader",
+        "CaptureRecord",
+        "CaptureRecorder",
+        "CaptureWriter",
+        "ReadStats",
+        "Redactor",
+        "detect_format",
+        "iter_records",
+        "read_capture",
+        "recording",
+    ],
+    "hlthz.replay": [
+        "CaptureFormatError",
+        "CaptureReader",
+        "CaptureRecord",
+        "CaptureRecorder",
+        "CaptureWriter",
+        "Comparison",
+        "DiffResult",
+        "Gate",
+        "GateFailed",
+        "PlanError",
+        "ReadStats",
+        "Redactor",
+        "ReplayError",
+        "ReplayPlan",
+        "Report",
+        "RouteReport",
+        "ScheduleOptions",
+        "TargetError",
+        "compare_reports",
+        "detect_format",
+        "iter_records",
+        "print_summary",
+        "read_capture",
+        "recording",
+        "run_diff",
+        "run_replay",
+        "write_html",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_all_is_exactly_the_public_names(module: str) -> None:
+    imported = importlib.import_module(module)
+    assert sorted(imported.__all__) == sorted(PUBLIC[module])
+    assert len(set(imported.__all__)) == len(imported.__all__)
+    for name in imported.__all__:
+        assert getattr(imported, name) is not None, f"{module}.{name}"
+
+
+def _modules() -> list[str]:
+    names = ["hlthz"]
+    for info in pkgutil.walk_packages(hlthz.__path__, "hlthz."):
+        names.append(info.name)
+    return sorted(names)
+
+
+def test_every_public_exception_is_part_of_the_one_tree() -> None:
+    """Exceptions that leave HLTHZ derive from HlthzError (their kind sets the exit code);
+    an exception class whose name or module is private never leaves its module."""
+    strays = []
+    for name in _modules():
+        if any(part.startswith("_") for part in name.split(".")) or name == "hlthz.__main__":
+            continue
+        module = importlib.import_module(name)
+        for attr, value in vars(module).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == name
+                and not attr.startswith("_")
+                and not issubclass(value, HlthzError)
+            ):
+                strays.append(f"{name}.{attr}")
+    assert strays == []
+
+
+def test_every_error_leaf_is_drawn_in_the_tree() -> None:
+    from hlthz import errors
+
+    drawing = errors.__doc__ or ""
+    for name in errors.__all__:
+        assert f" {name} " in drawing, f"{name} missing from the hlthz.errors docstring"
