@@ -67,24 +67,9 @@ __all__ = [
     "write_html",
 ]
 
-# The replay half's names, loaded on first use (PEP 562) so the capture half stays importable
-# on a base install. Plain imports below: one line per name keeps them greppable and typed.
-_REPLAY_HALF = frozenset(
-    {
-        "Comparison",
-        "DiffResult",
-        "Gate",
-        "ReplayPlan",
-        "Report",
-        "RouteReport",
-        "ScheduleOptions",
-        "compare_reports",
-        "print_summary",
-        "run_diff",
-        "run_replay",
-        "write_html",
-    }
-)
+# The replay half's names (those of __all__ not imported above) load on first use (PEP 562), so
+# the capture half stays importable on a base install.
+_REPLAY_HALF = frozenset(__all__) - set(globals())
 
 
 def __getattr__(name: str) -> Any:

@@ -256,3 +256,12 @@ def test_every_error_leaf_is_drawn_in_the_tree() -> None:
     drawing = errors.__doc__ or ""
     for name in errors.__all__:
         assert f" {name} " in drawing, f"{name} missing from the hlthz.errors docstring"
+
+
+def test_the_replay_half_loads_on_first_use_and_only_it() -> None:
+    import hlthz.replay
+    from hlthz.replay import _api
+
+    assert hlthz.replay._REPLAY_HALF == set(_api.__all__)
+    for name in _api.__all__:
+        assert getattr(hlthz.replay, name) is getattr(_api, name)
