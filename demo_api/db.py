@@ -2,8 +2,9 @@
 
 The ``pool`` switch is the story's pool fix: 10 connections and no validation before, 50 at
 most with 10 kept warm and a liveness check on checkout after. A request never waits longer than
-``Settings.pool_timeout`` for a connection, and an unreachable database fails the connect fast,
-so both end as a 503 (see :class:`~hlthz.errors.ServiceUnavailable`) instead of a hung
+``Settings.pool_timeout`` for a connection, an unreachable database fails the connect fast, and
+a frozen one is detected while requests wait on it (:mod:`hlthz.demo_api.liveness`), so all end
+as a 503 (see :class:`~hlthz.errors.ServiceUnavailable`) instead of a hung
 worker.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +22,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
-from hlthz.demo_api import models
+from hlthz.demo_api import liveness, models
 from hlthz.demo_api.settings import Settings, mask_password
 from hlthz.errors import ConfigError, DatabaseError, ServiceUnavailable
 
@@ -88,34 +88,29 @@ def create_db_engine(url: str, *, pool: tuple[int, int, bool], settings: Setting
         parsed = make_url(url)
         host = parsed.host or "localhost"
         if not host.startswith("/"):  # a Unix socket directory cannot hang like a host can
-            timeout = settings.connect_timeout
-            probe = _tcp_probe(host, parsed.port or 5432, timeout)
-            event.listen(engine, "do_connect", probe)
+            event.listen(
+                engine,
+                "do_connect",
+                _probe_first(host, parsed.port or 5432, settings.connect_timeout),
+            )
     return engine
 
 
-def _tcp_probe(host: str, port: int, timeout: float) -> Any:
-    """A ``do_connect`` hook that fails within ``timeout`` when the server does not answer.
+def _probe_first(host: str, port: int, timeout: float) -> Any:
+    """A ``do_connect`` hook: ask the server (:func:`liveness.probe`) before libpq connects.
 
-    libpq (and psycopg) never wait less than 2 s for a host that silently drops packets, which
-    would hold a worker that long per request; one plain TCP connect first, with our own
-    timeout, turns a dead host into a 503 in ``timeout`` seconds. It runs only when the pool
-    opens a connection, not per request.
+    libpq (and psycopg) never wait less than 2 s for a host that silently drops packets or
+    accepts TCP but answers nothing (a frozen server), which would hold a worker that long per
+    request; the probe, with our own timeout, turns either into a 503 in ``timeout`` seconds.
+    It runs only when the pool opens a connection, not per request.
     """
 
-    def probe(dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-        except OSError as error:
-            if isinstance(error, TimeoutError):
-                reason = f"did not answer within {timeout:g} s"
-            else:
-                reason = f"refused the connection ({error.strerror or error})"
-            raise dialect.loaded_dbapi.OperationalError(
-                f"database server {host}:{port} {reason}"
-            ) from error
+    def check(dialect: Any, _record: Any, _cargs: Any, _cparams: Any) -> None:
+        problem = liveness.probe(host, port, timeout)
+        if problem is not None:
+            raise dialect.loaded_dbapi.OperationalError(f"database server {host}:{port} {problem}")
 
-    return probe
+    return check
 
 
 def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
@@ -137,6 +132,19 @@ class Database:
         self.pool_shape = POOL_AFTER if settings.on("pool") else POOL_BEFORE
         self.engine = create_db_engine(self.url, pool=self.pool_shape, settings=settings)
         self._held: list[Any] = []
+        self.freeze_watch: liveness.FreezeWatch | None = None
+        parsed = make_url(self.engine.url)
+        if self.backend == "postgresql" and not (parsed.host or "/").startswith("/"):
+            self.freeze_watch = liveness.FreezeWatch(
+                self.engine,
+                parsed.host or "localhost",
+                parsed.port or 5432,
+                after=settings.connect_timeout,
+                timeout=settings.connect_timeout,
+            )
+
+    def _watched(self) -> contextlib.AbstractContextManager[None]:
+        return self.freeze_watch.watch() if self.freeze_watch else contextlib.nullcontext()
 
     @property
     def backend(self) -> str:
@@ -151,13 +159,13 @@ class Database:
     @contextlib.contextmanager
     def connect(self) -> Iterator[Connection]:
         """A pooled connection; pool timeouts and connect failures become 503s."""
-        with _unavailable_on_failure(), self.engine.connect() as conn:
+        with _unavailable_on_failure(), self._watched(), self.engine.connect() as conn:
             yield conn
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[Connection]:
         """A pooled connection inside a transaction, committed when the block succeeds."""
-        with _unavailable_on_failure(), self.engine.begin() as conn:
+        with _unavailable_on_failure(), self._watched(), self.engine.begin() as conn:
             yield conn
 
     def check_seeded(self) -> None:
@@ -231,6 +239,8 @@ class Database:
 
     def dispose(self) -> None:
         """Release held connections and close the pool."""
+        if self.freeze_watch is not None:
+            self.freeze_watch.stop()
         self.release_held()
         self.engine.dispose()
 

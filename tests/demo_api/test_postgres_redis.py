@@ -8,6 +8,8 @@ queue with its worker and retries, and a database that cannot be reached.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from hlthz.demo_api.jobs import run_worker
 from hlthz.demo_api.seed import SMALL_PRODUCTS, SMALL_REVIEWS
 from hlthz.exporter import CacheMetrics
 from hlthz.procs import free_port, wait_until
+from hlthz.tools.stack import services
 from tests.demo_api.conftest import AppFactory, AppHandle
 from tests.demo_api.test_cache_faults import assert_update_visible_everywhere
 
@@ -266,3 +269,60 @@ def test_worker_command_drains_the_queue(
         "inventory_reserved",
         "analytics_recorded",
     }
+
+
+def _server_processes(postmaster: int) -> list[int]:
+    """The postmaster and its children (each backend runs in a session of its own)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                children.append(int(stat.parent.name))
+    return [postmaster, *children]
+
+
+@pytest.mark.slow
+def test_a_frozen_database_answers_503_and_recovers(make_app: AppFactory, tmp_path: Path) -> None:
+    """SIGSTOP stops every PostgreSQL process: TCP still connects, nothing answers. Requests
+    on connections the pool already holds and new ones alike get a 503 instead of hanging, and
+    the API serves again once the server runs."""
+    with services.start_postgres(tmp_path / "frozen") as server:
+        url = _create_database(server.url)
+        seed(url, products=SMALL_PRODUCTS, reviews=SMALL_REVIEWS)
+        shop = make_app("after", db_url=url)
+        assert shop.client.get("/api/products/1").status_code == 200  # the pool holds connections
+        frozen = _server_processes(server.pid)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            results: dict[str, Any] = {}
+
+            def call(path: str) -> None:
+                with contextlib.suppress(Exception):
+                    results[path] = shop.client.get(path)
+
+            threads = [
+                threading.Thread(target=call, args=(path,), daemon=True)
+                for path in ("/api/products/2", "/api/products?per_page=5", "/health")
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                # A bound on the wait, not a speed target: a hung worker would never answer.
+                thread.join(timeout=15)
+            assert sorted(results) == ["/api/products/2", "/api/products?per_page=5", "/health"]
+            assert {path: r.status_code for path, r in results.items()} == dict.fromkeys(
+                results, 503
+            )
+            watch = shop.shop.db.freeze_watch  # type: ignore[attr-defined]
+            assert watch is not None and watch.freezes >= 1
+            # A new connection asks the server first and gives up at the probe's timeout.
+            assert "did not answer within 0.5 s" in shop.client.get("/api/products/3").text
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        wait_until(
+            lambda: shop.client.get("/api/products/4").status_code == 200,
+            timeout=30,
+            what="the API to serve again after the database resumed",
+        )
