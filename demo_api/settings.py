@@ -103,8 +103,10 @@ class Settings:
     cache_ttl: float = 60.0
     #: How long a request waits for a pooled connection before it gets a 503.
     pool_timeout: float = 2.0
-    #: Connect timeout for a networked database: a TCP probe gives up after this long before
-    #: libpq connects (libpq alone never waits less than 2 s for a host that does not answer).
+    #: A networked database that does not answer within this long is down: the probe before
+    #: each new connection gives up then (libpq alone never waits less than 2 s), and an
+    #: operation in flight this long makes the freeze watch ask the server whether it runs
+    #: (hlthz.demo_api.liveness).
     connect_timeout: float = 0.5
     job_retries: int = 3
     job_retry_interval: float = 0.2
