@@ -47,6 +47,8 @@ class WSGIMiddleware:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if not path.isascii():
+            path = wsgi_path(path)
         if path in self._skip:
             if path == self._metrics_path and self.recorder.exposition is not None:
                 return self.recorder.exposition.wsgi(environ, start_response)
@@ -65,6 +67,23 @@ class WSGIMiddleware:
             raise
         call.result = result
         return call
+
+
+def wsgi_path(path_info: str) -> str:
+    """The request path a WSGI ``PATH_INFO`` stands for, as text.
+
+    PEP 3333 servers pass the URL's bytes (percent-decoded) as a latin-1 string, so
+    ``/café`` arrives as ``/cafÃ©``. The bytes are decoded again as UTF-8; bytes that are not
+    valid UTF-8 are shown percent-encoded (``/caf%E9``), as the client most likely sent them.
+    """
+    try:
+        raw = path_info.encode("latin-1")
+    except UnicodeEncodeError:
+        return path_info  # a server that already decoded it
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(chr(byte) if byte < 0x80 else f"%{byte:02X}" for byte in raw)
 
 
 def _serving_metrics(app: WSGIApp, recorder: Recorder) -> WSGIApp:
