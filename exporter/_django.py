@@ -12,6 +12,7 @@ count for the request whose context they run in, like the SQLAlchemy hooks.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -33,14 +34,21 @@ class DjangoQueries:
 
     def __init__(self) -> None:
         self.recorders: tuple[QueryRecorder, ...] = ()
-        self._registries: list[Any] = []
+        self._registries: list[weakref.ref[Any]] = []
 
     def add(self, metrics: Metrics) -> None:
         registry = metrics.registry
-        if any(known is registry for known in self._registries):
+        if any(known() is registry for known in self._registries):
             return
-        self._registries.append(registry)
-        self.recorders = (*self.recorders, QueryRecorder(metrics))
+        # Registries that no longer exist (a test's) stop being recorded into.
+        kept = [
+            (known, recorder)
+            for known, recorder in zip(self._registries, self.recorders, strict=True)
+            if known() is not None
+        ]
+        kept.append((weakref.ref(registry), QueryRecorder(metrics)))
+        self._registries = [known for known, _ in kept]
+        self.recorders = tuple(recorder for _, recorder in kept)
 
     def __call__(
         self, execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any
