@@ -38,7 +38,9 @@ class WSGIMiddleware:
         self.recorder = recorder
         self.route_of = route_of
         self._inner = _serving_metrics(app, recorder) if recorder.measure_metrics else app
-        self._skip = recorder.skip
+        # PATH_INFO as a PEP 3333 server passes it (latin-1 text of the URL's bytes): the
+        # excluded paths are compared in that form, so no request pays for decoding.
+        self._skip = frozenset(_as_wsgi(path) for path in recorder.skip)
         self._metrics_path = recorder.metrics_path
         self._in_flight = recorder.in_flight
         self._threshold = recorder.threshold
@@ -47,10 +49,8 @@ class WSGIMiddleware:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if not path.isascii():
-            path = wsgi_path(path)
         if path in self._skip:
-            if path == self._metrics_path and self.recorder.exposition is not None:
+            if wsgi_path(path) == self._metrics_path and self.recorder.exposition is not None:
                 return self.recorder.exposition.wsgi(environ, start_response)
             return self.app(environ, start_response)
         try:
@@ -69,6 +69,10 @@ class WSGIMiddleware:
         return call
 
 
+def _as_wsgi(path: str) -> str:
+    return path.encode("utf-8").decode("latin-1")
+
+
 def wsgi_path(path_info: str) -> str:
     """The request path a WSGI ``PATH_INFO`` stands for, as text.
 
@@ -76,6 +80,8 @@ def wsgi_path(path_info: str) -> str:
     ``/café`` arrives as ``/cafÃ©``. The bytes are decoded again as UTF-8; bytes that are not
     valid UTF-8 are shown percent-encoded (``/caf%E9``), as the client most likely sent them.
     """
+    if path_info.isascii():
+        return path_info
     try:
         raw = path_info.encode("latin-1")
     except UnicodeEncodeError:
@@ -92,8 +98,10 @@ def _serving_metrics(app: WSGIApp, recorder: Recorder) -> WSGIApp:
     exposition = recorder.exposition
     assert path is not None and exposition is not None
 
+    raw_path = _as_wsgi(path)
+
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == path:
+        if environ.get("PATH_INFO") == raw_path:
             state = current_request.get()
             if state is not None:
                 state.route = path
@@ -177,7 +185,7 @@ class _Call(RequestState):
             if route is None and middleware.route_of is not None:
                 route = middleware.route_of(self)
             if route is None:
-                route = recorder.fallback_route(self.path)
+                route = recorder.fallback_route(wsgi_path(self.path))
         except Exception:
             recorder.internal_errors.inc()
             return
