@@ -84,7 +84,10 @@ def get(address: str, path: str) -> tuple[int, dict[str, str]]:
 
 def scraped(prometheus: PrometheusFactory, address: str, sent: int) -> str:
     """Start Prometheus on ``address``; return its URL once a scrape has every request and
-    both workers (``hlthz_multiprocess_live_workers``: processes with metrics files)."""
+    both workers (``hlthz_multiprocess_live_workers``: processes with metrics files).
+
+    Query it while the server runs: after a failed scrape, Prometheus marks the series stale.
+    """
     prom = prometheus(targets=[address], job="app")
 
     def complete() -> bool:
@@ -167,35 +170,37 @@ def test_django_activity_stream_under_gunicorn(
         expected_counts[("_unmatched", "404")] += 1
         prom = scraped(prometheus, address, sent=len(requests) + 1)
 
-    counts = by_labels(
-        prom,
-        'sum by (route, status_code) (http_request_duration_seconds_count{job="app"})',
-        "route",
-        "status_code",
-    )
-    assert counts == dict(expected_counts)
-    # Queries per request: what Django itself counted for each request, route by route.
-    queries = by_labels(
-        prom, 'sum by (route) (http_request_database_queries_sum{job="app"})', "route"
-    )
-    assert {route: queries[(route,)] for route in django_queries} == dict(django_queries)
-    assert queries[(f"{prefix}/api/actions/",)] >= 3 * 7  # the 6 actions' actors: N+1
-    # The action list loads each action's actor on its own (N+1); the model stream prefetches
-    # them (one IN query): only the first is flagged.
-    n_plus_one = by_labels(
-        prom,
-        'sum by (route, query_type) (database_n_plus_one_total{job="app"})',
-        "route",
-        "query_type",
-    )
-    assert n_plus_one == {
-        (f"{prefix}/api/actions/", "select_auth_user"): 3,
-        (f"{prefix}/api/actions.{{format}}", "select_auth_user"): 3,
-    }
-    query_types = by_labels(
-        prom, 'sum by (query_type) (database_query_duration_seconds_count{job="app"})', "query_type"
-    )
-    assert query_types[("select_actstream_action",)] > 0
+        counts = by_labels(
+            prom,
+            'sum by (route, status_code) (http_request_duration_seconds_count{job="app"})',
+            "route",
+            "status_code",
+        )
+        assert counts == dict(expected_counts)
+        # Queries per request: what Django itself counted for each request, route by route.
+        queries = by_labels(
+            prom, 'sum by (route) (http_request_database_queries_sum{job="app"})', "route"
+        )
+        assert {route: queries[(route,)] for route in django_queries} == dict(django_queries)
+        assert queries[(f"{prefix}/api/actions/",)] >= 3 * 7  # the 6 actions' actors: N+1
+        # The action list loads each action's actor on its own (N+1); the model stream prefetches
+        # them (one IN query): only the first is flagged.
+        n_plus_one = by_labels(
+            prom,
+            'sum by (route, query_type) (database_n_plus_one_total{job="app"})',
+            "route",
+            "query_type",
+        )
+        assert n_plus_one == {
+            (f"{prefix}/api/actions/", "select_auth_user"): 3,
+            (f"{prefix}/api/actions.{{format}}", "select_auth_user"): 3,
+        }
+        query_types = by_labels(
+            prom,
+            'sum by (query_type) (database_query_duration_seconds_count{job="app"})',
+            "query_type",
+        )
+        assert query_types[("select_actstream_action",)] > 0
 
 
 def _content_type_of_users(database: Path) -> int:
@@ -248,13 +253,13 @@ def test_rq_dashboard_and_wsgi_files_under_gunicorn(
             assert status == want, (path, status)
             expected[(route, str(want))] += 1
         prom = scraped(prometheus, address, sent=len(requests))
-    counts = by_labels(
-        prom,
-        'sum by (route, status_code) (http_request_duration_seconds_count{job="app"})',
-        "route",
-        "status_code",
-    )
-    assert counts == dict(expected)
+        counts = by_labels(
+            prom,
+            'sum by (route, status_code) (http_request_duration_seconds_count{job="app"})',
+            "route",
+            "status_code",
+        )
+        assert counts == dict(expected)
 
 
 def _enqueue(redis_url: str, queue: str) -> str:
@@ -306,10 +311,10 @@ def test_fastapi_app_under_uvicorn_workers(tmp_path: Path, prometheus: Prometheu
             assert status == want, (path, status)
             expected[(route, str(want))] += 1
         prom = scraped(prometheus, address, sent=len(requests))
-    counts = by_labels(
-        prom,
-        'sum by (route, status_code) (http_request_duration_seconds_count{job="app"})',
-        "route",
-        "status_code",
-    )
-    assert counts == dict(expected)
+        counts = by_labels(
+            prom,
+            'sum by (route, status_code) (http_request_duration_seconds_count{job="app"})',
+            "route",
+            "status_code",
+        )
+        assert counts == dict(expected)
