@@ -50,8 +50,12 @@ class QueryRecorder:
         self._durations = metrics.query_duration
         self._internal_errors = metrics.internal_errors
 
-    def record(self, statement: Any, duration: float) -> None:
-        """Record one executed ``statement`` that took ``duration`` seconds (never raises)."""
+    def record(self, statement: Any, duration: float, *, count: bool = True) -> None:
+        """Record one executed ``statement`` that took ``duration`` seconds (never raises).
+
+        ``count=False`` times it without counting it for the current request (a second
+        registry recording the same query).
+        """
         try:
             text = statement if isinstance(statement, str) else _text_of(statement)
             query_type, shape = analyze(text)
@@ -63,9 +67,10 @@ class QueryRecorder:
             if observe is None:
                 observe = self._durations.observer(key)
             observe(duration)
-            state = current_request.get()
-            if state is not None:
-                state.count_query(shape, query_type)
+            if count:
+                state = current_request.get()
+                if state is not None:
+                    state.count_query(shape, query_type)
         except Exception:
             self._internal_errors.inc()
 

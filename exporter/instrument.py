@@ -5,7 +5,8 @@
 - Starlette, FastAPI: ASGI middleware via ``add_middleware`` (or around the already built
   stack); route from ``scope["route"]`` plus mount prefixes; returns the app.
 - Django WSGI/ASGI handler: middleware installed in place (the handler's ``__call__``); route
-  from ``request.resolver_match.route``; returns the handler.
+  from ``request.resolver_match.route``; every ORM query measured (``_django``); returns the
+  handler.
 - Any other WSGI/ASGI callable: middleware around it; route from ``normalize_paths`` (opt-in),
   else ``_unmatched``; returns the wrapper.
 
@@ -27,9 +28,10 @@ from prometheus_client import CollectorRegistry
 from hlthz.errors import ConfigError
 from hlthz.exporter._context import RequestState, current_request
 from hlthz.exporter._core import DEFAULT_N_PLUS_ONE_THRESHOLD, PathNormalizer, Recorder
+from hlthz.exporter._django import measure_django_queries
 from hlthz.exporter._metrics import Metrics
 from hlthz.exporter._routes import StarletteRoutes, django_route, flask_rule
-from hlthz.exporter.asgi import ASGIMiddleware, Scope
+from hlthz.exporter.asgi import ASGIMiddleware
 from hlthz.exporter.exposition import Exposition, MetricsAuth
 from hlthz.exporter.wsgi import WSGIMiddleware
 
@@ -86,10 +88,12 @@ def instrument(
         result = app
     elif _is_instance(app, "django.core.handlers.wsgi", "WSGIHandler"):
         _hook_django(app, is_async=False)
+        measure_django_queries(metrics)
         _wrap_call(app, WSGIMiddleware(functools.partial(type(app).__call__, app), recorder))
         result = app
     elif _is_instance(app, "django.core.handlers.asgi", "ASGIHandler"):
         _hook_django(app, is_async=True)
+        measure_django_queries(metrics)
         _wrap_call(app, ASGIMiddleware(functools.partial(type(app).__call__, app), recorder))
         result = app
     elif not callable(app):
@@ -161,11 +165,7 @@ def _flask_route(state: RequestState) -> str | None:
 
 
 def _install_starlette(app: Any, recorder: Recorder) -> None:
-    routes = StarletteRoutes(app)
-    template = routes.template
-
-    def route_of(scope: Scope) -> str | None:
-        return template(scope.get("route"))
+    route_of = StarletteRoutes(app).route_of
 
     if getattr(app, "middleware_stack", None) is None:
         app.add_middleware(ASGIMiddleware, recorder=recorder, route_of=route_of)

@@ -38,7 +38,9 @@ class WSGIMiddleware:
         self.recorder = recorder
         self.route_of = route_of
         self._inner = _serving_metrics(app, recorder) if recorder.measure_metrics else app
-        self._skip = recorder.skip
+        # PATH_INFO as a PEP 3333 server passes it (latin-1 text of the URL's bytes): the
+        # excluded paths are compared in that form, so no request pays for decoding.
+        self._skip = frozenset(_as_wsgi(path) for path in recorder.skip)
         self._metrics_path = recorder.metrics_path
         self._in_flight = recorder.in_flight
         self._threshold = recorder.threshold
@@ -48,7 +50,7 @@ class WSGIMiddleware:
     ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path in self._skip:
-            if path == self._metrics_path and self.recorder.exposition is not None:
+            if wsgi_path(path) == self._metrics_path and self.recorder.exposition is not None:
                 return self.recorder.exposition.wsgi(environ, start_response)
             return self.app(environ, start_response)
         try:
@@ -67,14 +69,39 @@ class WSGIMiddleware:
         return call
 
 
+def _as_wsgi(path: str) -> str:
+    return path.encode("utf-8").decode("latin-1")
+
+
+def wsgi_path(path_info: str) -> str:
+    """The request path a WSGI ``PATH_INFO`` stands for, as text.
+
+    PEP 3333 servers pass the URL's bytes (percent-decoded) as a latin-1 string, so
+    ``/café`` arrives as ``/cafÃ©``. The bytes are decoded again as UTF-8; bytes that are not
+    valid UTF-8 are shown percent-encoded (``/caf%E9``), as the client most likely sent them.
+    """
+    if path_info.isascii():
+        return path_info
+    try:
+        raw = path_info.encode("latin-1")
+    except UnicodeEncodeError:
+        return path_info  # a server that already decoded it
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(chr(byte) if byte < 0x80 else f"%{byte:02X}" for byte in raw)
+
+
 def _serving_metrics(app: WSGIApp, recorder: Recorder) -> WSGIApp:
     """``app``, except that the metrics path is answered (and measured) here."""
     path = recorder.metrics_path
     exposition = recorder.exposition
     assert path is not None and exposition is not None
 
+    raw_path = _as_wsgi(path)
+
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == path:
+        if environ.get("PATH_INFO") == raw_path:
             state = current_request.get()
             if state is not None:
                 state.route = path
@@ -158,7 +185,7 @@ class _Call(RequestState):
             if route is None and middleware.route_of is not None:
                 route = middleware.route_of(self)
             if route is None:
-                route = recorder.fallback_route(self.path)
+                route = recorder.fallback_route(wsgi_path(self.path))
         except Exception:
             recorder.internal_errors.inc()
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -72,3 +72,59 @@ def call_wsgi(
         if close is not None:
             close()
     return started[0], started[1], body
+
+
+@pytest.fixture(scope="session")
+def django_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Django set up once per process: two SQLite databases (aliases ``default`` and
+    ``other``) with ``tests.exporter.django_app``'s tables, 3 authors and 6 books in each."""
+    from django.conf import settings
+
+    directory = tmp_path_factory.mktemp("django")
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            ALLOWED_HOSTS=["127.0.0.1"],
+            ROOT_URLCONF="tests.exporter.django_urls",
+            MIDDLEWARE=[],
+            INSTALLED_APPS=[
+                "django.contrib.contenttypes",
+                "django.contrib.auth",
+                "rest_framework",
+                "tests.exporter.django_app",
+            ],
+            DATABASES={
+                alias: {"ENGINE": "django.db.backends.sqlite3", "NAME": str(directory / alias)}
+                for alias in ("default", "other")
+            },
+            REST_FRAMEWORK={"DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]},
+            SECRET_KEY="test-only",
+            LOGGING_CONFIG=None,
+            USE_TZ=True,
+        )
+    import django
+    from django.core.management import call_command
+    from django.db import connections
+
+    django.setup()
+    from tests.exporter.django_app.models import Author, Book
+
+    for alias in ("default", "other"):
+        call_command("migrate", run_syncdb=True, database=alias, verbosity=0)
+        if not Author.objects.using(alias).exists():
+            authors = [Author.objects.using(alias).create(name=f"author {i}") for i in range(3)]
+            for i in range(6):
+                Book.objects.using(alias).create(title=f"book {i}", author=authors[i % 3])
+    # Later connections are opened by the code under test, as in a server.
+    connections.close_all()
+    yield
+
+
+@pytest.fixture
+def django_handler(django_db: None) -> Iterator[object]:
+    """A Django WSGI handler over ``tests.exporter.django_urls``."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test.utils import override_settings
+
+    with override_settings(ROOT_URLCONF="tests.exporter.django_urls"):
+        yield WSGIHandler()

@@ -219,29 +219,6 @@ def test_double_instrumentation_is_refused(registry: CollectorRegistry) -> None:
 # -- Django -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def django_handler() -> Iterator[object]:
-    from django.conf import settings
-
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            ALLOWED_HOSTS=["127.0.0.1"],
-            ROOT_URLCONF="tests.exporter.django_urls",
-            MIDDLEWARE=[],
-            INSTALLED_APPS=[],
-            SECRET_KEY="test-only",
-            LOGGING_CONFIG=None,
-        )
-    import django
-    from django.core.handlers.wsgi import WSGIHandler
-    from django.test.utils import override_settings
-
-    django.setup()
-    with override_settings(ROOT_URLCONF="tests.exporter.django_urls"):
-        yield WSGIHandler()
-
-
 def test_django_route_templates(registry: CollectorRegistry, django_handler: object) -> None:
     app = instrument(django_handler, registry=registry)
     assert app is django_handler  # instrumented in place, like the other frameworks
