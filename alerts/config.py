@@ -864,9 +864,7 @@ class _Validator:
                 self.no_secrets((*path, str(index)), item)
 
     def routing(self, names: set[str], path: tuple[str, ...] = ("routing",)) -> Routing:
-        keys = ("critical", "warning", "info", "default", "group_by", "group_wait")
-        keys += ("group_interval", "repeat_interval")
-        self.mapping(path, keys)
+        self.mapping(path, (*SEVERITIES, "default", "group_by", *_TIMINGS))
         known = names | set(PLACEHOLDER_RECEIVERS)
 
         def receiver(where: tuple[str, ...]) -> str:
@@ -1084,7 +1082,8 @@ class _Validator:
 #: Receivers ``hlthz alerts generate`` writes (without integrations) when routing names them
 #: and ``receivers`` does not define them.
 PLACEHOLDER_RECEIVERS = ("hlthz-page", "hlthz-ticket", "hlthz-info")
-_SEVERITY_KEYS = ("receiver", "group_by", "group_wait", "group_interval", "repeat_interval")
+_TIMINGS = ("group_wait", "group_interval", "repeat_interval")
+_SEVERITY_KEYS = ("receiver", "group_by", *_TIMINGS)
 _SERVICE_KEYS = ("alerts", "min_request_rate", "slo", "signals", "routes", "links", "routing")
 _FRAGMENT_KEYS = (
     "global",

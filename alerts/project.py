@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from hlthz.alerts.config import SIGNALS, load_config
+from hlthz.alerts.config import DEFAULT_CONFIG_PATH, SIGNALS, load_config
 from hlthz.errors import ConfigError, UsageError
 from hlthz.files import atomic_write
 
@@ -101,6 +101,14 @@ def output_dir(project: Project, out: str | Path | None, kind: str) -> Path:
     return target
 
 
+def alerts_root(project: Project, out: str | Path | None, *, writing: bool) -> Path:
+    """The alerts output root of ``project``: :func:`output_dir`, except that the packaged
+    thresholds file's own folder may be read (checked), never written."""
+    if out is None and not writing and project.config == DEFAULT_CONFIG_PATH.resolve():
+        return DEFAULT_CONFIG_PATH.resolve().parent
+    return output_dir(project, out, "alerts")
+
+
 def init_project(
     directory: str | Path = ".",
     *,
@@ -159,6 +167,7 @@ __all__ = [
     "CONFIG_ENV",
     "CONFIG_NAME",
     "Project",
+    "alerts_root",
     "find_project",
     "init_project",
     "inside_package",

@@ -262,6 +262,6 @@ def test_the_replay_half_loads_on_first_use_and_only_it() -> None:
     import hlthz.replay
     from hlthz.replay import _api
 
-    assert hlthz.replay._REPLAY_HALF == set(_api.__all__)
+    assert set(_api.__all__) == hlthz.replay._REPLAY_HALF
     for name in _api.__all__:
         assert getattr(hlthz.replay, name) is getattr(_api, name)
