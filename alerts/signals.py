@@ -31,7 +31,7 @@ SIGNAL_METRICS: dict[str, re.Pattern[str]] = {
     ),
     "pool": re.compile(r"\bdb_pool_\w+"),
     "cache": re.compile(r"\bcache_(requests|errors)_total\b"),
-    "jobs": re.compile(r"\b(job_queue_depth|job_duration_seconds|jobs_total)\b"),
+    "jobs": re.compile(r"\b(job_queue_depth\b|job_duration_seconds|jobs_total\b)"),
 }
 _REQUESTS = "http_request_duration_seconds"
 _MAX_BYTES = 16 * 1024 * 1024
