@@ -458,6 +458,9 @@ def _index_lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ..
             key = (*path, str(key_node.value))
             _index_lines(value_node, key, out)
             out[key] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, (*path, str(index)), out)
 
 
 def _merge(default: Any, override: Any) -> Any:
