@@ -446,15 +446,31 @@ def _read_yaml(
         raise ConfigError(f"{path}:1: the {what} must be a mapping of keys to values")
     lines: dict[tuple[str, ...], int] = {}
     if node is not None:
-        _index_lines(node, (), lines)
+        try:
+            _index_lines(node, (), lines)
+        except _DuplicateKey as exc:
+            raise ConfigError(
+                f"{path}:{exc.mark.line + 1}: {exc.key}: defined twice (YAML keeps only the "
+                "last one); merge the two"
+            ) from None
     return doc, lines
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, mark: Any) -> None:
+        self.key = key
+        self.mark = mark
 
 
 def _index_lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
     # The composed node tree keeps line numbers that the loaded dicts lose.
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
         for key_node, value_node in node.value:
+            if str(key_node.value) in seen:
+                raise _DuplicateKey(".".join((*path, str(key_node.value))), key_node.start_mark)
+            seen.add(str(key_node.value))
             key = (*path, str(key_node.value))
             _index_lines(value_node, key, out)
             out[key] = key_node.start_mark.line + 1

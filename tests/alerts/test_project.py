@@ -263,6 +263,10 @@ def test_services_routes_and_signals_shape_the_rules(write_config: WriteConfig) 
         ("routes:\n  '/api/x': {}\n", "{path}:2: routes./api/x: nothing to do for this route"),
         ("signals: [database, redis]\n", "{path}:1: signals.1: unknown signal 'redis'"),
         (
+            "services: {}\nselector: ''\nservices:\n  shop: {}\n",
+            "{path}:3: services: defined twice (YAML keeps only the last one)",
+        ),
+        (
             "routing: {critical: pager}\n",
             "{path}:1: routing.critical.receiver: no receiver 'pager'",
         ),
