@@ -64,9 +64,11 @@ test-fast: venv check
 demo: venv
 	$(BIN)/hlthz demo
 
+# The repository's worked example, alerts/thresholds.yaml, into the package's own folders (a
+# project's hlthz.yaml generates beside itself instead: docs/alerts.md).
 generate: venv
-	$(BIN)/hlthz alerts generate
-	$(BIN)/hlthz dashboards generate
+	$(BIN)/hlthz alerts generate --config alerts/thresholds.yaml --out alerts
+	$(BIN)/hlthz dashboards generate --config alerts/thresholds.yaml --out dashboards/generated
 
 # The golden in/out pairs the tests in tests/golden compare against (docs/CONTRIBUTING.md).
 golden: venv

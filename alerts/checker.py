@@ -8,20 +8,23 @@ an earlier one fails, so one run lists every problem.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from hlthz.alerts.config import AlertsConfig, load_config
 from hlthz.alerts.generator import (
     ALERTMANAGER_FILE,
-    DEFAULT_OUT,
     RULES_FILE,
     RUNBOOKS_DIR,
     TESTS_DIR,
     drift,
+    output_root,
 )
 from hlthz.alerts.lint import lint_rules
+from hlthz.alerts.routing import ENV_REFERENCE, environment_references
 from hlthz.checks import CheckReport, Step
 from hlthz.errors import AlertsCheckFailed, MissingDependency
 
@@ -59,14 +62,15 @@ def _run(argv: list[str], cwd: Path) -> tuple[int, str]:
 def check(
     config: AlertsConfig | str | Path | None = None, directory: str | Path | None = None
 ) -> CheckReport:
-    """Check the files under ``directory`` (default: the ``alerts/`` folder) against ``config``.
+    """Check the files under ``directory`` (default: ``alerts/`` beside the project file; the
+    package's own for the packaged thresholds file) against ``config``.
 
     Raises :class:`MissingDependency` (exit 2) when promtool or amtool is not installed; otherwise
     returns the report, whose ``ok`` is false when anything failed (``raise_for_failures()``
     raises :class:`~hlthz.errors.AlertsCheckFailed`).
     """
     cfg = config if isinstance(config, AlertsConfig) else load_config(config)
-    root = (Path(directory) if directory is not None else DEFAULT_OUT).resolve()
+    root = output_root(cfg, directory).resolve()
     promtool, amtool = find_tool("promtool"), find_tool("amtool")
     rules = root / RULES_FILE
     tests = sorted((root / TESTS_DIR).glob("*.yml"))
@@ -105,9 +109,7 @@ def check(
     if not alertmanager.is_file():
         step.findings.append(f"{alertmanager} is missing; run `hlthz alerts generate`")
     else:
-        code, output = _run([amtool, "check-config", str(alertmanager)], root)
-        if code != 0:
-            step.findings.append(output)
+        step.findings = _amtool(amtool, alertmanager, root)
     steps.append(step)
 
     step = Step("hlthz lint")
@@ -117,6 +119,40 @@ def check(
         )
     steps.append(step)
     return CheckReport("alerts check", steps, AlertsCheckFailed)
+
+
+def _amtool(amtool: str, path: Path, root: Path) -> list[str]:
+    """``amtool check-config`` on ``path``; its ``${ENV}`` references expanded first.
+
+    The generated file keeps ``${NAME}`` as written (secrets stay out of it); amtool needs real
+    values, so they are put into a 0600 copy that is removed afterwards, and scrubbed from
+    anything amtool prints.
+    """
+    text = path.read_text(encoding="utf-8")
+    names = environment_references(text)
+    unset = [name for name in names if not os.environ.get(name)]
+    if unset:
+        return [
+            f"{path.name}: ${{{name}}} is not set in the environment; set it (or use a *_file "
+            "field) so that amtool can check the receiver using it"
+            for name in unset
+        ]
+    if not names:
+        code, output = _run([amtool, "check-config", str(path)], root)
+        return [] if code == 0 else [output]
+    secrets = [os.environ[name] for name in names]
+    expanded = ENV_REFERENCE.sub(lambda m: os.environ[m.group(1)], text)
+    fd, tmp = tempfile.mkstemp(prefix=".alertmanager.", suffix=".yml", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(expanded)
+        code, output = _run([amtool, "check-config", tmp], root)
+    finally:
+        os.unlink(tmp)
+    for secret in sorted(secrets, key=len, reverse=True):
+        output = output.replace(secret, "<secret>")
+    return [] if code == 0 else [output.replace(tmp, str(path))]
 
 
 def _failures_only(output: str) -> str:

@@ -1,11 +1,14 @@
-"""Load and validate the thresholds file, ``alerts/thresholds.yaml``.
+"""Load and validate the project file, ``hlthz.yaml`` (the thresholds file).
 
 One file drives the alert rules, the Alertmanager routing, the runbooks, the promtool tests and
-the dashboards, so every value is checked before anything is generated. A key the user leaves
-out takes its value from the packaged default file; a key the schema does not know, a value of
-the wrong type, a malformed or negative duration, a latency threshold that is not a histogram
-bucket boundary, or a rate window shorter than four scrape intervals is a :class:`ConfigError`
-whose message is one line: ``FILE:LINE: key.path: problem; what to do``.
+the dashboards, so every value is checked before anything is generated. Besides the thresholds
+it says which services (Prometheus jobs) the app has, with their own thresholds and routes,
+which metric families it emits (``signals``), and where alerts go (``receivers``,
+``routing``). A key the user leaves out takes its value from the packaged default file; a
+key the schema does not know, a value of the wrong type, a malformed or negative duration, a
+latency threshold that is not a histogram bucket boundary, or a rate window shorter than four
+scrape intervals is a :class:`ConfigError` whose message is one line:
+``FILE:LINE: key.path: problem; what to do``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,20 +82,52 @@ class Buckets:
     query_duration_seconds: tuple[float, ...]
 
 
+_LINK_TOKEN = re.compile(r"\{\{.*?\}\}|\{(\w*)\}|[{}]", re.S)
+_LABEL_TEMPLATE = re.compile(r"\{\{-?\s*\$labels\.(\w+)\s*-?\}\}")
+
+
+def expand_link(pattern: str, **values: str) -> str:
+    """``pattern`` with ``{name}`` placeholders replaced by ``values``.
+
+    Prometheus templates (``{{ $labels.job }}``) are kept as they are, so an alert's link can
+    carry its labels; a placeholder not in ``values`` raises :class:`KeyError`. Alerts and
+    dashboards both expand links here, so braces mean the same everywhere.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text.startswith("{{"):
+            return text
+        name = match.group(1)
+        if name is None or name not in values:
+            raise KeyError(name or text)
+        return values[name]
+
+    return _LINK_TOKEN.sub(replace, pattern)
+
+
+def grafana_link(url: str, variables: tuple[str, ...] = ("job", "instance")) -> str:
+    """An expanded link for a Grafana dashboard: ``{{ $labels.job }}`` becomes ``${job}`` (the
+    dashboard's variable); a label the dashboard has no variable for becomes empty."""
+    return _LABEL_TEMPLATE.sub(
+        lambda m: "${" + m.group(1) + "}" if m.group(1) in variables else "", url
+    )
+
+
 @dataclass(frozen=True)
 class Links:
-    """URL patterns put in every alert's annotations."""
+    """URL patterns put in every alert's annotations (``{{ $labels.x }}`` allowed)."""
 
     runbook_url: str
     dashboard_url: str
 
     def runbook(self, alert: str) -> str:
         """The runbook URL of ``alert``."""
-        return self.runbook_url.format(alert=alert)
+        return expand_link(self.runbook_url, alert=alert)
 
     def dashboard(self, dashboard_uid: str) -> str:
         """The URL of the Grafana dashboard ``dashboard_uid``."""
-        return self.dashboard_url.format(dashboard_uid=dashboard_uid)
+        return expand_link(self.dashboard_url, dashboard_uid=dashboard_uid)
 
 
 @dataclass(frozen=True)
@@ -172,9 +207,127 @@ class Slo:
     window: Duration
 
 
+#: The metric families an app may emit besides requests and process metrics.
+SIGNALS = ("database", "pool", "cache", "jobs")
+#: Methods a route key may start with (``POST /api/orders``).
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+SEVERITIES = ("critical", "warning", "info")
+
+
+def promql_string(value: str) -> str:
+    """``value`` as a double-quoted PromQL string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class RouteRule:
+    """A route with its own treatment: ``exclude`` takes it out of its job's request rate,
+    error ratio and P95; ``latency`` (critical, warning) gives it its own P95 alerts."""
+
+    key: str
+    method: str | None
+    route: str
+    exclude: bool = False
+    latency: tuple[ThresholdAlert, ThresholdAlert] | None = None
+
+    @property
+    def matchers(self) -> tuple[str, ...]:
+        """``('method="POST"', 'route="/api/orders"')``; no method matcher for any method."""
+        method = (f"method={promql_string(self.method)}",) if self.method else ()
+        return (*method, f"route={promql_string(self.route)}")
+
+    @property
+    def by(self) -> str:
+        """The labels route series keep: ``job, method, route`` or ``job, route``."""
+        return "job, method, route" if self.method else "job, route"
+
+
+@dataclass(frozen=True)
+class SeverityRoute:
+    """Where one severity goes, and Alertmanager's timings for it (``None``: inherited)."""
+
+    receiver: str
+    group_by: tuple[str, ...] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Alertmanager routing: a receiver per severity, the fallback receiver, and the timings."""
+
+    critical: SeverityRoute
+    warning: SeverityRoute
+    info: SeverityRoute
+    default: str
+    group_by: tuple[str, ...]
+    group_wait: Duration
+    group_interval: Duration
+    repeat_interval: Duration
+
+    def severity(self, name: str) -> SeverityRoute:
+        """The route of severity ``name``."""
+        route: SeverityRoute = getattr(self, name)
+        return route
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The jobs one set of thresholds applies to: a service, or every job no service names.
+
+    ``job_matchers`` select those jobs (``job="shop"``, or ``job!="shop"`` per service for the
+    default scope); the rest is the scope's resolved settings.
+    """
+
+    service: str | None
+    job_matchers: tuple[str, ...]
+    alerts: AlertTiers
+    min_request_rate: float
+    slo: Slo | None
+    signals: tuple[str, ...]
+    routes: tuple[RouteRule, ...]
+    links: Links
+    routing: Routing | None = None
+
+    @property
+    def excluded(self) -> tuple[RouteRule, ...]:
+        """Routes taken out of the job's aggregates."""
+        return tuple(r for r in self.routes if r.exclude)
+
+    @property
+    def route_latency(self) -> tuple[RouteRule, ...]:
+        """Routes with their own P95 thresholds."""
+        return tuple(r for r in self.routes if r.latency is not None)
+
+    @property
+    def suffix(self) -> str:
+        """``""`` for the default scope, ``"-shop"`` for service ``shop`` (dashboard UIDs)."""
+        return f"-{self.service}" if self.service else ""
+
+
+@dataclass(frozen=True)
+class Service:
+    """One entry of ``services``: a Prometheus job with its own resolved settings."""
+
+    name: str
+    alerts: AlertTiers
+    min_request_rate: float
+    slo: Slo | None
+    signals: tuple[str, ...]
+    routes: tuple[RouteRule, ...]
+    links: Links
+    routing: Routing | None
+
+
 @dataclass(frozen=True)
 class AlertsConfig:
-    """The validated thresholds file. ``source`` is the file it came from."""
+    """The validated project file. ``source`` is the file it came from.
+
+    The top-level thresholds are the defaults of every job; ``services`` override them per job.
+    ``receivers`` and ``alertmanager`` (``global``, ``templates``, ``time_intervals``...) are
+    Alertmanager configuration kept verbatim.
+    """
 
     version: int
     selector: str
@@ -186,11 +339,54 @@ class AlertsConfig:
     alerts: AlertTiers
     slo: Slo | None
     source: Path
+    signals: tuple[str, ...] = SIGNALS
+    routes: tuple[RouteRule, ...] = ()
+    services: tuple[Service, ...] = ()
+    receivers: tuple[dict[str, Any], ...] = ()
+    alertmanager: dict[str, Any] = field(default_factory=dict)
+    routing: Routing | None = None
 
     @property
     def matchers(self) -> str:
         """The selector to append inside ``{...}``: ``''`` or ``, job=~"a"``."""
         return f", {self.selector}" if self.selector else ""
+
+    @property
+    def scopes(self) -> tuple[Scope, ...]:
+        """The default scope (every job no service names), then one scope per service."""
+        default = Scope(
+            service=None,
+            job_matchers=tuple(f"job!={promql_string(s.name)}" for s in self.services),
+            alerts=self.alerts,
+            min_request_rate=self.min_request_rate,
+            slo=self.slo,
+            signals=self.signals,
+            routes=self.routes,
+            links=self.links,
+        )
+        return (
+            default,
+            *(
+                Scope(
+                    service=s.name,
+                    job_matchers=(f"job={promql_string(s.name)}",),
+                    alerts=s.alerts,
+                    min_request_rate=s.min_request_rate,
+                    slo=s.slo,
+                    signals=s.signals,
+                    routes=s.routes,
+                    links=s.links,
+                    routing=s.routing,
+                )
+                for s in self.services
+            ),
+        )
+
+    @property
+    def all_signals(self) -> tuple[str, ...]:
+        """Every signal some scope has, in :data:`SIGNALS` order."""
+        found = {sig for scope in self.scopes for sig in scope.signals}
+        return tuple(sig for sig in SIGNALS if sig in found)
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,7 +394,7 @@ class AlertsConfig:
 
 
 def load_config(path: str | Path | None = None) -> AlertsConfig:
-    """Read and validate a thresholds file (``None``: the packaged default).
+    """Read and validate a project file (``None``: the packaged default thresholds file).
 
     Keys left out of ``path`` take the packaged default's values, so a small file that only
     changes a few thresholds is complete. Raises :class:`ConfigError` with a one-line message.
@@ -208,15 +404,32 @@ def load_config(path: str | Path | None = None) -> AlertsConfig:
         return _Validator(DEFAULT_CONFIG_PATH, default_doc, {}).build()
     source = Path(path)
     doc, lines = _read_yaml(source)
+    _shorthands(doc)
     merged = _merge(default_doc, doc)
     return _Validator(source, merged, lines).build()
 
 
-def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+def _shorthands(doc: dict[str, Any]) -> None:
+    """``routing: {critical: pager}`` means ``{critical: {receiver: pager}}`` (so the default
+    timings of the severity are kept when the user only names a receiver)."""
+    routings = [doc.get("routing")]
+    services = doc.get("services")
+    if isinstance(services, dict):
+        routings += [s.get("routing") for s in services.values() if isinstance(s, dict)]
+    for routing in routings:
+        if isinstance(routing, dict):
+            for severity in SEVERITIES:
+                if isinstance(routing.get(severity), str):
+                    routing[severity] = {"receiver": routing[severity]}
+
+
+def _read_yaml(
+    path: Path, what: str = "thresholds file"
+) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; pass an existing thresholds file") from None
+        raise ConfigError(f"{path}: no such file; pass an existing {what}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
@@ -230,21 +443,40 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}:1: the thresholds file must be a mapping of keys to values")
+        raise ConfigError(f"{path}:1: the {what} must be a mapping of keys to values")
     lines: dict[tuple[str, ...], int] = {}
     if node is not None:
-        _index_lines(node, (), lines)
+        try:
+            _index_lines(node, (), lines)
+        except _DuplicateKey as exc:
+            raise ConfigError(
+                f"{path}:{exc.mark.line + 1}: {exc.key}: defined twice (YAML keeps only the "
+                "last one); merge the two"
+            ) from None
     return doc, lines
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, mark: Any) -> None:
+        self.key = key
+        self.mark = mark
 
 
 def _index_lines(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], int]) -> None:
     # The composed node tree keeps line numbers that the loaded dicts lose.
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
         for key_node, value_node in node.value:
+            if str(key_node.value) in seen:
+                raise _DuplicateKey(".".join((*path, str(key_node.value))), key_node.start_mark)
+            seen.add(str(key_node.value))
             key = (*path, str(key_node.value))
             _index_lines(value_node, key, out)
             out[key] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, (*path, str(index)), out)
 
 
 def _merge(default: Any, override: Any) -> Any:
@@ -264,21 +496,55 @@ class _Validator:
     """Builds the dataclass tree while checking each value, naming the key path on error."""
 
     def __init__(
-        self, source: Path, doc: dict[str, Any], lines: Mapping[tuple[str, ...], int]
+        self,
+        source: Path,
+        doc: dict[str, Any],
+        lines: Mapping[tuple[str, ...], int],
+        *,
+        prefix: tuple[str, ...] = (),
+        own: Any = None,
     ) -> None:
         self.source = source
         self.doc = doc
         self.lines = lines
+        # A service's validator: its keys are named under ``prefix`` (services.NAME); ``own`` is
+        # what the service itself wrote, to tell its values from inherited ones.
+        self.prefix = prefix
+        self.own = own
 
     def fail(self, path: tuple[str, ...], message: str) -> ConfigError:
+        inherited = False
+        if self.prefix:
+            written = _has_path(self.own, path[:1])
+            inherited = not _has_path(self.own, path)
+            lookup = (*self.prefix, *path) if written else path
+            path = (*self.prefix, *path)
+        else:
+            lookup = path
         line = None
-        for depth in range(len(path), -1, -1):
-            line = self.lines.get(path[:depth])
+        for depth in range(len(lookup), -1, -1):
+            line = self.lines.get(lookup[:depth])
             if line is not None:
                 break
         where = f"{self.source}:{line}" if line is not None else str(self.source)
         key = ".".join(path)
+        if inherited and path:
+            message += "; the value is inherited from the top level: set it for this service"
         return ConfigError(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+    def optional(self, path: tuple[str, ...], allowed: tuple[str, ...]) -> dict[str, Any]:
+        """A mapping whose keys are all optional (each must be one of ``allowed``)."""
+        value = self.get(path)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping with keys among {', '.join(allowed)}")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(
+                    (*path, str(key)), f"unknown key; expected one of {', '.join(allowed)}"
+                )
+        return value
 
     # -- typed getters ------------------------------------------------------------------
 
@@ -380,6 +646,11 @@ class _Validator:
                 "links",
                 "alerts",
                 "slo",
+                "signals",
+                "routes",
+                "services",
+                "receivers",
+                "routing",
             ),
         )
         version = self.get(("version",))
@@ -404,7 +675,12 @@ class _Validator:
         links = self.links()
         tiers = self.tiers(buckets, window)
         slo = self.slo()
-        return AlertsConfig(
+        signals = self.signals()
+        routes = self.routes(tiers, buckets)
+        receivers, extra = self.receivers()
+        names = {r["name"] for r in receivers}
+        routing = self.routing(names)
+        config = AlertsConfig(
             version=1,
             selector=selector,
             scrape_interval=scrape,
@@ -415,7 +691,13 @@ class _Validator:
             alerts=tiers,
             slo=slo,
             source=self.source,
+            signals=signals,
+            routes=routes,
+            receivers=receivers,
+            alertmanager=extra,
+            routing=routing,
         )
+        return replace(config, services=self.services(config, names))
 
     def selector(self, path: tuple[str, ...]) -> str:
         value = self.get(path)
@@ -441,15 +723,265 @@ class _Validator:
             if not isinstance(value, str) or not value:
                 raise self.fail(path, f"expected a URL pattern, got {_show(value)}")
             try:
-                value.format(**{placeholder: "X"})
-            except (KeyError, IndexError, ValueError):
+                expand_link(value, **{placeholder: "X"})
+            except KeyError:
                 raise self.fail(
-                    path, f"only the placeholder {{{placeholder}}} may appear in braces"
+                    path,
+                    f"only the placeholder {{{placeholder}}} and Prometheus templates like "
+                    "{{ $labels.job }} may appear in braces",
                 ) from None
             if f"{{{placeholder}}}" not in value:
                 raise self.fail(path, f"the pattern must contain {{{placeholder}}}")
             values[key] = value
         return Links(**values)
+
+    def signals(self) -> tuple[str, ...]:
+        path = ("signals",)
+        value = self.get(path)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.fail(path, f"expected a list among {', '.join(SIGNALS)}, got {_show(value)}")
+        for index, item in enumerate(value):
+            if item not in SIGNALS:
+                raise self.fail(
+                    (*path, str(index)),
+                    f"unknown signal {item!r}; the metric families are {', '.join(SIGNALS)}",
+                )
+        return tuple(sig for sig in SIGNALS if sig in value)
+
+    def routes(self, tiers: AlertTiers, buckets: Buckets) -> tuple[RouteRule, ...]:
+        path = ("routes",)
+        value = self.get(path)
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise self.fail(path, "expected a mapping of route ('POST /api/orders') to settings")
+        rules = []
+        for key in value:
+            rules.append(self.route((*path, str(key)), str(key), tiers, buckets))
+        return tuple(rules)
+
+    def route(
+        self, path: tuple[str, ...], key: str, tiers: AlertTiers, buckets: Buckets
+    ) -> RouteRule:
+        method, _, rest = key.partition(" ")
+        if method in METHODS and rest.strip():
+            route: str = rest.strip()
+            verb: str | None = method
+        else:
+            route, verb = key.strip(), None
+        if not route or " " in route:
+            raise self.fail(
+                path,
+                "a route key is a route template as the exporter labels it, optionally after "
+                "a method: '/api/orders/{order_id}' or 'POST /api/orders'",
+            )
+        entry = self.optional(path, ("exclude", "alerts"))
+        exclude = entry.get("exclude", False)
+        if not isinstance(exclude, bool):
+            raise self.fail((*path, "exclude"), f"expected true or false, got {_show(exclude)}")
+        if exclude and verb:
+            raise self.fail(
+                (*path, "exclude"),
+                f"exclude applies to a route under every method; write {route!r} without {verb}",
+            )
+        latency = None
+        if "alerts" in entry:
+            latency = self.route_latency((*path, "alerts"), tiers, buckets)
+        if not exclude and latency is None:
+            raise self.fail(path, "nothing to do for this route; set exclude: true or alerts")
+        return RouteRule(key=key, method=verb, route=route, exclude=exclude, latency=latency)
+
+    def route_latency(
+        self, path: tuple[str, ...], tiers: AlertTiers, buckets: Buckets
+    ) -> tuple[ThresholdAlert, ThresholdAlert]:
+        self.optional(path, ("critical", "warning"))
+        found = []
+        for severity, inherited in (
+            ("critical", tiers.critical.latency_p95),
+            ("warning", tiers.warning.latency_p95),
+        ):
+            tier = self.optional((*path, severity), ("latency_p95",))
+            here = (*path, severity, "latency_p95")
+            own = self.optional(here, ("threshold", "for")) if tier else {}
+            alert = ThresholdAlert(
+                threshold=self.number((*here, "threshold"), low=0)
+                if "threshold" in own
+                else inherited.threshold,
+                for_=self.duration((*here, "for"), allow_zero=True)
+                if "for" in own
+                else inherited.for_,
+            )
+            if "threshold" in own:
+                self.on_boundary(here, alert, buckets)
+            found.append(alert)
+        critical, warning = found
+        if warning.threshold >= critical.threshold:
+            raise self.fail(
+                (*path, "warning", "latency_p95", "threshold"),
+                f"{_num(warning.threshold)} must be below the route's critical threshold "
+                f"({_num(critical.threshold)}); set both for this route",
+            )
+        return critical, warning
+
+    def receivers(self) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+        path = ("receivers",)
+        value = self.get(path)
+        extra: dict[str, Any] = {}
+        where = self
+        if isinstance(value, str):
+            fragment = (self.source.parent / value).resolve()
+            doc, lines = _read_yaml(fragment, what="Alertmanager fragment")
+            where = _Validator(fragment, doc, lines)
+            where.optional((), _FRAGMENT_KEYS)
+            extra = {k: v for k, v in doc.items() if k != "receivers"}
+            value = doc.get("receivers") or []
+            path = ("receivers",)
+            for key in ("global",):
+                if key in extra:
+                    where.no_secrets((key,), extra[key])
+        if value is None:
+            return (), extra
+        if not isinstance(value, list):
+            raise where.fail(
+                path,
+                "expected a list of Alertmanager receivers (each with a name), or the name of "
+                "a file holding them",
+            )
+        seen: set[str] = set()
+        for index, receiver in enumerate(value):
+            here = (*path, str(index))
+            if not isinstance(receiver, dict) or not isinstance(receiver.get("name"), str):
+                raise where.fail(here, "expected a receiver: a mapping with a name")
+            if receiver["name"] in seen:
+                raise where.fail((*here, "name"), f"receiver {receiver['name']!r} is defined twice")
+            seen.add(receiver["name"])
+            where.no_secrets(here, receiver)
+        return tuple(value), extra
+
+    def no_secrets(self, path: tuple[str, ...], node: Any) -> None:
+        """Refuse a secret written in clear (never echoing it): point at ``*_file`` or
+        ``${ENV}`` instead."""
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = (*path, str(key))
+                if (
+                    str(key) in _SECRET_KEYS or (key == "api_url" and "slack_configs" in path)
+                ) and not (isinstance(value, str) and _ENV_REF.fullmatch(value.strip())):
+                    if value in (None, ""):
+                        continue
+                    raise self.fail(
+                        here,
+                        "a secret written here would be copied into the generated "
+                        f"alertmanager.yml; use {key}_file: /path/to/secret (read by "
+                        "Alertmanager), or '${ENV_VAR}' (expanded where you deploy)",
+                    )
+                self.no_secrets(here, value)
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                self.no_secrets((*path, str(index)), item)
+
+    def routing(self, names: set[str], path: tuple[str, ...] = ("routing",)) -> Routing:
+        self.mapping(path, (*SEVERITIES, "default", "group_by", *_TIMINGS))
+        known = names | set(PLACEHOLDER_RECEIVERS)
+
+        def receiver(where: tuple[str, ...]) -> str:
+            value = self.get(where)
+            if not isinstance(value, str) or not value:
+                raise self.fail(where, f"expected a receiver name, got {_show(value)}")
+            if value not in known:
+                raise self.fail(
+                    where,
+                    f"no receiver {value!r}; define it under receivers (known: "
+                    f"{', '.join(sorted(known))})",
+                )
+            return value
+
+        severities = {}
+        for severity in SEVERITIES:
+            here = (*path, severity)
+            entry = self.optional(here, _SEVERITY_KEYS)
+            if "receiver" not in entry:
+                raise self.fail(here, "expected a receiver name, or {receiver: NAME, ...}")
+            severities[severity] = SeverityRoute(
+                receiver=receiver((*here, "receiver")),
+                group_by=self.label_list((*here, "group_by")) if "group_by" in entry else None,
+                **{
+                    k: self.duration((*here, k))
+                    for k in ("group_wait", "group_interval", "repeat_interval")
+                    if entry.get(k) is not None
+                },
+            )
+        return Routing(
+            critical=severities["critical"],
+            warning=severities["warning"],
+            info=severities["info"],
+            default=receiver((*path, "default")),
+            group_by=self.label_list((*path, "group_by")),
+            group_wait=self.duration((*path, "group_wait")),
+            group_interval=self.duration((*path, "group_interval")),
+            repeat_interval=self.duration((*path, "repeat_interval")),
+        )
+
+    def label_list(self, path: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.get(path)
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and _LABEL_NAME.fullmatch(v) for v in value
+        ):
+            raise self.fail(path, f"expected a list of label names, got {_show(value)}")
+        return tuple(value)
+
+    def services(self, top: AlertsConfig, names: set[str]) -> tuple[Service, ...]:
+        path = ("services",)
+        value = self.get(path)
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise self.fail(path, "expected a mapping of Prometheus job name to its settings")
+        from hlthz.alerts.selector import parse_selector
+
+        selector = parse_selector(top.selector)
+        found = []
+        for name, own in value.items():
+            here = (*path, str(name))
+            if not isinstance(name, str) or not _SERVICE_NAME.fullmatch(name):
+                raise self.fail(
+                    here,
+                    "a service is named by its Prometheus job: letters, digits, '-' and '_', "
+                    "at most 23 characters (it becomes part of dashboard UIDs)",
+                )
+            job = [m for m in selector if m.name == "job"]
+            if not all(m.matches(name) for m in job):
+                raise self.fail(here, f"job {name!r} does not match the selector {top.selector}")
+            if own is None:
+                own = {}
+            self.optional(here, _SERVICE_KEYS)
+            inherited = {k: self.doc[k] for k in _SERVICE_KEYS if k != "routing"}
+            inherited["routing"] = self.doc["routing"]
+            inherited["buckets"] = self.doc["buckets"]
+            inherited["rate_window"] = self.doc["rate_window"]
+            doc = _merge(inherited, own)
+            sub = _Validator(self.source, doc, self.lines, prefix=here, own=own)
+            tiers = sub.tiers(top.buckets, top.rate_window)
+            if tiers.info.unusual_traffic.window != top.alerts.info.unusual_traffic.window:
+                raise sub.fail(
+                    ("alerts", "info", "unusual_traffic", "window"),
+                    "the baseline window is recorded once for every job; set it at the top level",
+                )
+            found.append(
+                Service(
+                    name=name,
+                    alerts=tiers,
+                    min_request_rate=sub.number(("min_request_rate",), low=0, low_open=False),
+                    slo=sub.slo(),
+                    signals=sub.signals(),
+                    routes=sub.routes(tiers, top.buckets),
+                    links=sub.links(),
+                    routing=sub.routing(names) if "routing" in own else None,
+                )
+            )
+        return tuple(found)
 
     def threshold_alert(
         self, path: tuple[str, ...], *, low: float, high: float | None
@@ -462,6 +994,11 @@ class _Validator:
 
     def latency(self, path: tuple[str, ...], buckets: Buckets) -> ThresholdAlert:
         alert = self.threshold_alert(path, low=0, high=None)
+        self.on_boundary(path, alert, buckets)
+        return alert
+
+    def on_boundary(self, path: tuple[str, ...], alert: ThresholdAlert, buckets: Buckets) -> None:
+        """A latency threshold must be a bucket boundary, and not the largest one."""
         bounds = buckets.request_duration_seconds
         shown = ", ".join(_num(b) for b in bounds)
         where = f"buckets.request_duration_seconds ({shown})"
@@ -480,7 +1017,6 @@ class _Validator:
                 f"{_num(alert.threshold)} is the largest bucket boundary of {where}, so P95 "
                 "can never be measured above it; add a larger bucket or lower the threshold",
             )
-        return alert
 
     def tiers(self, buckets: Buckets, rate_window: Duration) -> AlertTiers:
         self.mapping(("alerts",), ("critical", "warning", "info"))
@@ -560,6 +1096,58 @@ class _Validator:
                 "(30d is usual)",
             )
         return slo
+
+
+#: Receivers ``hlthz alerts generate`` writes (without integrations) when routing names them
+#: and ``receivers`` does not define them.
+PLACEHOLDER_RECEIVERS = ("hlthz-page", "hlthz-ticket", "hlthz-info")
+_TIMINGS = ("group_wait", "group_interval", "repeat_interval")
+_SEVERITY_KEYS = ("receiver", "group_by", *_TIMINGS)
+_SERVICE_KEYS = ("alerts", "min_request_rate", "slo", "signals", "routes", "links", "routing")
+_FRAGMENT_KEYS = (
+    "global",
+    "receivers",
+    "templates",
+    "time_intervals",
+    "mute_time_intervals",
+    "inhibit_rules",
+)
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,22}")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*|\.\.\.")
+_ENV_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+# Alertmanager fields holding credentials; each has a ``<name>_file`` twin.
+_SECRET_KEYS = frozenset(
+    {
+        "routing_key",
+        "service_key",
+        "api_key",
+        "api_secret",
+        "auth_password",
+        "auth_secret",
+        "password",
+        "credentials",
+        "bearer_token",
+        "bot_token",
+        "token",
+        "user_key",
+        "webhook_url",
+        "smtp_auth_password",
+        "smtp_auth_secret",
+        "slack_api_url",
+        "opsgenie_api_key",
+        "victorops_api_key",
+        "wechat_api_secret",
+        "telegram_bot_token",
+    }
+)
+
+
+def _has_path(doc: Any, path: tuple[str, ...]) -> bool:
+    for key in path:
+        if not isinstance(doc, dict) or key not in doc:
+            return False
+        doc = doc[key]
+    return True
 
 
 def _num(value: float) -> str:

@@ -1,6 +1,6 @@
 """Write every alerting artifact from one thresholds file, deterministically.
 
-Layout under the output root (default: the ``alerts/`` folder of the source tree)::
+Layout under the output root (default: ``alerts/`` beside the project file)::
 
     generated/hlthz.rules.yml      recording rules and alerts
     generated/alertmanager.yml     routing by severity, inhibition, placeholder receivers
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jinja2
-
 from hlthz.alerts import _yaml
-from hlthz.alerts.config import AlertsConfig, load_config
+from hlthz.alerts.config import DEFAULT_CONFIG_PATH, AlertsConfig, load_config
+from hlthz.alerts.project import Project, output_dir
+from hlthz.alerts.routing import render_alertmanager
 from hlthz.alerts.rules import all_alerts, rule_groups
 from hlthz.alerts.runbooks import render_runbooks
 from hlthz.alerts.unittests import build_tests
@@ -44,18 +44,25 @@ def _header(config: AlertsConfig) -> str:
     )
 
 
+def output_root(config: AlertsConfig, out: str | Path | None, *, writing: bool = False) -> Path:
+    """``out``, else ``alerts/`` beside the config file. For the packaged thresholds file that
+    is the package's own folder: read there (drift, check), never written to."""
+    if out is not None:
+        return Path(out)
+    if config.source == DEFAULT_CONFIG_PATH:
+        if writing:
+            raise UsageError(
+                "the packaged thresholds file has no project folder; pass out=DIR (the CLI: "
+                "run `hlthz init` and generate from its hlthz.yaml, or pass --out)"
+            )
+        return DEFAULT_OUT
+    return output_dir(Project(config.source), None, "alerts")
+
+
 def render_all(config: AlertsConfig) -> dict[str, str]:
     """``{relative path: text}`` of every generated file."""
     files: dict[str, str] = {RULES_FILE: _yaml.dump(rule_groups(config), _header(config))}
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("hlthz.alerts", "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,  # YAML, not HTML
-    )
-    files[ALERTMANAGER_FILE] = env.get_template("alertmanager.yml.j2").render(
-        source=config.source.name
-    )
+    files[ALERTMANAGER_FILE] = render_alertmanager(config)
     for name, doc in build_tests(config).items():
         files[f"{TESTS_DIR}/{name}"] = _yaml.dump(doc, _header(config))
     for name, text in render_runbooks(config, all_alerts(config)).items():
@@ -92,12 +99,13 @@ def generate(
 ) -> list[Path]:
     """Write every artifact under ``out`` and return the paths written.
 
-    ``config`` is an :class:`AlertsConfig` or a thresholds file path (``None``: the packaged
-    default). Generated test and runbook files that the config no longer produces (an alert
+    ``config`` is an :class:`AlertsConfig` or a project file path (``None``: the packaged
+    default); ``out`` None is ``alerts/`` beside that file (:func:`output_root`). Generated
+    test and runbook files that the config no longer produces (an alert
     removed with the SLO section, say) are deleted so that stale tests cannot linger.
     """
     cfg = config if isinstance(config, AlertsConfig) else load_config(config)
-    root = Path(out) if out is not None else DEFAULT_OUT
+    root = output_root(cfg, out, writing=True)
     files = render_all(cfg)
     written = []
     for rel, text in files.items():
@@ -119,7 +127,7 @@ def drift(
 ) -> list[str]:
     """Relative paths under ``out`` that differ from what ``generate`` would write now."""
     cfg = config if isinstance(config, AlertsConfig) else load_config(config)
-    root = Path(out) if out is not None else DEFAULT_OUT
+    root = output_root(cfg, out)
     files = render_all(cfg)
     changed = []
     for rel, text in files.items():

@@ -25,7 +25,8 @@ SEVERITIES = ("critical", "warning", "info")
 _RANGE = re.compile(r"\b(rate|irate|increase|delta|deriv)\s*\(\s*([^\[\)]*)\[(\w+)\]")
 # A comparison with a literal (not `> 1.5 * (... offset 1d)`, which is a baseline ratio).
 _P95_CMP = re.compile(
-    r"http_request_duration_seconds:p\d+_rate\w*\s*>\s*([0-9][0-9.eE+-]*)(?![0-9.eE+-])(?!\s*[*/])"
+    r"http_request_duration_seconds:p\d+_rate\w*(?:\{[^}]*\})?\s*>\s*([0-9][0-9.eE+-]*)"
+    r"(?![0-9.eE+-])(?!\s*[*/])"
 )
 _RATIO = re.compile(r"[a-z_]+:[a-z_]+:ratio_rate\w+")
 _FLOOR = re.compile(r"and on \([^)]*\)\s*\(?\s*[a-z_:]+:rate\w+\s*>=\s*[0-9.eE+-]+")

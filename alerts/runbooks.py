@@ -1,17 +1,19 @@
 """Markdown runbooks, one per alert name, rendered from ``templates/runbook.md.j2``.
 
-Each runbook says what the alert means, which dashboard panels to open, and the likely causes in
-the order HLTHZ's demo found them (slow queries and N+1, missing indexes, pool exhaustion, cache
-misses, synchronous side work), each with the PromQL to check it and the fix.
+Each runbook says what the alert means, starts with the query that finds the slow or failing
+route, which dashboard panels to open, and the likely causes (those the app's signals make
+possible) in the order HLTHZ's demo found them (slow queries and N+1, missing indexes, pool
+exhaustion, cache misses, synchronous side work), each with the PromQL to check it and the fix.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import jinja2
 
-from hlthz.alerts.config import AlertsConfig
+from hlthz.alerts.config import AlertsConfig, grafana_link
 from hlthz.alerts.humanize import humanize_duration, humanize_percentage
 from hlthz.alerts.rules import (
     DASHBOARD_API,
@@ -112,7 +114,12 @@ _ROUTING = {
 
 
 def _condition(rule: AlertRule, config: AlertsConfig) -> str:
-    a = config.alerts
+    scope = next(sc for sc in config.scopes if sc.service == rule.service)
+    a = scope.alerts
+    if rule.route is not None and rule.route.latency is not None:
+        critical, warning = rule.route.latency
+        chosen = critical if rule.severity == "critical" else warning
+        return f"P95 request duration above {humanize_duration(chosen.threshold)}"
     match rule.name, rule.severity:
         case "APIHighLatencyP95", "critical":
             return (
@@ -159,8 +166,69 @@ def _condition(rule: AlertRule, config: AlertsConfig) -> str:
     raise AssertionError(rule.name)
 
 
+def _scope_of(rule: AlertRule) -> str:
+    where = f" on `{rule.service}`" if rule.service else ""
+    if rule.route is not None:
+        return f" for route `{rule.route.key}`" + (f" of `{rule.service}`" if rule.service else "")
+    return where
+
+
+def _find(topic: str, config: AlertsConfig) -> tuple[str, str] | None:
+    """The query that finds the slow or failing route, for the topics that have one."""
+    w = config.rate_window
+    tail = config.matchers
+    if topic in ("latency", "degraded"):
+        return (
+            "P95 per route of the alert's job, slowest first (put the job of the alert in the "
+            "matcher):",
+            "topk(5, histogram_quantile(0.95, sum by (job, method, route, le) "
+            f'(rate(http_request_duration_seconds_bucket{{job="JOB"{tail}}}[{w}]))))',
+        )
+    if topic in ("errors", "slo"):
+        return (
+            "5xx responses per second per route of the alert's job, most first (put the job of "
+            "the alert in the matcher):",
+            "topk(5, sum by (job, method, route, status_code) "
+            f'(rate(http_request_duration_seconds_count{{job="JOB", status_code=~"5.."{tail}}}'
+            f"[{w}])))",
+        )
+    return None
+
+
+_CAUSE_SIGNAL = {
+    "slow_queries": "database",
+    "indexes": "database",
+    "pool": "pool",
+    "cache": "cache",
+}
+
+
+def _shown(uid: str, panels: str, signals: tuple[str, ...]) -> bool:
+    """Whether the dashboard panels exist for these signals (the database dashboard needs a
+    database or pool, cache and queue panels a cache or jobs)."""
+    if uid == DASHBOARD_DATABASE:
+        return bool({"database", "pool"} & set(signals))
+    if uid == DASHBOARD_CACHE_JOBS and ("Cache" in panels or "Queue" in panels):
+        return bool({"cache", "jobs"} & set(signals))
+    return True
+
+
+_EMPTY_PARAMETER = re.compile(r"([?&])[\w.-]+=(?=&|$)")
+
+
+def _plain_link(url: str) -> str:
+    """A dashboard link for a Markdown page: alert templates dropped, then empty parameters."""
+    url = grafana_link(url, variables=())
+    url = _EMPTY_PARAMETER.sub(lambda m: m.group(1), url)
+    return url.rstrip("?&").replace("?&", "?")
+
+
 def render_runbooks(config: AlertsConfig, alerts: Sequence[AlertRule]) -> dict[str, str]:
-    """``{"<AlertName>.md": markdown}`` for every alert name in ``alerts``."""
+    """``{"<AlertName>.md": markdown}`` for every alert name in ``alerts``.
+
+    Causes needing a signal (slow queries: ``database``...) appear only when some scope emits
+    it, marked with the services that do when not every scope does.
+    """
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("hlthz.alerts", "templates"),
         undefined=jinja2.StrictUndefined,
@@ -172,9 +240,27 @@ def render_runbooks(config: AlertsConfig, alerts: Sequence[AlertRule]) -> dict[s
     for rule in alerts:
         by_name.setdefault(rule.name, []).append(rule)
     sel = "{" + config.selector + "}" if config.selector else ""
+    signals = config.all_signals
+    only = {}
+    for signal in ("database", "pool", "cache", "jobs"):
+        having = [s for s in config.scopes if signal in s.signals]
+        if having and len(having) < len(config.scopes):
+            names = ", ".join(
+                f"`{s.service}`" if s.service else "jobs without a services entry" for s in having
+            )
+            only[signal] = f"\nOnly for {names}: the jobs that emit {signal} metrics.\n"
+        else:
+            only[signal] = ""
+    only.update({cause: only[sig] for cause, sig in _CAUSE_SIGNAL.items()})
     out = {}
     for name, rules in by_name.items():
         meaning, causes, open_first = _TOPICS[rules[0].topic]
+        causes = [
+            c
+            for c in causes
+            if _CAUSE_SIGNAL.get(c, "database") in signals or c not in _CAUSE_SIGNAL
+        ]
+        open_first = [(uid, panels) for uid, panels in open_first if _shown(uid, panels, signals)]
         uids = {uid for uid, _ in open_first}
         text = template.render(
             alert=name,
@@ -185,11 +271,16 @@ def render_runbooks(config: AlertsConfig, alerts: Sequence[AlertRule]) -> dict[s
             meaning=meaning,
             causes=causes,
             open_first=open_first,
-            dashboards={uid: config.links.dashboard(uid) for uid in uids},
-            conditions={r.severity: _condition(r, config) for r in rules},
+            dashboards={uid: _plain_link(config.links.dashboard(uid)) for uid in uids},
+            conditions=[(r, _condition(r, config)) for r in rules],
+            scope_of=_scope_of,
             routing=_ROUTING,
             sel=sel,
             sel_tail=config.matchers,
+            find=_find(rules[0].topic, config),
+            services=[s.name for s in config.services],
+            signals=signals,
+            only=only,
         )
         out[f"{name}.md"] = _squeeze_blank_lines(text)
     return out

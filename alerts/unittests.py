@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hlthz.alerts._promtool import Labels, counter, fmt, gauge, render, series_name
-from hlthz.alerts.config import AlertsConfig, format_duration, parse_duration
+from hlthz.alerts.config import AlertsConfig, RouteRule, Scope, format_duration, parse_duration
 from hlthz.alerts.humanize import humanize_duration, humanize_percentage
 from hlthz.alerts.rules import AlertRule, all_alerts, baseline_interval, slo_windows
 from hlthz.alerts.selector import absent_labels, parse_selector, sample_labels
@@ -43,17 +43,38 @@ class _Case:
 class _Builder:
     """Builds the scenarios of one config."""
 
-    def __init__(self, config: AlertsConfig) -> None:
+    def __init__(self, full: AlertsConfig, scope: Scope | None = None) -> None:
+        scope = scope or full.scopes[0]
+        self.scope = scope
+        self.full = full
+        # The scope's thresholds, with the file's scrape interval, rate window and buckets.
+        config = replace(
+            full,
+            alerts=scope.alerts,
+            min_request_rate=scope.min_request_rate,
+            slo=scope.slo,
+            services=(),
+        )
         self.cfg = config
         self.step = config.scrape_interval.seconds
         self.window = config.rate_window.seconds
-        matchers = parse_selector(config.selector)
-        self.labels = sample_labels(matchers, {"job": "api", "instance": "127.0.0.1:8000"})
+        matchers = parse_selector(", ".join(p for p in (config.selector, *scope.job_matchers) if p))
+        defaults = {"job": scope.service or "api", "instance": "127.0.0.1:8000"}
+        self.labels = sample_labels(matchers, defaults)
         self.absent = absent_labels(matchers)
         self.job = {"job": self.labels["job"]}
+        # One healthy target of every other scope, so that their "job has no target" terms
+        # stay quiet in this scope's target tests.
+        self.others = [
+            {"job": other.service, "instance": "127.0.0.1:8000"}
+            for other in full.scopes
+            if other.service and other.service != scope.service
+        ]
+        every = all_alerts(full)
         self.rules: dict[tuple[str, str], AlertRule] = {
-            (r.name, r.severity): r for r in all_alerts(config)
+            (r.name, r.severity): r for r in every if r.service == scope.service and not r.route
         }
+        self.route_rules = [r for r in every if r.service == scope.service and r.route]
         # Requests per second well above the traffic floor, and a rate well below it. rate()
         # divides the increase by the whole window, so a counter that starts inside the window
         # reads window/step times lower at first: clear the floor from the first evaluation.
@@ -194,7 +215,70 @@ class _Builder:
             )
             case.checks.append((total * s, []))
             cases.append(case)
+        return cases + self.routes()
+
+    def routes(self) -> list[_Case]:
+        """Routes with their own thresholds fire on their own; excluded routes never count."""
+        a = self.cfg.alerts
+        s = self.step
+        fors = [_seconds(a.critical.latency_p95.for_), _seconds(a.warning.latency_p95.for_)]
+        for r in self.route_rules:
+            fors.append(_seconds(r.for_))
+        t = s + max(fors) + s
+        total = self.steps(t) + 2
+        cases = []
+
+        def firing(shares: dict[float, float], route: RouteRule, counted: bool) -> list[_Expect]:
+            value = self.p95(shares)
+            out = []
+            for rule in self.route_rules:
+                if rule.route == route and value > _threshold(rule):
+                    out.append(_Expect(rule, self.route_labels(route), value))
+            if counted:  # the job's own P95 sees the same requests
+                for sev, cfg in (
+                    ("critical", a.critical.latency_p95),
+                    ("warning", a.warning.latency_p95),
+                ):
+                    if value > cfg.threshold:
+                        out.append(_Expect(self.rule("APIHighLatencyP95", sev), self.job, value))
+            return out
+
+        for route in self.scope.route_latency:
+            assert route.latency is not None
+            critical, warning = route.latency
+            labels = {**self.labels, **self.route_labels(route), "status_code": "200"}
+            above = self.profile_above(critical.threshold)
+            case = _Case(
+                f"{route.key}: P95 just above its own critical threshold "
+                f"{humanize_duration(critical.threshold)}",
+                self.histogram([(above, self.rate, total)], labels),
+            )
+            case.checks.append((t, firing(above, route, not route.exclude)))
+            cases.append(case)
+            below = self.profile_below(warning.threshold)
+            case = _Case(
+                f"{route.key}: P95 just below its own warning threshold",
+                self.histogram([(below, self.rate, total)], labels),
+            )
+            case.checks.append((t, firing(below, route, not route.exclude)))
+            cases.append(case)
+        for route in self.scope.excluded:
+            if route.latency is not None:
+                continue
+            labels = {**self.labels, "route": route.route, "status_code": "200"}
+            above = self.profile_above(a.critical.latency_p95.threshold)
+            case = _Case(
+                f"{route.key} is excluded: slow, and quiet",
+                self.histogram([(above, self.rate, total)], labels),
+            )
+            case.checks.append((t, []))
+            cases.append(case)
         return cases
+
+    def route_labels(self, route: RouteRule) -> Labels:
+        """The labels a route alert carries besides job."""
+        method = {"method": route.method} if route.method else {}
+        return {**self.job, **method, "route": route.route}
 
     def _requests(self, labels: Labels, segments: Sequence[tuple[float, float, int]]) -> dict:
         """2xx and 5xx request counters: segments of (req/s, error share, steps)."""
@@ -279,28 +363,37 @@ class _Builder:
         lookback = _seconds(tm.lookback)
         total = self.steps(hold) + 3
         up = series_name("up", self.labels)
+        seen = 4
+        gone_at = (seen + 1) * s
+        after = seen * s + lookback + s + hold + s
+        healthy = {
+            series_name("up", labels): gauge([(1, self.steps(after) + 2)]) for labels in self.others
+        }
         cases = []
-        case = _Case("target down (up == 0)", {up: gauge([(0, total)])})
+        case = _Case("target down (up == 0)", {up: gauge([(0, total)]), **healthy})
         if hold > 0:
             case.checks.append((hold - s, []))
         case.checks.append((hold, [_Expect(rule, self.labels, 0.0)]))
         cases.append(case)
-        case = _Case("target up: quiet", {up: gauge([(1, total)])})
+        case = _Case("target up: quiet", {up: gauge([(1, total)]), **healthy})
         case.checks.append((total * s, []))
         cases.append(case)
         # The target disappears from discovery: Prometheus writes a stale marker, up{} vanishes.
-        seen = 4
-        gone_at = (seen + 1) * s
         case = _Case(
             "job removed from discovery, then gone for longer than the lookback",
-            {up: gauge([(1, seen + 1), ("stale", 1)])},
+            {up: gauge([(1, seen + 1), ("stale", 1)]), **healthy},
         )
         if hold > 0:
             case.checks.append((gone_at + hold - s, []))
         case.checks.append((gone_at + hold, [_Expect(rule, self.job, 1.0)]))
-        # After the lookback nothing matches at all: absent() takes over.
-        after = seen * s + lookback + s + hold + s
-        case.checks.append((after, [_Expect(rule, self.absent, 1.0)]))
+        # After the lookback nothing matches at all: absent() takes over (in the scope of every
+        # job no service names, the services' own terms do).
+        late = (
+            []
+            if self.scope.service is None and self.full.services
+            else [_Expect(rule, self.absent, 1.0)]
+        )
+        case.checks.append((after, late))
         cases.append(case)
         return cases
 
@@ -494,6 +587,12 @@ def _seconds(duration: str) -> float:
     return parse_duration(duration)
 
 
+def _threshold(rule: AlertRule) -> float:
+    assert rule.route is not None and rule.route.latency is not None
+    critical, warning = rule.route.latency
+    return critical.threshold if rule.severity == "critical" else warning.threshold
+
+
 def _index(bounds: Sequence[float], value: float) -> int:
     return next(i for i, b in enumerate(bounds) if math.isclose(b, value, rel_tol=1e-9))
 
@@ -523,41 +622,49 @@ def _alert_test(
 
 
 def build_tests(config: AlertsConfig) -> dict[str, dict[str, Any]]:
-    """``{"<file>.yml": promtool test document}`` (``rule_files`` relative to tests/)."""
-    b = _Builder(config)
-    info_step = baseline_interval(config).seconds
-    groups: dict[str, tuple[str, float, list[_Case]]] = {
-        "latency.yml": ("APIHighLatencyP95", b.step, b.latency()),
-        "errors.yml": ("APIHighErrorRate", b.step, b.errors()),
-        "pool.yml": ("DBPoolExhausted", b.step, b.pool()),
-        "target.yml": ("APITargetMissing", b.step, b.target()),
-        "memory.yml": ("HighMemoryUsage", b.step, b.memory()),
-        "cache.yml": ("LowCacheHitRate", b.step, b.cache()),
-        "degraded.yml": ("APILatencyDegraded", info_step, b.degraded(info_step)),
-        "traffic.yml": ("UnusualTrafficPattern", info_step, b.traffic(info_step)),
-    }
-    if config.slo is not None:
-        groups["slo.yml"] = ("APIErrorBudgetBurn", b.step, b.slo())
+    """``{"<file>.yml": promtool test document}`` (``rule_files`` relative to tests/).
+
+    The default scope's files are ``latency.yml``, ``errors.yml``...; a service's carry its
+    name: ``latency.shop.yml``.
+    """
     docs = {}
-    for filename, (alertname, step, cases) in groups.items():
-        tests = []
-        for case in cases:
-            tests.append(
-                {
-                    "name": case.name,
-                    "interval": format_duration(step),
-                    "input_series": [
-                        {"series": s, "values": v} for s, v in sorted(case.series.items())
-                    ],
-                    "alert_rule_test": [
-                        _alert_test(config, alertname, t, exp)
-                        for t, exp in sorted(case.checks, key=lambda c: c[0])
-                    ],
-                }
-            )
-        docs[filename] = {
-            "rule_files": ["../hlthz.rules.yml"],
-            "evaluation_interval": format_duration(step),
-            "tests": tests,
+    for scope in config.scopes:
+        b = _Builder(config, scope)
+        info_step = baseline_interval(config).seconds
+        groups: dict[str, tuple[str, float, list[_Case]]] = {
+            "latency": ("APIHighLatencyP95", b.step, b.latency()),
+            "errors": ("APIHighErrorRate", b.step, b.errors()),
         }
+        if "pool" in scope.signals:
+            groups["pool"] = ("DBPoolExhausted", b.step, b.pool())
+        groups["target"] = ("APITargetMissing", b.step, b.target())
+        groups["memory"] = ("HighMemoryUsage", b.step, b.memory())
+        if "cache" in scope.signals:
+            groups["cache"] = ("LowCacheHitRate", b.step, b.cache())
+        groups["degraded"] = ("APILatencyDegraded", info_step, b.degraded(info_step))
+        groups["traffic"] = ("UnusualTrafficPattern", info_step, b.traffic(info_step))
+        if scope.slo is not None:
+            groups["slo"] = ("APIErrorBudgetBurn", b.step, b.slo())
+        suffix = f".{scope.service}" if scope.service else ""
+        for name, (alertname, step, cases) in groups.items():
+            tests = []
+            for case in cases:
+                tests.append(
+                    {
+                        "name": case.name,
+                        "interval": format_duration(step),
+                        "input_series": [
+                            {"series": s, "values": v} for s, v in sorted(case.series.items())
+                        ],
+                        "alert_rule_test": [
+                            _alert_test(config, alertname, t, exp)
+                            for t, exp in sorted(case.checks, key=lambda c: c[0])
+                        ],
+                    }
+                )
+            docs[f"{name}{suffix}.yml"] = {
+                "rule_files": ["../hlthz.rules.yml"],
+                "evaluation_interval": format_duration(step),
+                "tests": tests,
+            }
     return docs

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from grafanalib.core import Dashboard
+from grafanalib.core import Dashboard, Panel
 
 from hlthz.dashboards.common import (
     dashboard,
     error_steps,
     latency_steps,
     matchers,
+    quoted,
     standard_variables,
 )
 from hlthz.dashboards.exprs import quantile, share, sum_rate
 from hlthz.dashboards.panels import (
     GREEN,
+    ORANGE,
     RED,
     column,
     heatmap,
@@ -253,15 +255,42 @@ def build(s: DashboardSettings) -> Dashboard:
         ),
     ]
 
+    sections = [("Overview", overview), ("Traffic and errors", traffic), ("Latency", latency)]
+    if s.route_latency:
+        sections.append(("Routes with their own thresholds", _route_panels(s)))
     return dashboard(
-        uid=UID,
-        title="HLTHZ / API overview",
+        uid=s.uid(UID),
+        title=s.title("HLTHZ / API overview"),
         description="Rate, errors and duration of every instrumented API, with the thresholds "
         "of the alerts that page on them.",
-        panels=layout(
-            [("Overview", overview), ("Traffic and errors", traffic), ("Latency", latency)]
-        ),
+        panels=layout(sections),
         variables=standard_variables(s, f"{_REQ}_count", route=True),
         settings=s,
         alerts=ALERTS,
     )
+
+
+def _route_panels(s: DashboardSettings) -> list[tuple[Panel, int, int]]:
+    """One P95 panel per route with its own thresholds, drawing that route's lines."""
+    panels: list[tuple[Panel, int, int]] = []
+    for key, method, route, warn, crit in s.route_latency:
+        own = [f"route={quoted(route)}", *([f"method={quoted(method)}"] if method else [])]
+        m = matchers(s, *own, exclusions=False)
+        panels.append(
+            (
+                timeseries(
+                    f"P95 latency of {key}",
+                    f"95 % of the requests to {key} finished faster than this. This route has "
+                    f"thresholds of its own: warning above {warn:g} s, critical above {crit:g} s "
+                    "(APIHighLatencyP95 with its route label).",
+                    targets((quantile(0.95, _REQ, m, "job"), "{{job}}")),
+                    unit="s",
+                    thresholds=steps(GREEN, (warn, ORANGE), (crit, RED)),
+                    links=[("Runbook: APIHighLatencyP95", s.runbook("APIHighLatencyP95"))],
+                    fill=0,
+                ),
+                12,
+                8,
+            )
+        )
+    return panels

@@ -24,6 +24,14 @@ ALERTS = ("HighMemoryUsage", "LowCacheHitRate")
 _CACHE = "cache_requests_total"
 
 
+_TITLES = {
+    ("cache", "jobs"): "Cache, jobs and process",
+    ("cache",): "Cache and process",
+    ("jobs",): "Jobs and process",
+    (): "Process",
+}
+
+
 def _hit_steps(s: DashboardSettings) -> list[ThresholdStep]:
     return steps(RED, (s.cache_hit_rate, GREEN))
 
@@ -199,12 +207,19 @@ def build(s: DashboardSettings) -> Dashboard:
         ),
     ]
 
+    sections = []
+    if "cache" in s.signals:
+        sections.append(("Cache", cache))
+    if "jobs" in s.signals:
+        sections.append(("Background jobs", jobs))
+    sections.append(("Process", process))
+    title = _TITLES[tuple(sig for sig in ("cache", "jobs") if sig in s.signals)]
     return dashboard(
-        uid=UID,
-        title="HLTHZ / Cache, jobs and process",
+        uid=s.uid(UID),
+        title=s.title(f"HLTHZ / {title}"),
         description="Cache hit share, background job queues and outcomes, and the memory and "
         "CPU of every instrumented process.",
-        panels=layout([("Cache", cache), ("Background jobs", jobs), ("Process", process)]),
+        panels=layout(sections),
         variables=standard_variables(s, "process_memory_limit_bytes"),
         settings=s,
         alerts=ALERTS,

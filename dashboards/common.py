@@ -70,12 +70,27 @@ def error_steps(s: DashboardSettings) -> list[ThresholdStep]:
     return steps(GREEN, (s.error_rate, RED))
 
 
-def matchers(s: DashboardSettings, *extra: str, route: bool = False) -> str:
+def quoted(value: str) -> str:
+    """``value`` as a double-quoted PromQL string."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def scope_matchers(s: DashboardSettings, *, exclusions: bool = True) -> list[str]:
+    """The config's ``selector``, the scope's jobs, and (``exclusions``) the excluded routes."""
+    parts = [s.selector.strip()] if s.selector.strip() else []
+    parts += list(s.scope)
+    if exclusions:
+        parts += [f"route!={quoted(r)}" for r in s.excluded_routes]
+    return parts
+
+
+def matchers(
+    s: DashboardSettings, *extra: str, route: bool = False, exclusions: bool = True
+) -> str:
     """The label matchers of every query: the job and instance variables, the config's
-    ``selector``, then ``extra`` (``route=~"$route"`` too when ``route``)."""
-    parts = ['job=~"$job"', 'instance=~"$instance"']
-    if s.selector.strip():
-        parts.append(s.selector.strip())
+    ``selector`` and scope (the service's job, routes it excludes), then ``extra``
+    (``route=~"$route"`` too when ``route``)."""
+    parts = ['job=~"$job"', 'instance=~"$instance"', *scope_matchers(s, exclusions=exclusions)]
     if route:
         parts.append('route=~"$route"')
     parts.extend(extra)
@@ -140,7 +155,7 @@ def standard_variables(
     ``anchor`` is the metric whose labels list the choices, so a job only appears on the
     dashboards it has data for.
     """
-    selector = s.selector.strip()
+    selector = ", ".join(scope_matchers(s, exclusions=False))
     job_filter = selector
     instance_filter = ", ".join(p for p in ('job=~"$job"', selector) if p)
     variables: list[Any] = [
@@ -149,7 +164,9 @@ def standard_variables(
         query_variable("instance", "Instance", anchor, "instance", depends=instance_filter),
     ]
     if route:
-        route_filter = ", ".join(p for p in ('job=~"$job"', 'instance=~"$instance"', selector) if p)
+        route_filter = ", ".join(
+            p for p in ('job=~"$job"', 'instance=~"$instance"', *scope_matchers(s)) if p
+        )
         variables.append(
             query_variable(
                 "route",

@@ -15,8 +15,14 @@ _QUERY = "database_query_duration_seconds"
 _PER_REQUEST = "http_request_database_queries"
 
 
+def wanted(s: DashboardSettings) -> bool:
+    """Whether the app emits anything this dashboard shows (a database or a pool)."""
+    return bool({"database", "pool"} & set(s.signals))
+
+
 def build(s: DashboardSettings) -> Dashboard:
-    """The database dashboard (no config threshold: the pool alert has only a duration)."""
+    """The database dashboard (no config threshold: the pool alert has only a duration), with
+    the rows of the signals the app has."""
     m = matchers(s)
     mr = matchers(s, route=True)
     pool_runbook = [("Runbook: DBPoolExhausted", s.runbook("DBPoolExhausted"))]
@@ -152,13 +158,19 @@ def build(s: DashboardSettings) -> Dashboard:
         ),
     ]
 
+    sections = []
+    if "database" in s.signals:
+        sections.append(("Queries", queries))
+    if "pool" in s.signals:
+        sections.append(("Connection pool (USE)", pool))
+    anchor = f"{_QUERY}_count" if "database" in s.signals else "db_pool_connections_max"
     return dashboard(
-        uid=UID,
-        title="HLTHZ / Database",
+        uid=s.uid(UID),
+        title=s.title("HLTHZ / Database"),
         description="Query latency, queries per request and N+1 detections, and the "
         "connection pool as utilisation, saturation and errors.",
-        panels=layout([("Queries", queries), ("Connection pool (USE)", pool)]),
-        variables=standard_variables(s, f"{_QUERY}_count", route=True),
+        panels=layout(sections),
+        variables=standard_variables(s, anchor, route="database" in s.signals),
         settings=s,
         alerts=ALERTS,
     )

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from grafanalib.core import Dashboard
 
+from hlthz.alerts import Project, output_dir
 from hlthz.dashboards import api, cache_jobs, database, release
 from hlthz.dashboards.common import iter_panels, to_json
 from hlthz.dashboards.panels import DATASOURCE_VARIABLE
@@ -48,9 +49,33 @@ UIDS = tuple(BUILDERS)
 
 
 def build_dashboards(settings: DashboardSettings | None = None) -> dict[str, dict[str, Any]]:
-    """Every dashboard's provisioning JSON, by UID, for ``settings`` (default thresholds)."""
+    """Every dashboard's provisioning JSON, by UID, for ``settings`` (default thresholds).
+
+    The default scope gets the four dashboards, each service its own API, database and
+    cache/jobs dashboards (``hlthz-api-shop``...); the database dashboard only where the app
+    has a database or pool signal.
+    """
     settings = settings or DashboardSettings()
-    return {uid: to_json(build(settings)) for uid, build in BUILDERS.items()}
+    boards: dict[str, dict[str, Any]] = {}
+    for scope in (settings, *settings.services):
+        for base, build in BUILDERS.items():
+            if base == release.UID and scope.service:
+                continue
+            if base == database.UID and not database.wanted(scope):
+                continue
+            board = to_json(build(scope))
+            _min_step(board, scope.scrape_interval)
+            boards[board["uid"]] = board
+    return boards
+
+
+def _min_step(board: dict[str, Any], scrape_interval: str) -> None:
+    # Grafana's $__rate_interval is max($__interval + min step, 4 x min step): with the min
+    # step at the scrape interval of the project file, every rate covers four scrapes even
+    # when the datasource does not say how often Prometheus scrapes.
+    for panel in iter_panels(board):
+        for target in panel.get("targets", []):
+            target["interval"] = scrape_interval
 
 
 def for_import(board: dict[str, Any]) -> dict[str, Any]:
@@ -134,12 +159,25 @@ def generate(
     """Write every dashboard for the thresholds in ``config`` under ``out``; return the paths.
 
     ``config`` None is the packaged ``alerts/thresholds.yaml``; ``out`` None is
-    :data:`DEFAULT_OUT`, the package's ``generated/``. Files are replaced atomically.
+    ``dashboards/`` beside ``config`` (never inside the installed package). Files are replaced
+    atomically; dashboards the config no longer produces (a service removed) are deleted.
     """
     settings = load_settings(config)
-    root = Path(out) if out is not None else DEFAULT_OUT
+    if out is not None:
+        root = Path(out)
+    elif config is None:
+        raise DashboardError(
+            "the packaged thresholds file has no project folder; pass out=DIR (the CLI: run "
+            "`hlthz init` and generate from its hlthz.yaml, or pass --out)"
+        )
+    else:
+        root = output_dir(Project(Path(config).resolve()), None, "dashboards")
     written = []
-    for relative, content in expected_files(settings, provisioning_path=provisioning_path).items():
+    files = expected_files(settings, provisioning_path=provisioning_path)
+    for stale in (*root.glob("hlthz-*.json"), *(root / PROVISIONING_DIR).glob("hlthz-*.json")):
+        if stale.relative_to(root).as_posix() not in files:
+            stale.unlink()  # a dashboard of a service or signal the config no longer has
+    for relative, content in files.items():
         path = root / relative
         try:
             atomic_write(path, content)

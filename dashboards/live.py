@@ -4,7 +4,8 @@ Grafana variables are substituted the way Grafana would with "All" selected (``$
 ``.+``, or the ``--job`` given), ``$__rate_interval`` becomes four scrape intervals, and each
 query runs as an instant query through ``/api/v1/query``. A panel fails when a query errors or
 when every query of the panel returns no series, unless the panel is in
-:data:`EXPECTED_EMPTY`: panels that stay empty in a healthy system, each with the reason.
+:data:`EXPECTED_EMPTY` (panels that stay empty in a healthy system, each with the reason) or
+reads a metric family the app does not emit at all (skipped, saying which: see ``signals``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hlthz.alerts import SIGNAL_SERIES, signal_of
 from hlthz.dashboards.common import iter_panels
 from hlthz.errors import PrometheusError
 
@@ -49,6 +51,7 @@ OK = "ok"
 ERROR = "error"
 EMPTY = "empty"
 EXPECTED = "expected-empty"
+SKIPPED = "skipped"
 
 _BUILTINS = {"__range": "1h", "__range_s": "3600", "__range_ms": "3600000"}
 _VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]]*)?\]\]")
@@ -68,6 +71,8 @@ class PanelResult:
     def __str__(self) -> str:
         if self.status == EXPECTED:
             return f"{self.dashboard} / {self.panel}: empty (expected: {self.detail})"
+        if self.status == SKIPPED:
+            return f"{self.dashboard} / {self.panel}: skipped ({self.detail})"
         detail = f": {self.detail}" if self.detail else ""
         return f"{self.dashboard} / {self.panel}: {self.status}{detail}"
 
@@ -156,17 +161,87 @@ class _QueryError(Exception):
     """Prometheus rejected a query (bad PromQL, unknown function...)."""
 
 
+class SignalProbe:
+    """Whether the scraped app emits each signal's metrics (asked once per signal and scope).
+
+    ``absent`` collects what was found missing: ``{signal: series names}``.
+    """
+
+    def __init__(self, client: PrometheusClient, job: str) -> None:
+        self.client = client
+        self.job = job
+        self.absent: dict[str, str] = {}
+        self._seen: dict[tuple[str, tuple[str, ...]], bool] = {}
+
+    def emits(self, signal: str, scope: tuple[str, ...] = ()) -> bool:
+        key = (signal, scope)
+        if key not in self._seen:
+            names = "|".join(SIGNAL_SERIES[signal])
+            matchers = ", ".join([f'__name__=~"{names}"', f'job=~"{self.job}"', *scope])
+            found = bool(self.client.query(f"count({{{matchers}}})"))
+            self._seen[key] = found
+            if not found:
+                self.absent[signal] = ", ".join(SIGNAL_SERIES[signal])
+        return self._seen[key]
+
+
+def _base_uid(uid: str) -> str:
+    for base in ("hlthz-cache-jobs", "hlthz-database", "hlthz-release", "hlthz-api"):
+        if uid == base or uid.startswith(base + "-"):
+            return base
+    return uid
+
+
 def check_dashboard(
-    board: dict[str, Any], client: PrometheusClient, values: Mapping[str, str]
+    board: dict[str, Any],
+    client: PrometheusClient,
+    values: Mapping[str, str],
+    *,
+    scope: tuple[str, ...] = (),
+    scope_reason: str = "",
+    probe: SignalProbe | None = None,
 ) -> list[PanelResult]:
-    """Run the panel, variable and annotation queries of one dashboard."""
+    """Run the panel, variable and annotation queries of one dashboard.
+
+    ``scope`` are the matchers of the jobs the dashboard is for (a service's): when no such job
+    is scraped every query is skipped with ``scope_reason``. With a ``probe``, a query of a
+    metric family the app does not emit (``signals``) is skipped, saying so, instead of
+    failing as empty.
+    """
     uid = str(board.get("uid", board.get("title", "?")))
+    base = _base_uid(uid)
     results: list[PanelResult] = []
     source_reason = None
-    if uid in REQUIRES_SOURCE:
-        metric, reason = REQUIRES_SOURCE[uid]
+    if base in REQUIRES_SOURCE:
+        metric, reason = REQUIRES_SOURCE[base]
         if not client.query(f"count({metric})"):
             source_reason = reason
+    skip_all = None
+    if scope and base != "hlthz-release":
+        anchor = ", ".join(['job=~"' + values.get("job", ".+") + '"', *scope])
+        if not client.query(f"count(http_request_duration_seconds_count{{{anchor}}})"):
+            skip_all = scope_reason or "no job of this dashboard's scope is scraped"
+
+    def judge(result: PanelResult, reason: str | None) -> PanelResult:
+        if skip_all and result.status in (EMPTY, OK):
+            result.status, result.detail = SKIPPED, skip_all
+            return result
+        signal = signal_of(" ".join(result.queries))
+        absent = (
+            result.status == EMPTY
+            and probe is not None
+            and signal is not None
+            and not probe.emits(signal, scope)
+        )
+        if absent and signal is not None:
+            result.status = SKIPPED
+            result.detail = (
+                f"this app does not emit {signal} metrics: no {SIGNAL_SERIES[signal][0]} "
+                "series; drop it from signals in hlthz.yaml (`hlthz init --from-metrics` "
+                "detects them)"
+            )
+            return result
+        return _expected(result, reason)
 
     for variable in board.get("templating", {}).get("list", []):
         if variable.get("type") != "query":
@@ -177,7 +252,7 @@ def check_dashboard(
         if expr is None:
             continue
         result = _run(uid, f"variable ${variable['name']}", [substitute(expr, values)], client)
-        results.append(_expected(result, source_reason))
+        results.append(judge(result, source_reason))
 
     for panel in iter_panels(board):
         if panel.get("type") == "row":
@@ -190,7 +265,7 @@ def check_dashboard(
         if not exprs:
             continue
         result = _run(uid, str(panel.get("title", "")), exprs, client)
-        results.append(_expected(result, EXPECTED_EMPTY.get((uid, result.panel), source_reason)))
+        results.append(judge(result, EXPECTED_EMPTY.get((base, result.panel), source_reason)))
 
     for annotation in board.get("annotations", {}).get("list", []):
         if not annotation.get("expr"):
@@ -202,7 +277,7 @@ def check_dashboard(
             client,
         )
         # Alerts fire only when something is wrong: no series is the healthy answer.
-        results.append(_expected(result, "no alert is firing"))
+        results.append(judge(result, "no alert is firing"))
     return results
 
 

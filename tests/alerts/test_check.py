@@ -8,8 +8,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hlthz.alerts import load_config
+from hlthz.alerts import DEFAULT_CONFIG_PATH, load_config
 from hlthz.alerts.checker import check
+from hlthz.alerts.generator import DEFAULT_OUT
 from hlthz.alerts.lint import lint_rules
 from hlthz.tools.cli import main
 from tests.alerts.conftest import WriteConfig
@@ -26,7 +27,9 @@ def _tools() -> None:
 
 @pytest.mark.slow
 def test_check_passes_on_the_committed_files() -> None:
-    result = CliRunner().invoke(main, ["alerts", "check"])
+    result = CliRunner().invoke(
+        main, ["alerts", "check", "--config", str(DEFAULT_CONFIG_PATH), "--dir", str(DEFAULT_OUT)]
+    )
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         "ok   generated files match the thresholds file",
@@ -74,7 +77,9 @@ def test_check_finds_hand_edits_and_exits_1(
 
 
 def test_missing_tool_exits_2_saying_how_to_install(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["alerts", "check"], env={"PATH": str(tmp_path)})
+    result = CliRunner().invoke(
+        main, ["alerts", "check", "--dir", str(DEFAULT_OUT)], env={"PATH": str(tmp_path)}
+    )
     assert result.exit_code == 2
     assert result.output.strip() == (
         "hlthz: error: promtool not found on PATH; install it (Debian/Ubuntu: apt-get install "

@@ -38,7 +38,9 @@ def test_default_file_matches_the_contract() -> None:
     assert (a.info.unusual_traffic.zscore, a.info.unusual_traffic.window) == (3.0, "1w")
     assert cfg.selector == "" and cfg.slo is None
     assert cfg.scrape_interval.seconds == 15 and cfg.rate_window == "5m"
-    assert cfg.links.dashboard("hlthz-api") == "http://localhost:3000/d/hlthz-api"
+    assert cfg.links.dashboard("hlthz-api") == (
+        "http://localhost:3000/d/hlthz-api?var-job={{ $labels.job }}"
+    )
     assert cfg.links.runbook("X").endswith("/alerts/runbooks/X.md")
 
 
@@ -63,7 +65,8 @@ def test_keys_left_out_take_the_defaults(write_config: WriteConfig) -> None:
         (
             "version: 1\nbogus: 1\n",
             "{path}:2: bogus: unknown key; expected one of version, selector, scrape_interval, "
-            "rate_window, min_request_rate, buckets, links, alerts, slo",
+            "rate_window, min_request_rate, buckets, links, alerts, slo, signals, routes, "
+            "services, receivers, routing",
         ),
         (
             "alerts:\n  warning:\n    latency_p95: {threshold: 0.6, for: 10m}\n",
@@ -119,7 +122,8 @@ def test_keys_left_out_take_the_defaults(write_config: WriteConfig) -> None:
         ),
         (
             "links:\n  runbook_url: 'https://example.com/{name}.md'\n",
-            "{path}:2: links.runbook_url: only the placeholder {{alert}} may appear in braces",
+            "{path}:2: links.runbook_url: only the placeholder {{alert}} and Prometheus templates "
+            "like {{{{ $labels.job }}}} may appear in braces",
         ),
         (
             "alerts: [1, 2]\n",

@@ -84,6 +84,7 @@ def test_every_contract_alert_has_labels_annotations_runbook_and_test() -> None:
         runbook = f"runbooks/{rule['alert']}.md"
         assert annotations["runbook_url"].endswith(runbook) and runbook in files
         assert annotations["dashboard_url"].startswith("http://localhost:3000/d/hlthz-")
+        assert annotations["dashboard_url"].endswith("?var-job={{ $labels.job }}")
 
 
 def test_rules_aggregate_per_job_with_a_traffic_floor() -> None:
@@ -140,7 +141,7 @@ def test_changed_thresholds_move_rules_and_tests(write_config: WriteConfig, tmp_
     assert "job:http_request_errors:ratio_rate5m > 0.1\n" in rules
     latency_tests = (tmp_path / "generated/tests/latency.yml").read_text()
     assert "above the critical threshold of 2s for more than 3m" in latency_tests
-    assert "P95 request duration of job api is 2.5s" in latency_tests
+    assert "95 % of the requests to job api took at most 2.5s" in latency_tests
     errors_tests = (tmp_path / "generated/tests/errors.yml").read_text()
     assert "5xx share 12% above 10%" in errors_tests
 

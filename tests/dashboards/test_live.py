@@ -76,7 +76,9 @@ def test_every_panel_has_data_on_a_real_prometheus(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("ok   lint\nok   queries ("), result.output
+    assert result.output.startswith(
+        "ok   lint\nok   signals (every panel's metric family is emitted)\nok   queries ("
+    ), result.output
 
     # A query with a typo'd metric is an unexpected empty panel; bad PromQL is an error.
     board_path = out / "provisioning" / "hlthz-api.json"

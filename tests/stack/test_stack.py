@@ -397,3 +397,32 @@ def test_a_failed_start_stops_what_was_started(tmp_path: Path) -> None:
     sink_log = (options.state_dir / "logs" / "sink.log").read_text()
     port = int(sink_log.split("listening on http://127.0.0.1:", 1)[1].split(",", 1)[0])
     assert not port_open(port)
+
+
+def test_the_stack_reads_the_project_files_beside_hlthz_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need_binary("prometheus")
+    need_binary("prometheus-alertmanager", "alertmanager")
+    from hlthz.alerts import init_project
+
+    monkeypatch.delenv("HLTHZ_CONFIG", raising=False)
+    config = init_project(tmp_path / "shop")
+    monkeypatch.chdir(tmp_path / "shop")  # found as ./hlthz.yaml, like every command finds it
+    options = StackOptions(
+        state_dir=tmp_path / "stack",
+        target="http://127.0.0.1:1",
+        ports={"prometheus": 0, "alertmanager": 0, "sink": 0, "api": 0},
+    )
+    with pytest.raises(StackError) as info:
+        stack_up(options)
+    rules = config.parent / "alerts" / "generated" / "hlthz.rules.yml"
+    assert str(info.value).startswith(f"{rules}: alert rules file not found")
+    assert not (tmp_path / "stack").exists()
+
+
+def test_the_grafana_datasource_carries_the_scrape_interval() -> None:
+    from hlthz.tools.stack.config import grafana_datasource
+
+    (source,) = grafana_datasource("http://127.0.0.1:9090", "5s")["datasources"]
+    assert source["jsonData"] == {"timeInterval": "5s"}

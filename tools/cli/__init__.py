@@ -40,6 +40,12 @@ def _dashboards() -> click.Command:
     return dashboards
 
 
+def _init() -> click.Command:
+    from hlthz.tools.cli.init import init
+
+    return init
+
+
 def _replay() -> click.Command:
     from hlthz.tools.cli.replay import replay
 
@@ -63,6 +69,7 @@ _GROUPS: dict[str, tuple[Callable[[], click.Command], str]] = {
     "api": (_api, "Serve, seed and work the demo e-commerce API."),
     "alerts": (_alerts, "Generate and check alert rules and routing."),
     "dashboards": (_dashboards, "Generate and check Grafana dashboards."),
+    "init": (_init, "Write a commented hlthz.yaml for your project."),
     "replay": (_replay, "Record, import, inspect, replay and compare traffic."),
     "stack": (_stack, "Run Prometheus, Alertmanager and the API locally."),
     "demo": (_demo, "Tell the whole before/after story end to end."),

@@ -23,14 +23,14 @@ def dashboards() -> None:
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Thresholds file (default: the packaged alerts/thresholds.yaml).",
+    help="Project file [default: ./hlthz.yaml, or $HLTHZ_CONFIG].",
 )
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Output directory: <uid>.json for UI import, provisioning/ for file provisioning "
-    "[default: the package's dashboards/generated].",
+    "[default: dashboards/ beside the project file].",
 )
 @click.option(
     "--provisioning-path",
@@ -41,9 +41,14 @@ def dashboards() -> None:
 def generate(config: Path | None, out: Path | None, provisioning_path: str) -> None:
     """Write the four dashboards, in import and provisioning form."""
     require("dashboards", what="hlthz dashboards generate")
+    from hlthz.alerts import find_project, output_dir
     from hlthz.dashboards import generate as write
 
-    for path in write(config, out, provisioning_path=provisioning_path):
+    # With --out and no project file: the packaged worked example, written where asked.
+    project = find_project(config, required=out is None)
+    root = output_dir(project, out, "dashboards") if project else Path(out or ".")
+    source = project.config if project else None
+    for path in write(source, root, provisioning_path=provisioning_path):
         click.echo(str(path))
 
 
@@ -54,13 +59,13 @@ def generate(config: Path | None, out: Path | None, provisioning_path: str) -> N
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Directory of dashboards to check (and its provisioning/ subdirectory) "
-    "[default: the package's dashboards/generated].",
+    "[default: dashboards/ beside the project file].",
 )
 @click.option(
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Thresholds file the dashboards must match (default: the packaged one).",
+    help="Project file the dashboards must match [default: ./hlthz.yaml, or $HLTHZ_CONFIG].",
 )
 @click.option(
     "--prometheus",
@@ -93,15 +98,19 @@ def check(
 ) -> None:
     """Lint dashboards offline; with --prometheus, prove every panel query returns data.
 
-    Exit code 0: all good; 1: a lint finding, a failing query or an unexpected empty panel;
+    A panel of a metric family the app does not emit (database, pool, cache, jobs) is
+    skipped, saying so. Exit code 0: all good; 1: a lint finding, a failing query or an
+    unexpected empty panel;
     2: bad input (unreadable file, bad config, Prometheus unreachable).
     """
     require("dashboards", what="hlthz dashboards check")
+    from hlthz.alerts import find_project
     from hlthz.dashboards import check_dashboards, load_settings
 
+    project = find_project(config, required=directory is None)
     report = check_dashboards(
-        directory,
-        settings=load_settings(config),
+        directory or (project.dashboards_dir if project else None),
+        settings=load_settings(project.config if project else None),
         prometheus=prometheus,
         job=job,
         rate_interval=rate_interval,

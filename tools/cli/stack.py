@@ -53,18 +53,20 @@ def stack() -> None:
 @click.option(
     "--rules",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Rules file [alerts/generated/hlthz.rules.yml].",
+    help="Rules file [alerts/generated/hlthz.rules.yml beside the project file].",
 )
 @click.option(
     "--alertmanager-config",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Routing whose receivers are pointed at the sink [alerts/generated/alertmanager.yml].",
+    help="Routing whose receivers are pointed at the sink [alerts/generated/alertmanager.yml "
+    "beside the project file].",
 )
 @click.option(
     "--config",
     "thresholds",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Thresholds file giving the scrape interval [the packaged alerts/thresholds.yaml].",
+    help="Project file: scrape interval, and its alerts/generated/ rules and routing "
+    "[./hlthz.yaml or $HLTHZ_CONFIG if there is one, else the packaged example].",
 )
 @click.option("--scrape-interval", metavar="DURATION", help="Override, e.g. 5s.")
 @click.option("--group-wait", metavar="DURATION", help="Override Alertmanager's group_wait.")

@@ -32,6 +32,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hlthz.alerts import find_project
 from hlthz.alerts import generate as generate_alerts
 from hlthz.dashboards import generate as generate_dashboards
 from hlthz.errors import DemoError, UsageError
@@ -382,8 +383,12 @@ class Demo:
         alerts_out = self.out / "alerts"
         dashboards_out = self.out / "dashboards"
         self.step("generating the alert rules, routing, runbooks and dashboards")
-        generate_alerts(out=alerts_out)
-        generate_dashboards(out=dashboards_out)
+        # The project's hlthz.yaml when there is one, else the packaged worked example; the
+        # files go to the demo's own output folder either way.
+        project = find_project(required=False)
+        config = project.config if project else None
+        generate_alerts(config, alerts_out)
+        generate_dashboards(config, dashboards_out)
         return {"alerts": str(alerts_out), "dashboards": str(dashboards_out)}
 
     # --- the story ----------------------------------------------------------------------

@@ -179,8 +179,9 @@ def thresholds_scrape_interval(thresholds: Path | None) -> str:
     return str(config.scrape_interval)
 
 
-def grafana_datasource(prometheus_url: str) -> dict[str, Any]:
-    """A Grafana data source provisioning file for the stack's Prometheus."""
+def grafana_datasource(prometheus_url: str, scrape_interval: str = "15s") -> dict[str, Any]:
+    """A Grafana data source provisioning file for the stack's Prometheus; its
+    ``timeInterval`` is the scrape interval, which Grafana's ``$__rate_interval`` builds on."""
     return {
         "apiVersion": 1,
         "datasources": [
@@ -190,6 +191,7 @@ def grafana_datasource(prometheus_url: str) -> dict[str, Any]:
                 "access": "proxy",
                 "url": prometheus_url,
                 "isDefault": True,
+                "jsonData": {"timeInterval": scrape_interval},
             }
         ],
     }
