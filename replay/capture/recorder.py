@@ -157,8 +157,11 @@ class CaptureRecorder:
         self._id_prefix = secrets.token_hex(4)
         self._seq = 0
         self._session_salt = secrets.token_bytes(16)
-        #: Records written by this recorder.
+        #: Records written by this recorder and flushed to the file.
         self.written = 0
+        #: Request bodies dropped because they could not be redacted (their records are
+        #: marked ``body_dropped``; ``Redactor(keep_unparsed=True)`` keeps them).
+        self.bodies_dropped = 0
         #: Set when recording stopped because the file could not be written.
         self.error: str | None = None
         self.closed = False
@@ -276,35 +279,50 @@ class CaptureRecorder:
             self._draining = False
 
     def _drain_into(self, writer: CaptureWriter | None) -> None:
+        """Write what is queued and flush. A record counts as written only once its line
+        reached the file whole (:attr:`CaptureWriter.flushed`); when a write or the flush fails
+        (disk full), the records still in the writer's buffer are counted as dropped with
+        ``write_error``, never as written."""
         queue = self._queue
-        wrote = 0
-        while True:
-            try:
-                item = queue.popleft()
-            except IndexError:
-                break
-            if writer is None or self.error is not None:
-                self.metrics.dropped_write_error.inc()
-                continue
-            try:
-                record = self._build(item)
-                record, _ = self.redactor.redact(record)
+        given = 0  # records handed to the writer in this batch
+        start = writer.flushed if writer is not None else 0
+        try:
+            while True:
+                try:
+                    item = queue.popleft()
+                except IndexError:
+                    break
+                if writer is None or self.error is not None:
+                    self.metrics.dropped_write_error.inc()
+                    continue
+                try:
+                    record, found = self.redactor.redact(self._build(item))
+                except Exception:  # a bug must not kill the writer thread and stop capture
+                    _log.exception("hlthz capture: could not record one request")
+                    self.metrics.dropped.labels("error").inc()
+                    continue
+                given += 1
+                self.bodies_dropped += found.bodies_dropped
                 writer.write(record)
-                wrote += 1
-            except OSError as exc:
-                self._fail(f"cannot write {writer.path}: {exc.strerror or exc}")
-                self.metrics.dropped_write_error.inc()
-            except Exception:  # a bug must not kill the writer thread and silently stop capture
-                _log.exception("hlthz capture: could not record one request")
-                self.metrics.dropped.labels("error").inc()
-        if writer is not None and self.error is None:
-            try:
+            if writer is not None and self.error is None:
                 writer.flush()
-            except OSError as exc:
-                self._fail(f"cannot write {writer.path}: {exc.strerror or exc}")
-        self.written += wrote
-        if wrote:
-            self.metrics.records.inc(wrote)
+        except OSError as exc:
+            assert writer is not None
+            self._fail(f"cannot write {writer.path}: {exc.strerror or exc}")
+            writer.forget_pending()  # counted as dropped below: never written later
+        if writer is None:
+            return
+        flushed = writer.flushed - start
+        lost = given - flushed
+        if lost > 0:
+            self.metrics.dropped_write_error.inc(lost)
+        if flushed:
+            self.written += flushed
+            self.metrics.records.inc(flushed)
+        if self.error is not None:
+            while queue:  # what is left after the failure
+                queue.popleft()
+                self.metrics.dropped_write_error.inc()
 
     def _next_id(self) -> str:
         self._seq += 1
