@@ -17,7 +17,6 @@ from __future__ import annotations
 import atexit
 import collections
 import fnmatch
-import hashlib
 import logging
 import os
 import random
@@ -35,6 +34,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from hlthz.replay.capture.format import CaptureRecord, CaptureWriter
 from hlthz.replay.capture.redact import Redactor
+from hlthz.replay.capture.select import sample_keeps
 
 __all__ = ["DEFAULT_EXCLUDE", "CaptureMetrics", "CaptureRecorder"]
 
@@ -156,7 +156,6 @@ class CaptureRecorder:
         self._draining = False
         self._id_prefix = secrets.token_hex(4)
         self._seq = 0
-        self._session_salt = secrets.token_bytes(16)
         #: Records written by this recorder and flushed to the file.
         self.written = 0
         #: Request bodies dropped because they could not be redacted (their records are
@@ -238,8 +237,7 @@ class CaptureRecorder:
         if self.sample >= 1.0:
             return True
         if key_value:
-            digest = hashlib.blake2b(key_value.encode(), digest_size=8).digest()
-            return int.from_bytes(digest, "big") < self.sample * 2**64
+            return sample_keeps(key_value, self.sample)
         return random.random() < self.sample
 
     def offer(self, item: tuple[Any, ...]) -> None:
@@ -329,9 +327,9 @@ class CaptureRecorder:
         return f"{self._id_prefix}-{self._seq:x}"
 
     def _session(self, value: str | None) -> str | None:
-        if not value:
-            return None
-        return hashlib.blake2b(value.encode(), key=self._session_salt, digest_size=8).hexdigest()
+        # Keyed by the redaction key: workers sharing HLTHZ_REDACT_KEY name sessions alike,
+        # so their captures merge; the value itself is never written.
+        return self.redactor.session_id(value) if value else None
 
     def _build(self, item: tuple[Any, ...]) -> CaptureRecord:
         record = self._build_wsgi(*item[1:]) if item[0] == "wsgi" else self._build_asgi(*item[1:])

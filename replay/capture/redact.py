@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import secrets
 from collections.abc import Iterable
@@ -156,7 +157,8 @@ class Redactor:
     contains); ``keep_fields`` are names never redacted (e.g. a pagination ``cursor`` that looks
     random). ``cards``, ``tokens`` (long high-entropy values) and ``emails`` switch those shape
     detectors. ``keep_unparsed=True`` keeps bodies HLTHZ cannot parse instead of dropping them.
-    ``key`` (bytes) fixes the HMAC key so placeholders are stable across runs.
+    ``key`` (bytes) fixes the HMAC key so placeholders are stable across runs and processes;
+    without it the key is ``HLTHZ_REDACT_KEY`` from the environment, else random.
     ``enabled=False`` passes records through untouched (``--no-redact``).
     """
 
@@ -181,7 +183,11 @@ class Redactor:
         self.shapes = Shapes(cards=cards, tokens=tokens, emails=emails)
         self.keep_unparsed = keep_unparsed
         self.enabled = enabled
-        self._key = key if key is not None else secrets.token_bytes(32)
+        if key is None:
+            # One key for every process of a deployment (HLTHZ_REDACT_KEY) gives their
+            # captures the same placeholders and session ids, so they merge; else random.
+            key = os.environ.get("HLTHZ_REDACT_KEY", "").encode() or secrets.token_bytes(32)
+        self._key = key
 
     @property
     def cards(self) -> bool:
