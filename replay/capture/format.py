@@ -434,8 +434,9 @@ class CaptureWriter:
             for final, tmp in self._temps.items():
                 os.replace(tmp, final)
         except BaseException:
-            self.discard()
-            raise
+            if self._atomic:
+                self.discard()  # a conversion that failed leaves nothing
+            raise  # a recording keeps what reached its file (a torn tail at most)
         self._temps.clear()
 
     def discard(self) -> None:

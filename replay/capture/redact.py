@@ -235,6 +235,10 @@ class Redactor:
 
     def _header(self, scrub: Scrubber, name: str, value: str) -> str:
         key = name.strip().lower()
+        if key == "host" and "@" in value:
+            # Some servers (werkzeug) set Host from an absolute-form target, userinfo included.
+            scrub.stats.patterns["userinfo"] = scrub.stats.patterns.get("userinfo", 0) + 1
+            return value.rpartition("@")[2]
         if not value or key in _STRUCTURAL:
             return value
         if key == "cookie":

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import IO, cast
 
 from hlthz.errors import CaptureFormatError
-from hlthz.net import request_target
 from hlthz.replay.capture.format import (
     CaptureRecord,
     ReadStats,
@@ -50,6 +49,7 @@ from hlthz.replay.capture.formats.http1 import (
     ParsedMessage,
     build_request,
     build_response,
+    origin_form,
     parse_message,
 )
 
@@ -110,6 +110,8 @@ def iter_gor(
                 raise ValueError("the GoReplay header's TIMESTAMP is not an integer") from None
             if kind != "3":
                 msg = parse_message(raw)
+                if msg.status is None:
+                    origin_form(msg.target)  # a target that is no URL is a bad message
         except ValueError as exc:
             message = f"{exc}; is this a GoReplay file?"
             if reject_line(
@@ -141,7 +143,7 @@ def iter_gor(
                 id=rid,
                 ts_ns=ts_ns,
                 method=msg.method,
-                path=request_target(msg.target),
+                path=origin_form(msg.target),
                 headers=msg.headers,
                 body=msg.body,
                 status=status,

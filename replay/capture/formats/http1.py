@@ -6,7 +6,9 @@ line and the headers, undo ``Transfer-Encoding: chunked`` so a record holds the 
 
 from __future__ import annotations
 
-__all__ = ["ParsedMessage", "build_request", "build_response", "parse_message"]
+from hlthz.net import request_target
+
+__all__ = ["ParsedMessage", "build_request", "build_response", "origin_form", "parse_message"]
 
 # Framing headers: a record holds the decoded body, so the writer frames it anew.
 _FRAMING = frozenset(("transfer-encoding", "content-length"))
@@ -119,6 +121,15 @@ def parse_message(raw: bytes) -> ParsedMessage:
     # its head is not part of it (e.g. the start of a torn GoReplay separator).
     msg.body_complete = msg.body_complete and msg.head_complete
     return msg
+
+
+def origin_form(target: str) -> str:
+    """:func:`hlthz.net.request_target`, raising a ``ValueError`` that quotes nothing (the
+    standard library's URL errors quote the host, which may hold a secret)."""
+    try:
+        return request_target(target)
+    except ValueError:
+        raise ValueError("the request target is not a valid URL") from None
 
 
 def build_request(method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:

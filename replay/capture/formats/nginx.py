@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from hlthz.errors import CaptureFormatError, ReplayError
-from hlthz.net import request_target
 from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_lines, reject_line
+from hlthz.replay.capture.formats.http1 import origin_form
 
 __all__ = ["COMBINED", "COMMON", "LogFormat", "detect_log_format", "iter_nginx", "parse_log_format"]
 
@@ -475,7 +475,7 @@ def _record(
         id=f"log-{lineno}",
         ts_ns=ts_ns,
         method=method,
-        path=request_target(target),
+        path=origin_form(target),
         headers=headers,
         body=body,
         status=int(status) if status and status.isdigit() else None,
