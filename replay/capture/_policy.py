@@ -239,14 +239,14 @@ class Shapes:
         # Long tokens in a second pass: their character class spans "/" and "-", so a token
         # run found first would swallow a JWT or a key that starts inside it ("/x/eyJ...").
         self._tokens = re.compile(_TOKEN) if tokens else None
-        # Shorter than this, nothing above can match (a 13-digit card is the shortest).
-        self._min = 6 if emails else 13
+        #: Shorter than this, no shape can match (a 13-digit card is the shortest).
+        self.min_length = 6 if emails else 13
 
     def scan(
         self, text: str, replace: Callable[[str, str], str], *, long_tokens: bool = True
     ) -> str:
         """``text`` with every secret-shaped part replaced by ``replace(kind, part)``."""
-        if len(text) < self._min:
+        if len(text) < self.min_length:
             return text
 
         def sub(match: re.Match[str]) -> str:

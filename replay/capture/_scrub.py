@@ -172,6 +172,13 @@ class Scrubber:
 
     def json_value(self, value: Any, key: str | None = None) -> Any:
         """A parsed JSON value with its secrets replaced; the same object when untouched."""
+        if (
+            isinstance(value, str)
+            and len(value) < self.shapes.min_length
+            and value[:1] not in ("{", "[")
+            and key not in _GRAPHQL_KEYS
+        ):
+            return value  # too short for any shape and no JSON: most values of a document
         if isinstance(value, dict):
             return self._json_object(value)
         if isinstance(value, list):
@@ -190,7 +197,7 @@ class Scrubber:
 
     def _json_object(self, obj: dict[Any, Any]) -> dict[Any, Any]:
         # {"name": "password", "value": "..."}: the pair names its own value.
-        pair = any(
+        pair = ("value" in obj or "val" in obj) and any(
             isinstance(obj.get(k), str) and self.names.sensitive(obj[k]) for k in _PAIR_NAME_KEYS
         )
         out: dict[Any, Any] = {}

@@ -7,9 +7,11 @@ thread wakes every ``flush_interval`` seconds, builds the records, redacts them,
 flushes them. When the deque is full the request is dropped from the capture and counted in
 ``replay_capture_dropped_total{reason="queue_full"}``; the request itself is never delayed.
 
-If the capture file cannot be created or written (bad path, disk full), recording stops with
-one error log line, ``replay_capture_write_errors_total`` goes up and every later request is
-counted as dropped with ``reason="write_error"``; the application keeps serving.
+A record counts as written (``written``, ``replay_capture_records_total``) only once its line
+reached the file. If the capture file cannot be created or written (bad path, disk full),
+recording stops with one error log line, ``replay_capture_write_errors_total`` goes up, and the
+records the writer still held and every later request are counted as dropped with
+``reason="write_error"``; the application keeps serving.
 """
 
 from __future__ import annotations
