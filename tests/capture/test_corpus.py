@@ -213,6 +213,8 @@ def test_recording_proxy(upstream: tuple[str, type], tmp_path: Path) -> None:
     assert sum(len(list(read_capture(f))) for f in files) == len(sent)
     assert leaks(haystacks(out.parent), sent) == []
     assert leaks([("proxy stderr", "\n".join(stderr).encode())], sent) == []
+    # The bodies it could not redact are counted and said (binary, br, zstd, ...).
+    assert "request bodies HLTHZ cannot redact were dropped" in stderr[-1]
 
 
 # -- the importers ---------------------------------------------------------------------------------

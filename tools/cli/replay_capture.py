@@ -260,8 +260,14 @@ def record_cmd(**kwargs: Any) -> None:
         max_connections=kwargs["max_connections"],
         progress=progress,
     )
+    bodies = (
+        f" ({stats.bodies_dropped} request bodies HLTHZ cannot redact were dropped; "
+        "--keep-unparsed-bodies keeps them)"
+        if stats.bodies_dropped
+        else ""
+    )
     click.echo(
-        f"hlthz: proxied {stats.requests} requests, {stats.written} written to {out}, "
+        f"hlthz: proxied {stats.requests} requests, {stats.written} written to {out}{bodies}, "
         f"{stats.dropped} dropped, {stats.upstream_errors} upstream errors",
         err=True,
     )
