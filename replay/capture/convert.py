@@ -21,6 +21,7 @@ from hlthz.replay.capture.formats.gor import export_gor
 from hlthz.replay.capture.inputs import InputFile, expand_inputs, merged_records
 from hlthz.replay.capture.redact import RedactionStats, Redactor
 from hlthz.replay.capture.select import Selection, SelectionStats
+from hlthz.replay.capture.sources import detect_format
 
 __all__ = ["ConversionResult", "export_traffic", "import_traffic"]
 
@@ -169,8 +170,6 @@ class _NothingToWrite(Exception):
 
 
 def _formats_of(paths: list[Path]) -> str:
-    from hlthz.replay.capture.sources import detect_format
-
     return "+".join(dict.fromkeys(detect_format(p) for p in paths))
 
 
