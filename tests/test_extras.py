@@ -167,9 +167,9 @@ def test_a_base_install_shows_every_help_and_names_the_extra_a_command_needs(
     assert (tmp_path / "alerts" / "generated" / "hlthz.rules.yml").is_file()
     # The capture half needs no extra either: a HAR made by mitmproxy imports and inspects.
     code, output, _ = results[" ".join(commands[-2])]  # type: ignore[misc]
-    assert code == 0 and "imported 6 requests" in str(output), output
+    assert code == 0 and "imported 7 requests" in str(output), output
     code, output, _ = results[" ".join(commands[-1])]  # type: ignore[misc]
-    assert code == 0 and "records    6" in str(output), output
+    assert code == 0 and "records    7" in str(output), output
 
 
 def test_a_base_install_names_the_extra_a_package_import_needs(tmp_path: Path) -> None:

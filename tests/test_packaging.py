@@ -164,7 +164,7 @@ def test_the_base_wheel_installs_lean_and_names_the_extra_a_command_needs(
     _run([python, "-c", "from hlthz.replay import recording"], cwd=work)
     har = Path(__file__).parent / "fixtures" / "capture" / "mitmproxy.har"
     _run([hlthz, "replay", "import", har, "-o", work / "c.jsonl"], cwd=work)
-    assert "records    6" in _run([hlthz, "replay", "inspect", work / "c.jsonl"], cwd=work)
+    assert "records    7" in _run([hlthz, "replay", "inspect", work / "c.jsonl"], cwd=work)
 
     for argv, extra, module in [
         (["replay", "run", "x", "--target", "http://127.0.0.1:9"], "replay", "locust"),

@@ -20,9 +20,11 @@ import datetime as _dt
 import errno
 import fcntl
 import gzip
+import io
 import json
 import logging
 import os
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -149,12 +151,26 @@ class CaptureRecord:
 
 @dataclass
 class ReadStats:
-    """What a reader skipped: ``invalid`` lines/entries (with ``skip_invalid``), a ``truncated``
-    tail (0 or 1), and the ``records`` it yielded."""
+    """What a reader found: the ``records`` it yielded, ``invalid`` lines/entries skipped (with
+    ``skip_invalid``), ``truncated`` records skipped (a torn tail, or a GoReplay message cut
+    inside its head), ``not_requests``: lines that are no request (nginx's 400 lines for
+    garbage or TLS handshakes), ``out_of_order`` records earlier than one already read beyond
+    the reorder window, and ``detail``: how the file was read (the nginx log format used)."""
 
     records: int = 0
     invalid: int = 0
     truncated: int = 0
+    not_requests: int = 0
+    out_of_order: int = 0
+    detail: str = ""
+
+    def add(self, other: ReadStats) -> None:
+        """Add ``other``'s counts (``detail`` is per file and not merged)."""
+        self.records += other.records
+        self.invalid += other.invalid
+        self.truncated += other.truncated
+        self.not_requests += other.not_requests
+        self.out_of_order += other.out_of_order
 
 
 def reject_line(
@@ -204,6 +220,19 @@ def _rotated_name(path: Path, index: int) -> Path:
     return path.with_name(f"{name}.{index}")
 
 
+def open_temporary(path: Path) -> tuple[Path, IO[bytes]]:
+    """A new private (0600) file next to ``path`` (``.NAME.XXXX.tmp``) to be renamed onto it
+    once complete, so no reader and no failure ever leaves half a file under ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        return Path(tmp), os.fdopen(fd, "wb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+
+
 def _open_private(path: Path) -> IO[bytes]:
     """Create (or truncate) ``path`` with mode 0600 whatever the umask is, and lock it.
 
@@ -226,7 +255,7 @@ def _open_private(path: Path) -> IO[bytes]:
     except BaseException:
         os.close(fd)
         raise
-    return os.fdopen(fd, "wb", buffering=_CHUNK)
+    return os.fdopen(fd, "wb", buffering=0)
 
 
 class CaptureWriter:
@@ -236,6 +265,10 @@ class CaptureWriter:
     once a file holds that many (uncompressed) bytes; ``max_files`` then deletes the oldest so at
     most that many files exist. ``header`` adds keys to the header line. Not thread-safe: one
     writer thread owns it (the recorder does exactly that).
+
+    ``atomic=True`` (``replay import``) writes every file under a temporary name and renames
+    them into place only in :meth:`close`; :meth:`discard` (or leaving a ``with`` block by an
+    exception) removes them, so a failed or interrupted conversion leaves no partial capture.
     """
 
     def __init__(
@@ -246,6 +279,7 @@ class CaptureWriter:
         header: dict[str, Any] | None = None,
         max_bytes: int | None = None,
         max_files: int | None = None,
+        atomic: bool = False,
     ) -> None:
         if max_bytes is not None and max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
@@ -259,22 +293,35 @@ class CaptureWriter:
         self._gzip = _is_gzip_name(self.path)
         self._index = 0
         self._raw: IO[bytes] | None = None
-        self._out: IO[bytes] | None = None
+        self._gz: gzip.GzipFile | None = None
+        self._buffered: io.BufferedWriter | None = None
+        self._pending = bytearray()  # encoded lines not yet handed to the OS
+        self._ends: list[int] = []  # where each buffered record's line ends in _pending
         self._size = 0
+        self._atomic = atomic
+        self._temps: dict[Path, Path] = {}  # final name -> temporary name (atomic mode)
         #: Every file this writer created, oldest first (rotation may have deleted some).
         self.paths: list[Path] = []
-        #: Records written so far, over all files.
+        #: Records written so far, over all files (some may still be buffered).
         self.records = 0
+        #: Records whose line reached the file whole (handed to the OS), over all files.
+        self.flushed = 0
         self.closed = False
         self._open_next()
 
     def _open_next(self) -> None:
         path = _rotated_name(self.path, self._index)
-        self._raw = _open_private(path)
-        self._out = (
-            cast(IO[bytes], gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0))
-            if self._gzip
-            else self._raw
+        if self._atomic:
+            tmp, self._raw = open_temporary(path)
+            self._temps[path] = tmp
+        else:
+            self._raw = _open_private(path)
+        # gzip writes through a buffered file: it retries short writes, which gzip ignores.
+        self._buffered = io.BufferedWriter(cast(Any, self._raw), _CHUNK) if self._gzip else None
+        self._gz = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=self._buffered, mtime=0)
+            if self._buffered is not None
+            else None
         )
         self.paths.append(path)
         self._size = 0
@@ -286,20 +333,17 @@ class CaptureWriter:
         }
         if self._index:
             header["part"] = self._index
-        self._write_line(_encode_line(header))
+        self._pending += _encode_line(header)
+        self._size = len(self._pending)
         if self.max_files is not None:
             while len(self.paths) > self.max_files:
                 old = self.paths.pop(0)
                 with contextlib.suppress(FileNotFoundError):
-                    old.unlink()
-
-    def _write_line(self, line: bytes) -> None:
-        assert self._out is not None
-        self._out.write(line)
-        self._size += len(line)
+                    self._temps.pop(old, old).unlink()
 
     def write(self, record: CaptureRecord) -> None:
-        """Append one record, rotating first when the current file is full."""
+        """Append one record, rotating first when the current file is full. Records are
+        buffered: :attr:`flushed` says how many reached the file."""
         if self.closed:
             raise ValueError("write to a closed CaptureWriter")
         line = _encode_line(record.to_dict())
@@ -307,19 +351,47 @@ class CaptureWriter:
             self._close_current()
             self._index += 1
             self._open_next()
-        self._write_line(line)
+        self._pending += line
+        self._ends.append(len(self._pending))
+        self._size += len(line)
         self.records += 1
+        if len(self._pending) >= _CHUNK:
+            self._push()
+
+    def _push(self) -> None:
+        """Hand the buffered lines to the OS, counting in :attr:`flushed` every record whose
+        line was written whole, also when the write fails part way (then it raises)."""
+        if not self._pending:
+            return
+        pending, ends = self._pending, self._ends
+        self._pending, self._ends = bytearray(), []
+        assert self._raw is not None
+        if self._gz is not None:
+            # Compressed bytes do not map to records: the batch counts only once flushed.
+            assert self._buffered is not None
+            self._gz.write(pending)
+            self._gz.flush(zlib.Z_SYNC_FLUSH)  # ends the deflate block: readable up to here
+            self._buffered.flush()
+            self.flushed += len(ends)
+            return
+        view = memoryview(pending)
+        done = 0
+        try:
+            while done < len(view):
+                done += self._raw.write(view[done:]) or 0
+        finally:
+            self.flushed += sum(1 for end in ends if end <= done)
 
     def flush(self) -> None:
-        """Push buffered records to the OS so a crash after this loses none of them."""
-        if self._out is None:
+        """Push buffered records to the OS so a crash after this loses none of them; raises
+        :class:`OSError` (disk full) after counting in :attr:`flushed` what was written."""
+        if self._raw is None:
             return
-        if isinstance(self._out, gzip.GzipFile):
-            # A sync flush ends the deflate block: a reader can decode up to here.
-            self._out.flush(zlib.Z_SYNC_FLUSH)
-        self._out.flush()
-        if self._raw is not None and self._raw is not self._out:
-            self._raw.flush()
+        self._push()
+
+    def forget_pending(self) -> None:
+        """Throw away the records not yet handed to the OS (after a failed write)."""
+        self._pending, self._ends = bytearray(), []
 
     def abandon(self) -> None:
         """Forget the file without writing anything more to it (in a forked child process).
@@ -328,6 +400,7 @@ class CaptureWriter:
         records twice. The inherited descriptor is pointed at ``/dev/null`` so whatever
         flushes it later (garbage collection, interpreter exit) writes nowhere.
         """
+        self._pending, self._ends = bytearray(), []
         if self._raw is not None and not self._raw.closed:
             devnull = os.open(os.devnull, os.O_WRONLY)
             try:
@@ -338,25 +411,53 @@ class CaptureWriter:
 
     def _close_current(self) -> None:
         try:
-            if self._out is not None and self._out is not self._raw:
-                self._out.close()
+            self._push()
+            if self._gz is not None and self._buffered is not None:
+                self._gz.close()  # the gzip trailer
+                self._buffered.flush()
         finally:
+            if self._buffered is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._buffered.close()
             if self._raw is not None:
                 self._raw.close()
-            self._out = self._raw = None
+            self._gz = self._buffered = None
+            self._raw = None
 
     def close(self) -> None:
-        """Flush and close; idempotent."""
+        """Flush and close; idempotent. In atomic mode, move the files into place."""
         if self.closed:
             return
         self.closed = True
-        self._close_current()
+        try:
+            self._close_current()
+            for final, tmp in self._temps.items():
+                os.replace(tmp, final)
+        except BaseException:
+            if self._atomic:
+                self.discard()  # a conversion that failed leaves nothing
+            raise  # a recording keeps what reached its file (a torn tail at most)
+        self._temps.clear()
+
+    def discard(self) -> None:
+        """Close and delete what this writer wrote (atomic mode: its temporary files)."""
+        self.closed = True
+        self._pending, self._ends = bytearray(), []
+        with contextlib.suppress(OSError):
+            self._close_current()
+        for path in self.paths:
+            with contextlib.suppress(OSError):
+                self._temps.get(path, path).unlink()
+        self._temps.clear()
 
     def __enter__(self) -> CaptureWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None and self._atomic:
+            self.discard()
+        else:
+            self.close()
 
 
 def iter_file_chunks(path: Path) -> Iterator[bytes]:

@@ -14,11 +14,12 @@ import collections
 import datetime as _dt
 import os
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from hlthz.replay.capture.format import ReadStats
+from hlthz.replay.capture.inputs import expand_inputs, merged_records
 from hlthz.replay.capture.redact import PLACEHOLDER_PREFIX
-from hlthz.replay.capture.sources import iter_records
 from hlthz.routes import Routes
 
 __all__ = ["format_inspection", "inspect_capture"]
@@ -43,7 +44,7 @@ def _redactions(record_headers: list[tuple[str, str]], path: str, body: bytes) -
 
 
 def inspect_capture(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     format: str = "auto",
     log_format: str | None = None,
@@ -51,10 +52,13 @@ def inspect_capture(
     top: int = 10,
     skip_invalid: bool = False,
 ) -> dict[str, Any]:
-    """Summarize a capture (or any importable file) in one streaming pass; routes are named
-    by ``routes`` (default: :func:`hlthz.routes.normalize_path`), as ``replay run`` names them."""
+    """Summarize a capture (or any importable file, or several merged in time order: a list
+    or a glob) in one streaming pass; routes are named by ``routes`` (default:
+    :func:`hlthz.routes.normalize_path`), as ``replay run`` names them."""
     routes = routes or Routes()
     stats = ReadStats()
+    inputs = [path] if isinstance(path, str | os.PathLike) else list(path)
+    paths = expand_inputs(inputs)
     methods: collections.Counter[str] = collections.Counter()
     statuses: collections.Counter[str] = collections.Counter()
     per_route: collections.Counter[str] = collections.Counter()
@@ -63,9 +67,12 @@ def inspect_capture(
     sessions: set[str] = set()
     first = last = None
     body_bytes = 0
-    for record in iter_records(
-        path, format=format, log_format=log_format, skip_invalid=skip_invalid, stats=stats
+    dropped = 0
+    for record in merged_records(
+        paths, format=format, log_format=log_format, skip_invalid=skip_invalid, stats=stats
     ):
+        if record.extra.get("body_dropped"):
+            dropped += 1
         methods[record.method] += 1
         statuses[f"{record.status // 100}xx" if record.status else "unknown"] += 1
         per_route[routes.name(record.method, record.path)] += 1
@@ -79,10 +86,14 @@ def inspect_capture(
     span = (last - first) / 1e9 if first is not None and last is not None else 0.0
     count = stats.records
     return {
-        "file": str(path),
+        "file": ", ".join(map(str, paths)),
         "records": count,
         "invalid_skipped": stats.invalid,
         "truncated_tail": bool(stats.truncated),
+        "truncated_skipped": stats.truncated,
+        "not_requests_skipped": stats.not_requests,
+        "out_of_order": stats.out_of_order,
+        "bodies_dropped": dropped,
         "start_ns": first,
         "end_ns": last,
         "span_s": round(span, 3),
@@ -119,10 +130,25 @@ def format_inspection(summary: dict[str, Any]) -> str:
             if summary["invalid_skipped"]
             else ""
         )
-        + ("  (torn last record skipped)" if summary["truncated_tail"] else ""),
+        + (
+            f"  ({summary['truncated_skipped']} truncated skipped)"
+            if summary["truncated_skipped"]
+            else ""
+        )
+        + (
+            f"  ({summary['not_requests_skipped']} not requests skipped)"
+            if summary["not_requests_skipped"]
+            else ""
+        ),
         f"span       {summary['span_s']:.3f} s" + _when(summary["start_ns"], summary["end_ns"]),
         f"rate       mean {summary['mean_rps']:.1f} req/s, peak {summary['peak_rps']} req/s",
         f"sessions   {summary['sessions']}",
+        f"bodies     {summary['body_bytes']} bytes"
+        + (
+            f"; {summary['bodies_dropped']} dropped by redaction (body_dropped)"
+            if summary["bodies_dropped"]
+            else ""
+        ),
         "methods    " + ", ".join(f"{m} {n}" for m, n in summary["methods"].items()),
         "status     " + ", ".join(f"{s} {n}" for s, n in summary["status"].items()),
         f"routes     {summary['routes_total']} distinct; top:",

@@ -54,9 +54,11 @@ class ProxyStats:
     requests: int = 0
     upstream_errors: int = 0
     started: float = 0.0
-    #: Filled in when the proxy stops: records written and requests dropped from the capture.
+    #: Filled in when the proxy stops: records written and requests dropped from the capture,
+    #: and request bodies redaction dropped (records marked ``body_dropped``).
     written: int = 0
     dropped: int = 0
+    bodies_dropped: int = 0
 
 
 def _dropped(recorder: ASGIRecorder) -> int:
@@ -349,4 +351,5 @@ def run_proxy(
         app.close()
     stats.written = app.recorder.written
     stats.dropped = _dropped(app)
+    stats.bodies_dropped = app.recorder.bodies_dropped
     return stats

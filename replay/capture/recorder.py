@@ -7,9 +7,11 @@ thread wakes every ``flush_interval`` seconds, builds the records, redacts them,
 flushes them. When the deque is full the request is dropped from the capture and counted in
 ``replay_capture_dropped_total{reason="queue_full"}``; the request itself is never delayed.
 
-If the capture file cannot be created or written (bad path, disk full), recording stops with
-one error log line, ``replay_capture_write_errors_total`` goes up and every later request is
-counted as dropped with ``reason="write_error"``; the application keeps serving.
+A record counts as written (``written``, ``replay_capture_records_total``) only once its line
+reached the file. If the capture file cannot be created or written (bad path, disk full),
+recording stops with one error log line, ``replay_capture_write_errors_total`` goes up, and the
+records the writer still held and every later request are counted as dropped with
+``reason="write_error"``; the application keeps serving.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import atexit
 import collections
 import fnmatch
-import hashlib
 import logging
 import os
 import random
@@ -35,6 +36,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from hlthz.replay.capture.format import CaptureRecord, CaptureWriter
 from hlthz.replay.capture.redact import Redactor
+from hlthz.replay.capture.select import sample_keeps
 
 __all__ = ["DEFAULT_EXCLUDE", "CaptureMetrics", "CaptureRecorder"]
 
@@ -156,9 +158,11 @@ class CaptureRecorder:
         self._draining = False
         self._id_prefix = secrets.token_hex(4)
         self._seq = 0
-        self._session_salt = secrets.token_bytes(16)
-        #: Records written by this recorder.
+        #: Records written by this recorder and flushed to the file.
         self.written = 0
+        #: Request bodies dropped because they could not be redacted (their records are
+        #: marked ``body_dropped``; ``Redactor(keep_unparsed=True)`` keeps them).
+        self.bodies_dropped = 0
         #: Set when recording stopped because the file could not be written.
         self.error: str | None = None
         self.closed = False
@@ -235,8 +239,7 @@ class CaptureRecorder:
         if self.sample >= 1.0:
             return True
         if key_value:
-            digest = hashlib.blake2b(key_value.encode(), digest_size=8).digest()
-            return int.from_bytes(digest, "big") < self.sample * 2**64
+            return sample_keeps(key_value, self.sample)
         return random.random() < self.sample
 
     def offer(self, item: tuple[Any, ...]) -> None:
@@ -276,44 +279,59 @@ class CaptureRecorder:
             self._draining = False
 
     def _drain_into(self, writer: CaptureWriter | None) -> None:
+        """Write what is queued and flush. A record counts as written only once its line
+        reached the file whole (:attr:`CaptureWriter.flushed`); when a write or the flush fails
+        (disk full), the records still in the writer's buffer are counted as dropped with
+        ``write_error``, never as written."""
         queue = self._queue
-        wrote = 0
-        while True:
-            try:
-                item = queue.popleft()
-            except IndexError:
-                break
-            if writer is None or self.error is not None:
-                self.metrics.dropped_write_error.inc()
-                continue
-            try:
-                record = self._build(item)
-                record, _ = self.redactor.redact(record)
+        given = 0  # records handed to the writer in this batch
+        start = writer.flushed if writer is not None else 0
+        try:
+            while True:
+                try:
+                    item = queue.popleft()
+                except IndexError:
+                    break
+                if writer is None or self.error is not None:
+                    self.metrics.dropped_write_error.inc()
+                    continue
+                try:
+                    record, found = self.redactor.redact(self._build(item))
+                except Exception:  # a bug must not kill the writer thread and stop capture
+                    _log.exception("hlthz capture: could not record one request")
+                    self.metrics.dropped.labels("error").inc()
+                    continue
+                given += 1
+                self.bodies_dropped += found.bodies_dropped
                 writer.write(record)
-                wrote += 1
-            except OSError as exc:
-                self._fail(f"cannot write {writer.path}: {exc.strerror or exc}")
-                self.metrics.dropped_write_error.inc()
-            except Exception:  # a bug must not kill the writer thread and silently stop capture
-                _log.exception("hlthz capture: could not record one request")
-                self.metrics.dropped.labels("error").inc()
-        if writer is not None and self.error is None:
-            try:
+            if writer is not None and self.error is None:
                 writer.flush()
-            except OSError as exc:
-                self._fail(f"cannot write {writer.path}: {exc.strerror or exc}")
-        self.written += wrote
-        if wrote:
-            self.metrics.records.inc(wrote)
+        except OSError as exc:
+            assert writer is not None
+            self._fail(f"cannot write {writer.path}: {exc.strerror or exc}")
+            writer.forget_pending()  # counted as dropped below: never written later
+        if writer is None:
+            return
+        flushed = writer.flushed - start
+        lost = given - flushed
+        if lost > 0:
+            self.metrics.dropped_write_error.inc(lost)
+        if flushed:
+            self.written += flushed
+            self.metrics.records.inc(flushed)
+        if self.error is not None:
+            while queue:  # what is left after the failure
+                queue.popleft()
+                self.metrics.dropped_write_error.inc()
 
     def _next_id(self) -> str:
         self._seq += 1
         return f"{self._id_prefix}-{self._seq:x}"
 
     def _session(self, value: str | None) -> str | None:
-        if not value:
-            return None
-        return hashlib.blake2b(value.encode(), key=self._session_salt, digest_size=8).hexdigest()
+        # Keyed by the redaction key: workers sharing HLTHZ_REDACT_KEY name sessions alike,
+        # so their captures merge; the value itself is never written.
+        return self.redactor.session_id(value) if value else None
 
     def _build(self, item: tuple[Any, ...]) -> CaptureRecord:
         record = self._build_wsgi(*item[1:]) if item[0] == "wsgi" else self._build_asgi(*item[1:])

@@ -1,13 +1,15 @@
 """One entry point for every traffic file hlthz reads: :func:`iter_records`.
 
 Formats: ``hlthz`` (capture v1), ``gor`` (GoReplay), ``har`` (HAR 1.2) and ``nginx`` (access
-logs, ``combined`` or ``log_format=``). ``format="auto"`` looks at the first bytes (after
-gunzipping): an ``{"hlthz_capture"`` header, a ``{`` JSON document with ``"log"``, a GoReplay
-``1 ID TS`` header line; anything else is read as an access log.
+logs: recognised formats, JSON lines, or ``log_format=``). ``format="auto"`` looks at the first
+bytes (after gunzipping): an ``{"hlthz_capture"`` header, JSON lines (an ``escape=json`` access
+log), a ``{`` JSON document with ``"log"`` (HAR), a GoReplay ``1 ID TS`` header line; anything
+else is read as an access log.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -39,12 +41,20 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     except OSError as exc:  # no read permission, an I/O error: one line, not a traceback
         raise ReplayError(f"{p}: cannot read ({exc.strerror or exc})") from None
     text = head.lstrip()
+    first_line = text.split(b"\n", 1)[0]
     if text.startswith(b'{"hlthz_capture"') or (
-        text.startswith(b"{") and b"hlthz_capture" in text.split(b"\n", 1)[0]
+        text.startswith(b"{") and b"hlthz_capture" in first_line
     ):
         return "hlthz"
-    if text.startswith(b"{") and b'"log"' in head:
-        return "har"
+    if text.startswith(b"{"):
+        try:
+            first = json.loads(first_line)
+        except ValueError:
+            first = None
+        if isinstance(first, dict) and "log" not in first and b"\n" in text:
+            return "nginx"  # JSON lines: an escape=json access log
+        if b'"log"' in head:
+            return "har"
     if _GOR_HEAD.match(head):
         return "gor"
     if p.suffix in (".har",) or p.name.endswith(".har.gz"):

@@ -245,7 +245,7 @@ class UpstreamPool:
             lines = raw[:-4].split(b"\r\n")
             parts = lines[0].split(b" ", 2)
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-                raise _UpstreamError(f"not an HTTP/1.x response: {lines[0][:60]!r}")
+                raise _UpstreamError("not an HTTP/1.x response")  # never quoted: may be a secret
             status = int(parts[1])
             if 100 <= status < 200 and status != 101:
                 continue  # interim responses (100 Continue, 103 Early Hints) are not forwarded
@@ -254,17 +254,17 @@ class UpstreamPool:
         length: int | None = -1
         chunked = False
         reusable = parts[0] == b"HTTP/1.1"
-        for line in lines[1:]:
+        for number, line in enumerate(lines[1:], 2):
             name, sep, value = line.partition(b":")
             if not sep:
-                raise _UpstreamError(f"bad response header line {line[:60]!r}")
+                raise _UpstreamError(f"line {number} of the response head has no ':'")
             name, value = name.strip(), value.strip()
             lname = name.lower()
             if lname == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
-                    raise _UpstreamError(f"bad Content-Length {value[:20]!r}") from None
+                    raise _UpstreamError("the response's Content-Length is not a number") from None
             elif lname == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
             elif lname == b"connection":

@@ -17,11 +17,13 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -42,6 +44,7 @@ SENT = [
     ("POST", "/api/profile", 201),
     ("PUT", "/api/blobs/42", 201),
     ("GET", "/missing/page?token=qtok-9d8e7f", 404),
+    ("POST", "/api/events", 201),
 ]
 
 
@@ -206,16 +209,59 @@ def upstream() -> Iterator[tuple[str, type[_UpstreamHandler]]]:
 
 CUSTOM_LOG_FORMAT = (
     '$remote_addr [$time_local] "$request" $status $body_bytes_sent $request_time $msec '
-    '"$http_user_agent" "$http_authorization" "$http_cookie" "$http_x_api_key" "$request_body"'
+    '"$http_user_agent" "$http_authorization" "$http_cookie" "$http_x_api_key" '
+    '"$http_content_encoding" "$request_body"'
 )
+#: combined plus trailing fields: hlthz recognises it without --log-format.
+TIMED_LOG_FORMAT = (
+    '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+    '"$http_referer" "$http_user_agent" $request_time $upstream_response_time $msec'
+)
+#: JSON lines as nginx's escape=json writes them (quotes and backslashes escaped as JSON).
+JSON_LOG_FORMAT = (
+    '{"time":"$time_iso8601","remote_addr":"$remote_addr","request":"$request",'
+    '"status":$status,"request_time":$request_time,'
+    '"upstream_response_time":"$upstream_response_time","http_user_agent":"$http_user_agent",'
+    '"http_authorization":"$http_authorization","http_cookie":"$http_cookie",'
+    '"http_content_type":"$http_content_type","http_content_encoding":"$http_content_encoding",'
+    '"request_body":"$request_body"}'
+)
+#: $request_method and $request_uri instead of $request: garbage lines log "-" as the method.
+METHOD_LOG_FORMAT = (
+    '$remote_addr [$time_local] $request_method "$request_uri" $status $request_time $msec'
+)
+#: What nginx logs for lines that are no request: a garbage line and a TLS handshake sent
+#: to the plain HTTP port (both answered 400).
+GARBAGE = [b"GARBAGE\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32))]
+
+
+@dataclass
+class NginxLogs:
+    """The access logs a real nginx wrote for the fixture traffic, then the garbage lines."""
+
+    combined: Path
+    custom: Path
+    timed: Path
+    json: Path
+    method: Path
+    before: float
+    after: float
+
+
+def send_raw(base: str, data: bytes) -> bytes:
+    """Send raw bytes on a new connection; return what came back before the close."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
 
 
 @pytest.fixture(scope="session")
-def nginx_logs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float, float]:
-    """A real nginx proxying to a loopback echo server, logging in two formats.
-
-    Returns (combined log, custom log, time before, time after the traffic).
-    """
+def nginx_logs(tmp_path_factory: pytest.TempPathFactory) -> NginxLogs:
+    """A real nginx proxying to a loopback echo server, logging in five formats."""
     nginx = need_binary("nginx")
     prefix = tmp_path_factory.mktemp("nginx")
     (prefix / "logs").mkdir()
@@ -230,8 +276,14 @@ error_log {prefix}/logs/error.log warn;
 events {{ worker_connections 64; }}
 http {{
     log_format custom '{CUSTOM_LOG_FORMAT}';
+    log_format timed '{TIMED_LOG_FORMAT}';
+    log_format jsonl escape=json '{JSON_LOG_FORMAT}';
+    log_format method '{METHOD_LOG_FORMAT}';
     access_log {prefix}/logs/combined.log combined;
     access_log {prefix}/logs/custom.log custom;
+    access_log {prefix}/logs/timed.log timed;
+    access_log {prefix}/logs/json.log jsonl;
+    access_log {prefix}/logs/method.log method;
     client_body_temp_path {prefix}/body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;
@@ -256,27 +308,35 @@ http {{
         log_path=prefix / "nginx.log",
         ready=lambda: port_open(port),
     )
+    base = f"http://127.0.0.1:{port}"
     with server, proxy:
         before = time.time()
         subprocess.run(
-            [
-                sys.executable,
-                str(FIXTURES / "fixture_traffic.py"),
-                "send",
-                f"http://127.0.0.1:{port}",
-            ],
+            [sys.executable, str(FIXTURES / "fixture_traffic.py"), "send", base],
             check=True,
             timeout=30,
         )
         after = time.time()
-        request(f"http://127.0.0.1:{port}", "GET", "/flush")
+        for data in GARBAGE:
+            assert send_raw(base, data).startswith(b"HTTP/1.1 400")
+        request(base, "GET", "/flush")
     # nginx writes each line when the request ends; the last request proves earlier ones are in.
     logs = prefix / "logs"
-    assert (logs / "custom.log").read_text().count("\n") == len(SENT) + 1
-    for name in ("combined.log", "custom.log"):
-        text = (logs / name).read_text()
-        (logs / name).write_text("\n".join(text.splitlines()[: len(SENT)]) + "\n")
-    return logs / "combined.log", logs / "custom.log", before, after
+    lines = len(SENT) + len(GARBAGE)
+    for name in ("combined", "custom", "timed", "json", "method"):
+        path = logs / f"{name}.log"
+        text = path.read_bytes()
+        assert text.count(b"\n") == lines + 1, name
+        path.write_bytes(b"\n".join(text.split(b"\n")[:lines]) + b"\n")
+    return NginxLogs(
+        combined=logs / "combined.log",
+        custom=logs / "custom.log",
+        timed=logs / "timed.log",
+        json=logs / "json.log",
+        method=logs / "method.log",
+        before=before,
+        after=after,
+    )
 
 
 HLTHZ = [sys.executable, "-m", "hlthz"]

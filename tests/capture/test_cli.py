@@ -29,15 +29,18 @@ def test_import_inspect_export(tmp_path: Path) -> None:
         main, ["replay", "import", str(FIXTURES / "mitmproxy.har"), "-o", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert "imported 6 requests" in result.output and "(har)" in result.output
+    assert "imported 7 requests" in result.output and "(har)" in result.output
+    # The PUT's application/octet-stream body cannot be redacted: dropped, and said so.
+    assert "1 body dropped" in result.output
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["har.jsonl.gz"]  # no temporary left
 
     result = runner.invoke(main, ["replay", "inspect", str(out), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert summary["records"] == 6
-    assert summary["methods"] == {"POST": 3, "GET": 2, "PUT": 1}
-    assert summary["status"] == {"2xx": 5, "4xx": 1}
+    assert summary["records"] == 7 and summary["bodies_dropped"] == 1
+    assert summary["methods"] == {"POST": 4, "GET": 2, "PUT": 1}
+    assert summary["status"] == {"2xx": 6, "4xx": 1}
     routes = {r["route"]: r["requests"] for r in summary["top_routes"]}
     assert routes["PUT /api/blobs/{id}"] == 1  # the path normalizer templated the id
     assert summary["redactions"]["header:authorization"] == 1
@@ -97,7 +100,7 @@ def test_input_errors_are_one_line(tmp_path: Path) -> None:
     log.write_text("this is not an access log\n")
     proc = _run("replay", "import", str(log), "-o", str(tmp_path / "o.jsonl"))
     assert proc.returncode == 2
-    assert f"{log}:1: line does not match the log format" in proc.stderr
+    assert f"{log}:1: not an access log in a format hlthz recognises" in proc.stderr
     proc = _run("replay", "import", str(log), "--format", "har", "-o", str(tmp_path / "o.jsonl"))
     assert proc.returncode == 2 and "is this a HAR file?" in proc.stderr
     proc = _run("replay", "import", str(log), "--log-format", "$request", "-o", str(log))
@@ -110,7 +113,7 @@ def test_import_that_finds_no_request_fails_and_writes_nothing(tmp_path: Path) -
     out = tmp_path / "out.jsonl"
     proc = _run("replay", "import", str(src), "--format", "gor", "-o", str(out))
     assert proc.returncode == 2
-    assert f"{src}: no gor requests found" in proc.stderr
+    assert f"{src}: no gor requests to import" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists()
 

@@ -1,4 +1,6 @@
-"""Load: ~2,000 requests/s through the recording middleware for 60 s on loopback.
+"""Load: ~2,000 requests/s through the recording middleware for 60 s on loopback, each request
+carrying a bearer token, a session cookie and a Referer with a token (the full redaction policy
+at work on every record).
 
 Every request the client completed is either in the capture or counted in
 ``replay_capture_dropped_total{reason="queue_full"}``; nothing is lost silently. The rate
@@ -27,6 +29,7 @@ from tests.capture.conftest import request
 SECONDS = float(os.environ.get("HLTHZ_LOAD_SECONDS", "60"))
 RPS = float(os.environ.get("HLTHZ_LOAD_RPS", "2000"))
 THREADS = 8
+SECRET = "load-s3cret"
 
 
 def _read_response(sock: socket.socket, buf: bytearray) -> int:
@@ -64,7 +67,12 @@ def _client(port: int, tid: int, rate: float, deadline: float, sent: list[str]) 
             if due > now:
                 time.sleep(due - now)
             path = f"/load/{tid}/{i}"
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: load\r\n\r\n".encode())
+            # Secrets in every request: the full redaction policy works on each record.
+            sock.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: load\r\nUser-Agent: load/1\r\n"
+                f"Authorization: Bearer {SECRET}-{tid}\r\nCookie: sessionid={SECRET}-c{i}\r\n"
+                f"Referer: http://load/start?token={SECRET}-r{tid}\r\n\r\n".encode()
+            )
             if _read_response(sock, buf) != 200:
                 raise AssertionError(f"{path} failed")
             sent.append(path)
@@ -110,6 +118,7 @@ def test_sustained_load_loses_nothing_silently(tmp_path: Path) -> None:
     }
     dropped = sum(drops.values())
     recorded = [r.path for r in read_capture(out)]
+    assert SECRET.encode() not in out.read_bytes()
     rate = len(completed) / elapsed
     print(
         f"\nload: {len(completed)} requests in {elapsed:.1f} s = {rate:.0f} req/s "

@@ -22,7 +22,8 @@ def test_proxy_streams_keeps_alive_and_records(upstream: tuple[str, type], tmp_p
     base, handler = upstream
     out = tmp_path / "p.jsonl"
     big_upload = os.urandom(3 * 1024 * 1024)
-    with record_proxy(base, out, "--max-body", "1KiB") as (url, stderr):
+    # --keep-unparsed-bodies: the binary upload would otherwise be dropped by redaction.
+    with record_proxy(base, out, "--max-body", "1KiB", "--keep-unparsed-bodies") as (url, stderr):
         port = int(url.rsplit(":", 1)[1])
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
         # Three requests on one client connection (keep-alive through the proxy).

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hlthz.replay import CaptureRecord, Redactor
 from hlthz.replay.capture.redact import luhn_valid
@@ -99,15 +103,50 @@ def test_gzip_body_is_redacted_and_unknown_encodings_dropped() -> None:
         )
     )
     assert json.loads(gzip.decompress(out.body)) == {"token": r.placeholder("t")}
-    out, stats = r.redact(_record(headers=[("Content-Encoding", "br")], body=b"\x8b\x00opaque"))
-    assert out.body == b"" and stats.patterns == {"unreadable_body": 1}
+    out, stats = r.redact(
+        _record(
+            headers=[("Content-Encoding", "br"), ("Content-Length", "8")], body=b"\x8b\x00opaque"
+        )
+    )
+    assert out.body == b"" and stats.dropped == {"encoding": 1}
+    # Marked for replay, and consistent: an empty body is neither br nor 8 bytes long.
+    assert out.extra == {"body_dropped": "encoding", "body_unknown": True}
+    assert out.headers == [("Content-Length", "0")]
 
 
-def test_binary_bodies_and_disabled_redactor_pass_through() -> None:
+def test_compressed_bodies_are_found_by_their_magic_bytes() -> None:
+    r = Redactor(key=b"k")
+    for encode in (gzip.compress, zlib.compress):
+        out, stats = r.redact(
+            _record(headers=[("Content-Type", "application/json")], body=encode(b'{"pin":"1"}'))
+        )
+        assert stats.fields == {"pin": 1}
+        assert json.loads(zlib.decompress(out.body, 47)) == {"pin": r.placeholder("1")}
+    # Text that merely starts like a zlib stream ("x^") is text, not a broken stream.
+    out, _ = r.redact(_record(headers=[("Content-Type", "text/plain")], body=b"x^2 + y"))
+    assert out.body == b"x^2 + y"
+    bomb = gzip.compress(b"0" * (40 * 1024 * 1024))
+    out, stats = r.redact(_record(headers=[("Content-Type", "text/plain")], body=bomb))
+    assert out.body == b"" and stats.dropped == {"size": 1}
+
+
+def test_unparsed_bodies_are_dropped_unless_kept() -> None:
     record = _record(headers=[("Content-Type", "image/png")], body=bytes(range(256)))
-    assert Redactor().redact(record)[0] is record
+    out, stats = Redactor().redact(record)
+    assert out.body == b"" and stats.dropped == {"format": 1}
+    assert out.extra == {"body_dropped": "format", "body_unknown": True}
+    assert Redactor(keep_unparsed=True).redact(record)[0] is record
     secret = _record(headers=[("Authorization", "Bearer x")])
     assert Redactor(enabled=False).redact(secret)[0] is secret
+
+
+def test_records_without_secrets_are_returned_untouched() -> None:
+    record = _record(
+        path="/api/products/9f1c4a2e-7d3b-4c1a-9e8f-0123456789ab?page=2&ts=1764668644123",
+        headers=[("Content-Type", "application/json"), ("If-None-Match", '"5d41402abc4b2a7"')],
+        body=b'{"id": 1234567890123, "sku": "ACME-WIDGET-2024"}',
+    )
+    assert Redactor().redact(record)[0] is record
 
 
 def test_luhn() -> None:
@@ -134,27 +173,34 @@ def test_multipart_form_fields_and_card_numbers_are_redacted() -> None:
         b"--XyZ\r\n"
         b'Content-Disposition: form-data; name="password"\r\n\r\nhunter2-s3cret\r\n'
         b"--XyZ\r\n"
+        b"Content-Disposition: form-data; name*=UTF-8''new%5Fpassword\r\n\r\nhunter3\r\n"
+        b"--XyZ\r\n"
         b'Content-Disposition: form-data; name="note"\r\n\r\npay with 4111 1111 1111 1111\r\n'
         b"--XyZ\r\n"
         b'Content-Disposition: form-data; name="file"; filename="a.bin"\r\n'
         b"Content-Type: application/octet-stream\r\n\r\n\x00\xffraw\r\n"
         b"--XyZ--\r\n"
     )
-    out, stats = r.redact(
-        _record(
-            headers=[
-                ("Content-Type", 'multipart/form-data; boundary="XyZ"'),
-                ("Content-Length", str(len(body))),
-            ],
-            body=body,
-        )
+    record = _record(
+        headers=[
+            ("Content-Type", 'multipart/form-data; boundary="XyZ"'),
+            ("Content-Length", str(len(body))),
+        ],
+        body=body,
     )
-    assert b"hunter2-s3cret" not in out.body
+    out, stats = r.redact(record)
+    assert b"hunter2-s3cret" not in out.body and b"hunter3" not in out.body
     assert b"4111" not in out.body
     assert r.placeholder("hunter2-s3cret").encode() in out.body
-    assert b"\r\n\r\nann\r\n" in out.body and b"\x00\xffraw\r\n--XyZ--\r\n" in out.body
-    assert stats.fields == {"password": 1} and stats.patterns == {"card_number": 1}
+    assert b"\r\n\r\nann\r\n" in out.body
+    # The binary file part cannot be redacted: emptied, the record marked.
+    assert b"raw" not in out.body and b'filename="a.bin"' in out.body
+    assert out.extra == {"body_dropped": "part", "body_unknown": True}
+    assert stats.fields == {"password": 1, "new_password": 1}
+    assert stats.patterns == {"card_number": 1} and stats.dropped == {"part": 1}
     assert dict(out.headers)["Content-Length"] == str(len(out.body))
+    kept, _ = Redactor(key=b"k", keep_unparsed=True).redact(record)
+    assert b"\x00\xffraw\r\n--XyZ--\r\n" in kept.body and "body_dropped" not in kept.extra
 
 
 def test_multipart_without_boundary_keeps_no_body() -> None:
@@ -162,4 +208,162 @@ def test_multipart_without_boundary_keeps_no_body() -> None:
     out, stats = Redactor(key=b"k").redact(
         _record(headers=[("Content-Type", "multipart/form-data")], body=body)
     )
-    assert out.body == b"" and stats.patterns == {"unreadable_body": 1}
+    assert out.body == b"" and stats.dropped == {"format": 1}
+
+
+def test_names_are_normalised() -> None:
+    r = Redactor(key=b"k")
+    for name in (
+        "password",
+        "Password",
+        "new_password",
+        "password_confirmation",
+        "passwordConfirmation",
+        "user[password]",
+        "user[credentials][secret]",
+        "X-Auth-Token",
+        "X_Api_Key",
+        "x-api-key ",
+        "clientSecret",
+        "otp_code",
+        "pwd2",
+        "PIN",
+        "user.pin",
+        "jsessionid",
+        "cardNumber",
+    ):
+        assert r.names.sensitive(name), name
+    for name in ("shipping", "author", "classname", "session_count", "keyboard", "page"):
+        assert not r.names.sensitive(name), name
+    assert not Redactor(keep_fields=["cursor_token"]).names.sensitive("cursor_token")
+
+
+def test_values_are_found_by_their_shape() -> None:
+    r = Redactor(key=b"k")
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+    cases = {
+        f"/x/{jwt}": jwt,
+        "note: card 4012 8888 8888 1881 123": "4012 8888 8888 1881",
+        "amex 3782-822463-10005.": "3782-822463-10005",
+        "key AKIAIOSFODNN7EXAMPLE here": "AKIAIOSFODNN7EXAMPLE",
+        "use sk_live_4eC39HqLyjWDarjtT1zdp7dc now": "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "Authorization: Bearer abcDEF123456": "abcDEF123456",
+    }
+    aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # a long random token under no name
+    cases[f"blob {aws} end"] = aws
+    for text, secret in cases.items():
+        out, _ = r.redact(_record(headers=[("Content-Type", "text/plain")], body=text.encode()))
+        assert secret.encode() not in out.body and b"[REDACTED:" in out.body, text
+    kept = (
+        "ts 1700000000123456789, order 1234567890123456, id 9f1c4a2e-7d3b-4c1a-9e8f-0123456789ab,"
+        " token expired, com_example_feature_flag_enabled_2024"
+    )
+    out, _ = r.redact(_record(headers=[("Content-Type", "text/plain")], body=kept.encode()))
+    assert out.body == kept.encode()  # timestamps, non-card numbers, UUIDs, prose, names
+
+
+def test_headers_by_name_url_and_shape() -> None:
+    r = Redactor(key=b"k")
+    out, _ = r.redact(
+        _record(
+            method="GET",
+            path="http://alice:s3cr3t@shop.test/u?a=1;password=p1",
+            headers=[
+                ("Referer", "https://shop.test/cb?access_token=t1&x=1"),
+                ("X-Auth-Token", "t2"),
+                ("X_Api_Key", "t3"),
+                ("Authorization ", "Bearer t4"),
+                (
+                    "Content-Type",
+                    "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
+                ),
+                ("User-Agent", "curl/8.5"),
+            ],
+        )
+    )
+    h = out.headers
+    # Userinfo is removed (a replay never sends it), the ;-separated secret replaced.
+    assert out.path == f"http://shop.test/u?a=1;password={r.placeholder('p1')}"
+    assert h[0] == ("Referer", f"https://shop.test/cb?access_token={r.placeholder('t1')}&x=1")
+    assert h[1][1] == r.placeholder("t2") and h[2][1] == r.placeholder("t3")
+    assert h[3] == ("Authorization ", "Bearer " + r.placeholder("t4"))
+    assert h[4:] == [  # structural and harmless headers stay byte for byte
+        ("Content-Type", "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW"),
+        ("User-Agent", "curl/8.5"),
+    ]
+
+
+def test_xml_graphql_and_json_in_strings() -> None:
+    r = Redactor(key=b"k")
+    xml = b'<a><ns:Password x="1">p1</ns:Password><b token="p2"/><![CDATA[x]]></a>'
+    out, _ = r.redact(_record(headers=[("Content-Type", "text/xml")], body=xml))
+    assert b"p1" not in out.body and b"p2" not in out.body and b'x="1"' in out.body
+    query = {"query": 'mutation { login(user: "ada", password: "p3") { token: accessToken } }'}
+    out, _ = r.redact(
+        _record(headers=[("Content-Type", "application/json")], body=json.dumps(query).encode())
+    )
+    doc = json.loads(out.body)
+    assert "p3" not in doc["query"] and '"ada"' in doc["query"]
+    assert "token: accessToken" in doc["query"]  # an alias is not a value
+    inner = {"payload": json.dumps({"password": "p4", "n": 1})}
+    out, _ = r.redact(
+        _record(headers=[("Content-Type", "application/json")], body=json.dumps(inner).encode())
+    )
+    assert json.loads(json.loads(out.body)["payload"]) == {"password": r.placeholder("p4"), "n": 1}
+
+
+_TYPES = [
+    "",
+    "application/json",
+    "application/x-www-form-urlencoded",
+    'multipart/form-data; boundary="b"',
+    "multipart/form-data; boundary=b",
+    "text/plain",
+    "application/xml",
+    "application/graphql",
+    "application/octet-stream",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.binary(max_size=200).map(lambda b: gzip.compress(b, mtime=0)[: len(b) // 2 + 12]),
+        st.recursive(
+            st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=40)),
+            lambda inner: st.one_of(
+                st.lists(inner, max_size=4),
+                st.dictionaries(st.text(max_size=12), inner, max_size=4),
+            ),
+            max_leaves=12,
+        ).map(lambda doc: json.dumps(doc).encode()),
+    ),
+    ctype=st.sampled_from(_TYPES),
+    encoding=st.sampled_from(["", "gzip", "deflate", "br"]),
+    path=st.text(max_size=80),
+    header=st.text(max_size=60),
+)
+def test_any_input_is_redacted_without_error(
+    body: bytes, ctype: str, encoding: str, path: str, header: str
+) -> None:
+    """Whatever arrives, redaction returns a record (it never raises: a recorder would lose the
+    request, an import would stop) whose headers still describe its body."""
+    record = _record(
+        path="/" + path,
+        headers=[
+            ("Content-Type", ctype),
+            ("Content-Encoding", encoding),
+            ("Referer", header),
+            ("X-Note", header),
+            ("Content-Length", str(len(body))),
+        ],
+        body=body,
+    )
+    out, stats = Redactor(key=b"k").redact(record)
+    if out.body is not record.body:
+        assert out.header("content-length") == str(len(out.body))
+    if stats.dropped and not out.body:
+        assert out.header("content-encoding") is None
+        assert out.extra["body_unknown"] is True

@@ -8,6 +8,7 @@ looks for each secret in plain text, URL-encoded and base64 form.
 from __future__ import annotations
 
 import base64
+import gzip
 import urllib.parse
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tests.capture.conftest import (
     CUSTOM_LOG_FORMAT,
     FIXTURES,
     SENT,
+    NginxLogs,
     fixture_traffic,
     record_proxy,
     serve_asgi,
@@ -40,7 +42,8 @@ def assert_no_secrets(capture: Path, expected_records: int) -> None:
     raw = b"".join(iter_file_chunks(capture))
     records = list(read_capture(capture))
     assert len(records) == expected_records
-    haystacks = [raw] + [r.body for r in records]
+    bodies = [r.body for r in records]
+    haystacks = [raw] + bodies + [gzip.decompress(b) for b in bodies if b[:2] == b"\x1f\x8b"]
     for name, secret in SECRETS.items():
         if name == "cvv":
             continue  # 3 digits occur by chance (timestamps); checked as a JSON field below
@@ -99,7 +102,7 @@ def test_proxy(upstream: tuple[str, type], tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("source", "count"),
-    [("mitmproxy.har", 6), ("sample-3field.gor", 3), ("sample-4field.gor.gz", 3)],
+    [("mitmproxy.har", 7), ("sample-3field.gor", 3), ("sample-4field.gor.gz", 4)],
 )
 def test_importers(source: str, count: int, tmp_path: Path) -> None:
     out = tmp_path / "i.jsonl"
@@ -107,10 +110,10 @@ def test_importers(source: str, count: int, tmp_path: Path) -> None:
     assert_no_secrets(out, count)
 
 
-def test_nginx_import(nginx_logs: tuple[Path, Path, float, float], tmp_path: Path) -> None:
-    _, custom, _, _ = nginx_logs
-    raw = custom.read_bytes()
-    assert SECRETS["bearer"].encode() in raw and SECRETS["cookie"].encode() in raw  # logged
-    out = tmp_path / "n.jsonl"
-    import_traffic(custom, out, format="nginx", log_format=CUSTOM_LOG_FORMAT)
-    assert_no_secrets(out, len(SENT))
+def test_nginx_import(nginx_logs: NginxLogs, tmp_path: Path) -> None:
+    for log, log_format in ((nginx_logs.custom, CUSTOM_LOG_FORMAT), (nginx_logs.json, None)):
+        raw = log.read_bytes()
+        assert SECRETS["bearer"].encode() in raw and SECRETS["cookie"].encode() in raw  # logged
+        out = tmp_path / f"{log.stem}.jsonl"
+        import_traffic(log, out, format="nginx", log_format=log_format)
+        assert_no_secrets(out, len(SENT))

@@ -62,16 +62,24 @@ def _redaction_options(func: F) -> F:
             "redact_headers",
             multiple=True,
             metavar="NAME",
-            help="Also redact this header (repeatable). Defaults: Authorization, "
-            "Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key.",
+            help="Also redact this header (repeatable). Authorization, Cookie and every "
+            "header whose name looks secret (X-Auth-Token ...) are redacted anyway.",
         ),
         click.option(
             "--redact-field",
             "redact_fields",
             multiple=True,
             metavar="NAME",
-            help="Also redact this JSON/form/query field (repeatable). Defaults include "
-            "password, token, secret, card_number, cvv.",
+            help="Also redact this field, exactly (repeatable). Names containing password, "
+            "token, secret, apikey, ... are redacted anyway (docs/capture.md).",
+        ),
+        click.option(
+            "--keep-field",
+            "keep_fields",
+            multiple=True,
+            metavar="NAME",
+            help="Never redact this field, even when its name or value looks secret "
+            "(repeatable; e.g. a pagination cursor).",
         ),
         click.option(
             "--redact-emails", is_flag=True, help="Replace e-mail addresses in bodies and queries."
@@ -80,6 +88,17 @@ def _redaction_options(func: F) -> F:
             "--no-redact-cards",
             is_flag=True,
             help="Do not replace Luhn-valid card numbers found in bodies and queries.",
+        ),
+        click.option(
+            "--no-redact-tokens",
+            is_flag=True,
+            help="Do not replace long random-looking values (32+ characters) by their shape.",
+        ),
+        click.option(
+            "--keep-unparsed-bodies",
+            is_flag=True,
+            help="Keep request bodies HLTHZ cannot parse (binary, unknown types, br/zstd) as "
+            "they are. By default they are dropped and the record marked body_dropped.",
         ),
         click.option(
             "--redact-key",
@@ -106,8 +125,11 @@ def _redactor(kwargs: dict[str, Any]) -> Any:
     return Redactor(
         extra_headers=kwargs.pop("redact_headers", ()),
         extra_fields=kwargs.pop("redact_fields", ()),
+        keep_fields=kwargs.pop("keep_fields", ()),
         emails=kwargs.pop("redact_emails", False),
         cards=not kwargs.pop("no_redact_cards", False),
+        tokens=not kwargs.pop("no_redact_tokens", False),
+        keep_unparsed=kwargs.pop("keep_unparsed_bodies", False),
         key=key.encode() if key else None,
         enabled=not kwargs.pop("no_redact", False),
     )
@@ -238,59 +260,134 @@ def record_cmd(**kwargs: Any) -> None:
         max_connections=kwargs["max_connections"],
         progress=progress,
     )
+    bodies = (
+        f" ({stats.bodies_dropped} request bodies HLTHZ cannot redact were dropped; "
+        "--keep-unparsed-bodies keeps them)"
+        if stats.bodies_dropped
+        else ""
+    )
     click.echo(
-        f"hlthz: proxied {stats.requests} requests, {stats.written} written to {out}, "
+        f"hlthz: proxied {stats.requests} requests, {stats.written} written to {out}{bodies}, "
         f"{stats.dropped} dropped, {stats.upstream_errors} upstream errors",
         err=True,
     )
 
 
+_FORMATS = ["auto", "gor", "har", "nginx", "hlthz"]
+
+
 @click.command("import")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "gor", "har", "nginx", "hlthz"]),
+    type=click.Choice(_FORMATS),
     default="auto",
     show_default=True,
-    help="Input format (auto detects from the content).",
+    help="Input format (auto detects from the content of each file).",
 )
 @click.option(
     "--log-format",
     metavar="FORMAT",
-    help='nginx log_format string, e.g. \'$remote_addr [$time_local] "$request" $status '
-    "$request_time $msec' (default: combined).",
+    help="nginx log_format string as in nginx.conf (escape=json allowed), or combined, "
+    "common, main, json. Default: recognised from the first lines.",
 )
 @click.option("-o", "--out", required=True, metavar="FILE", help="Capture to write (.jsonl[.gz]).")
+@click.option(
+    "--route",
+    "routes_in",
+    multiple=True,
+    metavar="ROUTE",
+    help="Keep only this route: 'GET /api/products/{id}' or '/api/*' (repeatable; named as "
+    "inspect names them).",
+)
+@click.option(
+    "--exclude-route", multiple=True, metavar="ROUTE", help="Leave out this route (repeatable)."
+)
+@click.option(
+    "--routes",
+    "routes_file",
+    type=click.Path(dir_okay=False),
+    help="Name routes by these templates: an OpenAPI document or one template per line.",
+)
+@click.option("--method", "methods", multiple=True, metavar="METHOD", help="Keep only METHOD.")
+@click.option(
+    "--sample",
+    default="100%",
+    show_default=True,
+    help="Share of sessions kept: 0.1 or 10% (the same sessions every run).",
+)
+@click.option(
+    "--sample-key",
+    metavar="header:NAME|cookie:NAME",
+    help="Sample by this value (default: the record's session, else its id).",
+)
 @click.option("--skip-invalid", is_flag=True, help="Skip and count malformed lines/entries.")
 @click.option("--rotate-size", metavar="SIZE", help="Start a new file after this many bytes.")
 @_redaction_options
-def import_cmd(file: str, fmt: str, log_format: str | None, out: str, **kwargs: Any) -> None:
-    """Convert a GoReplay .gor, a HAR 1.2 file or an nginx/Apache access log to a capture.
+def import_cmd(
+    files: tuple[str, ...], fmt: str, log_format: str | None, out: str, **kwargs: Any
+) -> None:
+    """Convert GoReplay .gor, HAR 1.2, nginx/Apache access logs or captures to one capture.
 
-    Redaction applies before anything is written, exactly as when recording.
+    Several FILEs (or quoted glob patterns such as 'captures/shop-*.jsonl') are merged in
+    time order. Route, method and sampling filters apply first, then redaction, exactly as
+    when recording; the output appears only when complete.
     """
     from hlthz.replay.capture.convert import import_traffic
+    from hlthz.replay.capture.select import Selection
+    from hlthz.routes import Routes
 
     _setup_logging()
+    selection = Selection(
+        routes=kwargs["routes_in"],
+        exclude_routes=kwargs["exclude_route"],
+        methods=kwargs["methods"],
+        sample=parse_sample(kwargs["sample"]),
+        sample_key=kwargs["sample_key"],
+        naming=Routes.from_file(kwargs["routes_file"]) if kwargs["routes_file"] else Routes(),
+    )
     result = import_traffic(
-        file,
+        list(files),
         out,
         format=fmt,
         log_format=log_format,
         redactor=_redactor(kwargs),
+        selection=selection,
         skip_invalid=kwargs["skip_invalid"],
         max_bytes=parse_size(kwargs["rotate_size"], "--rotate-size"),
     )
-    skipped = f", {result.invalid} invalid skipped" if result.invalid else ""
+    for detail in result.details:
+        click.echo(f"hlthz: {detail}", err=True)
+    notes = [
+        f"{n} {what}"
+        for n, what in (
+            (result.invalid, "invalid skipped"),
+            (result.truncated, "truncated skipped"),
+            (result.not_requests, "not requests skipped"),
+            (result.selection.filtered, "filtered out"),
+            (result.selection.sampled_out, "sampled out"),
+        )
+        if n
+    ]
+    source = f"{len(result.inputs)} files" if len(result.inputs) > 1 else files[0]
+    dropped = result.redactions.bodies_dropped
     click.echo(
-        f"imported {result.records} requests from {file} ({result.source_format}{skipped}); "
-        f"{result.redactions.total} values redacted -> {', '.join(map(str, result.outputs))}"
+        f"imported {result.records} requests from {source} ({result.source_format}"
+        + "".join(f", {note}" for note in notes)
+        + f"); {result.redactions.total} values redacted"
+        + (
+            f", {dropped} {'body' if dropped == 1 else 'bodies'} dropped (a format HLTHZ "
+            "cannot redact; the records are marked body_dropped)"
+            if dropped
+            else ""
+        )
+        + f" -> {', '.join(map(str, result.outputs))}"
     )
 
 
 @click.command("export")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option(
     "--format",
     "fmt",
@@ -301,17 +398,20 @@ def import_cmd(file: str, fmt: str, log_format: str | None, out: str, **kwargs: 
 )
 @click.option("-o", "--out", required=True, metavar="FILE", help="File to write.")
 @click.option("--skip-invalid", is_flag=True, help="Skip and count malformed lines.")
-def export_cmd(file: str, fmt: str, out: str, skip_invalid: bool) -> None:
-    """Write a capture in another tool's format, e.g. for `gor --input-file OUT`."""
+def export_cmd(files: tuple[str, ...], fmt: str, out: str, skip_invalid: bool) -> None:
+    """Write captures in another tool's format, e.g. for `gor --input-file OUT`.
+
+    Several FILEs (or glob patterns) are merged in time order.
+    """
     from hlthz.replay.capture.convert import export_traffic
 
     _setup_logging()
-    result = export_traffic(file, out, format=fmt, skip_invalid=skip_invalid)
+    result = export_traffic(list(files), out, format=fmt, skip_invalid=skip_invalid)
     click.echo(f"exported {result.records} requests to {out} ({fmt})")
 
 
 @click.command("inspect")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
     "--routes",
@@ -322,14 +422,14 @@ def export_cmd(file: str, fmt: str, out: str, skip_invalid: bool) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["auto", "gor", "har", "nginx", "hlthz"]),
+    type=click.Choice(_FORMATS),
     default="auto",
     show_default=True,
 )
 @click.option("--log-format", metavar="FORMAT", help="nginx log_format (for --format nginx).")
 @click.option("--skip-invalid", is_flag=True, help="Skip and count malformed lines/entries.")
 def inspect_cmd(
-    file: str,
+    files: tuple[str, ...],
     as_json: bool,
     routes: str | None,
     top: int,
@@ -337,13 +437,16 @@ def inspect_cmd(
     log_format: str | None,
     skip_invalid: bool,
 ) -> None:
-    """Summarize a capture: records, span, rates, methods, status mix, top routes, redactions."""
+    """Summarize captures: records, span, rates, methods, status mix, top routes, redactions.
+
+    Several FILEs (or glob patterns) are merged in time order.
+    """
     from hlthz.replay.capture.inspect import format_inspection, inspect_capture
     from hlthz.routes import Routes
 
     _setup_logging()
     summary = inspect_capture(
-        file,
+        list(files),
         format=fmt,
         log_format=log_format,
         routes=Routes.from_file(routes) if routes else None,

@@ -6,7 +6,13 @@ time, ``request.postData.text`` the body (base64-decoded when ``encoding`` says 
 ``params`` when only those are given), ``response.status`` the original status and
 ``timings.wait`` (time to first byte, the closest to server time a client can see) the duration,
 falling back to the entry's total ``time``. HTTP/2 pseudo-headers (``:authority``...) are
-dropped, ``:authority`` becoming ``Host`` when there is none.
+dropped, ``:authority`` becoming ``Host`` when there is none; header names lose stray spaces.
+
+The body is stored as its headers describe it. Exporters give ``postData.text`` *decoded*
+(mitmproxy, browsers), while the request kept its ``Content-Encoding``: a gzip or deflate body
+is compressed again so the record replays as it was sent; a body in an encoding the standard
+library cannot produce (``br``, ``zstd``) is stored plain and the header removed. Its
+``Content-Length`` is the stored body's length.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
+import gzip
 import json
 import os
 import urllib.parse
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,14 +91,57 @@ def _duration_ns(entry: dict[str, Any]) -> int | None:
     return None
 
 
-def _record(index: int, entry: dict[str, Any]) -> CaptureRecord:
-    request = entry["request"]
-    url = urllib.parse.urlsplit(str(request["url"]))
+def _encoded(body: bytes, headers: list[tuple[str, str]]) -> tuple[bytes, list[tuple[str, str]]]:
+    """``body`` in the ``Content-Encoding`` its headers declare (see the module docstring)."""
+    declared = [
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "content-encoding"
+        for token in value.split(",")
+        if token.strip()
+    ]
+    if not declared or body[:2] == b"\x1f\x8b":
+        return body, headers  # no encoding, or the exporter kept the compressed bytes
+    if all(token in ("gzip", "x-gzip", "deflate", "identity") for token in declared):
+        try:
+            zlib.decompress(body)  # already deflate-encoded?
+        except zlib.error:
+            for token in reversed(declared):
+                if token in ("gzip", "x-gzip"):
+                    body = gzip.compress(body, mtime=0)
+                elif token == "deflate":
+                    body = zlib.compress(body)
+        return body, headers
+    return body, [(n, v) for n, v in headers if n.lower() != "content-encoding"]
+
+
+class _BadEntry(ValueError):
+    """An entry that cannot be read; the message names the field, never its value."""
+
+
+def _field(entry: dict[str, Any], *keys: str) -> Any:
+    value: Any = entry
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            raise _BadEntry(f"no {'.'.join(keys)!r}")
+        value = value[key]
+    return value
+
+
+def _record(index: int, entry: Any) -> CaptureRecord:
+    if not isinstance(entry, dict):
+        raise _BadEntry("not an object")
+    request = _field(entry, "request")
+    url = urllib.parse.urlsplit(str(_field(entry, "request", "url")))
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     headers: list[tuple[str, str]] = []
     authority = None
     for item in request.get("headers") or []:
-        name, value = str(item["name"]), str(item["value"])
+        if not isinstance(item, dict) or "name" not in item or "value" not in item:
+            raise _BadEntry("request.headers: each header needs a 'name' and a 'value'")
+        # Some exporters keep a stray space after the name ("Authorization "): a name that
+        # no server would match and a redactor comparing names exactly would miss.
+        name, value = str(item["name"]).strip(), str(item["value"])
         if name.startswith(":"):
             if name == ":authority":
                 authority = value
@@ -98,15 +149,27 @@ def _record(index: int, entry: dict[str, Any]) -> CaptureRecord:
         headers.append((name, value))
     if authority and not any(n.lower() == "host" for n, _ in headers):
         headers.insert(0, ("Host", authority))
-    body = _body(request.get("postData") or {})
+    post = request.get("postData") or {}
+    if not isinstance(post, dict):
+        raise _BadEntry("request.postData is not an object")
+    try:
+        body = _body(post)
+    except (binascii.Error, ValueError):
+        raise _BadEntry("request.postData.text is not valid base64") from None
     if body:
+        body, headers = _encoded(body, headers)
         headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
     status = (entry.get("response") or {}).get("status")
+    started = _field(entry, "startedDateTime")
+    try:
+        ts_ns = parse_har_time(str(started))
+    except ValueError:
+        raise _BadEntry("startedDateTime is not an ISO-8601 time") from None
     return CaptureRecord(
         id=str(entry.get("_id") or f"har-{index}"),
-        ts_ns=parse_har_time(str(entry["startedDateTime"])),
-        method=str(request["method"]).upper(),
+        ts_ns=ts_ns,
+        method=str(_field(entry, "request", "method")).upper(),
         path=path,
         headers=headers,
         body=body,
@@ -136,13 +199,13 @@ def iter_har(
     for index, entry in enumerate(entries):
         try:
             records.append(_record(index, entry))
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # Messages name the field, never its value (a header value may be a secret).
+            problem = str(exc) if isinstance(exc, _BadEntry) else "missing or bad field"
             if skip_invalid:
                 if stats is not None:
                     stats.invalid += 1
                 continue
-            raise CaptureFormatError(
-                name, 1, f"log.entries[{index}]: missing or bad field ({exc})"
-            ) from None
+            raise CaptureFormatError(name, 1, f"log.entries[{index}]: {problem}") from None
     records.sort(key=lambda r: r.ts_ns)
     yield from records

@@ -6,16 +6,32 @@ line and the headers, undo ``Transfer-Encoding: chunked`` so a record holds the 
 
 from __future__ import annotations
 
-__all__ = ["ParsedMessage", "build_request", "build_response", "parse_message"]
+from hlthz.net import request_target
+
+__all__ = ["ParsedMessage", "build_request", "build_response", "origin_form", "parse_message"]
 
 # Framing headers: a record holds the decoded body, so the writer frames it anew.
 _FRAMING = frozenset(("transfer-encoding", "content-length"))
 
 
 class ParsedMessage:
-    """A parsed request (``method``/``target``) or response (``status``)."""
+    """A parsed request (``method``/``target``) or response (``status``).
 
-    __slots__ = ("body", "headers", "method", "status", "target", "version")
+    ``head_complete`` is false when the head has no terminating blank line; ``body_complete``
+    is false when the body is shorter than its ``Content-Length`` or a chunked body lacks its
+    last chunk: the message was cut (a torn file, or a capture tool's buffer limit).
+    """
+
+    __slots__ = (
+        "body",
+        "body_complete",
+        "head_complete",
+        "headers",
+        "method",
+        "status",
+        "target",
+        "version",
+    )
 
     def __init__(self) -> None:
         self.method = ""
@@ -24,10 +40,13 @@ class ParsedMessage:
         self.version = ""
         self.headers: list[tuple[str, str]] = []
         self.body = b""
+        self.head_complete = True
+        self.body_complete = True
 
 
-def _dechunk(data: bytes) -> bytes:
-    """Decode a chunked body; a body cut short (as sniffers often see it) keeps what arrived."""
+def _dechunk(data: bytes) -> tuple[bytes, bool]:
+    """Decode a chunked body: ``(body, complete)``; a body cut short (as sniffers often see
+    it) keeps what arrived and is not complete."""
     out = bytearray()
     pos = 0
     while pos < len(data):
@@ -40,48 +59,77 @@ def _dechunk(data: bytes) -> bytes:
         except ValueError:
             break
         if size == 0:
-            break
+            return bytes(out), True
         start = end + 2
         out += data[start : start + size]
+        if len(data) < start + size:
+            break
         pos = start + size + 2
-    return bytes(out)
+    return bytes(out), False
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse one HTTP/1.x request or response; raise ``ValueError`` saying what is wrong."""
+    """Parse one HTTP/1.x request or response; raise ``ValueError`` saying what is wrong
+    (never quoting the message: it may hold a secret)."""
     head, sep, body = raw.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = raw.partition(b"\n\n")  # tolerate bare LF, as some tools write
     lines = head.replace(b"\r\n", b"\n").split(b"\n")
     first = lines[0].decode("latin-1")
     msg = ParsedMessage()
+    msg.head_complete = bool(sep)
     parts = first.split(" ", 2)
     if first.startswith("HTTP/"):
         if len(parts) < 2 or not parts[1].isdigit():
-            raise ValueError(f"bad status line {first[:80]!r}")
+            raise ValueError("the first line is not an HTTP status line ('HTTP/x CODE ...')")
         msg.version, msg.status = parts[0], int(parts[1])
     else:
         if len(parts) != 3 or not parts[2].startswith("HTTP/") or not parts[0].isalpha():
-            raise ValueError(f"bad request line {first[:80]!r}")
+            raise ValueError("the first line is not an HTTP request line ('METHOD TARGET HTTP/x')")
         msg.method, msg.target, msg.version = parts[0].upper(), parts[1], parts[2]
     chunked = False
-    for line in lines[1:]:
+    length: int | None = None
+    for number, line in enumerate(lines[1:], 2):
         if not line:
             continue
         name, colon, value = line.decode("latin-1").partition(":")
         if not colon:
-            raise ValueError(f"bad header line {line[:80]!r}")
+            if not sep and number == len(lines):
+                break  # cut inside this header line
+            raise ValueError(f"header line {number} of the message has no ':'")
         name, value = name.strip(), value.strip()
-        if name.lower() == "transfer-encoding" and "chunked" in value.lower():
+        lname = name.lower()
+        if lname == "transfer-encoding" and "chunked" in value.lower():
             chunked = True
-            continue
+        elif lname == "content-length" and value.isdigit():
+            length = int(value)
         msg.headers.append((name, value))
-    msg.body = _dechunk(body) if chunked else body
     if chunked:
-        msg.headers = [(n, v) for n, v in msg.headers if n.lower() != "content-length"]
-        if msg.body:
-            msg.headers.append(("Content-Length", str(len(msg.body))))
+        msg.body, msg.body_complete = _dechunk(body)
+        if msg.body_complete:
+            # Stored de-chunked: framed by a length a replayer can send. A cut body keeps the
+            # headers it was sent with (the record is marked body_truncated).
+            msg.headers = [(n, v) for n, v in msg.headers if n.lower() not in _FRAMING]
+            if msg.body:
+                msg.headers.append(("Content-Length", str(len(msg.body))))
+    elif length is not None:
+        msg.body = body[:length]
+        msg.body_complete = len(body) >= length
+    elif msg.status is not None:
+        msg.body = body  # a response without framing: its body runs to the end
+    # A request without Content-Length or chunking has no body (RFC 9112 6.3): anything after
+    # its head is not part of it (e.g. the start of a torn GoReplay separator).
+    msg.body_complete = msg.body_complete and msg.head_complete
     return msg
+
+
+def origin_form(target: str) -> str:
+    """:func:`hlthz.net.request_target`, raising a ``ValueError`` that quotes nothing (the
+    standard library's URL errors quote the host, which may hold a secret)."""
+    try:
+        return request_target(target)
+    except ValueError:
+        raise ValueError("the request target is not a valid URL") from None
 
 
 def build_request(method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
