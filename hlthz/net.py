@@ -8,6 +8,7 @@ whitespace or control characters (a CR/LF in a URL would inject a header line do
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ __all__ = [
 ]
 
 LOOPBACK = "127.0.0.1"
+# scheme://authority of an absolute-form target: everything up to the path, query or fragment.
+_AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
 
 #: Hop-by-hop headers (RFC 9110 section 7.6.1, plus the non-standard ``proxy-connection``): they
 #: describe one connection, so a proxy or a replay never forwards them.
@@ -136,8 +139,8 @@ def request_target(target: str) -> str:
     if target == "*":
         return target
     if target.lower().startswith(("http://", "https://")):
-        parts = urllib.parse.urlsplit(target)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-    else:
-        target = target.split("#", 1)[0]
+        # Split by hand, not with urlsplit: a malformed authority (``http://[x/``) must not
+        # raise, and nothing of the authority (host, user info) may survive.
+        target = _AUTHORITY.sub("", target)
+    target = target.split("#", 1)[0]
     return target if target.startswith("/") else "/" + target

@@ -94,6 +94,8 @@ def test_a_huge_argument_is_not_echoed_whole() -> None:
         ("HTTPS://host", "/"),
         ("//not-a-host/x", "//not-a-host/x"),
         ("*", "*"),
+        ("http://[x/a?b", "/a?b"),
+        ("http://user:pa@ss@host?q=1#f", "/?q=1"),
     ],
 )
 def test_request_target(target: str, expected: str) -> None:
