@@ -1,6 +1,8 @@
 """Apps nobody here wrote, under real servers with 2 workers (multiprocess mode), scraped by a
 real Prometheus: route labels are templates, Django's queries are counted and N+1 flagged,
-non-ASCII paths are labelled right.
+non-ASCII paths are labelled right; and ``hlthz init --from-metrics`` on each app, then
+``dashboards generate`` and ``dashboards check --prometheus`` pass (every panel has data or is
+skipped for a signal the app does not emit).
 
 - django-activity-stream (a Django app with its own URLs, views, feeds and a DRF router API),
   in the project tests/exporter/apps/django_site, under gunicorn;
@@ -16,6 +18,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -102,6 +105,33 @@ def scraped(prometheus: PrometheusFactory, address: str, sent: int) -> str:
         complete, timeout=60, interval=0.5, what=f"a scrape with {sent} requests and 2 workers"
     )
     return prom.url
+
+
+def dashboards_check(tmp_path: Path, address: str, prom_url: str, paths: list[str]) -> str:
+    """What an SRE does next: ``hlthz init --from-metrics`` on the app, generate the
+    dashboards for the signals found, check every panel on Prometheus while ``paths`` are
+    requested again (rates need traffic inside their window); the check's output."""
+    from click.testing import CliRunner
+
+    from hlthz.tools.cli import main
+
+    project = tmp_path / "project"
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["init", str(project), "--from-metrics", f"http://{address}/metrics"]
+    )
+    assert result.exit_code == 0, result.output
+    config = str(project / "hlthz.yaml")
+    result = runner.invoke(main, ["dashboards", "generate", "--config", config])
+    assert result.exit_code == 0, result.output
+    for _ in range(3):  # three rounds a second apart: several scrapes see the counters grow
+        for path in paths:
+            get(address, path)
+        time.sleep(1.0)
+    check = ["dashboards", "check", "--config", config, "--prometheus", prom_url, "--job", "app"]
+    result = runner.invoke(main, [*check, "--rate-interval", "10s"])
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def by_labels(prom_url: str, expr: str, *labels: str) -> dict[tuple[str, ...], float]:
@@ -201,6 +231,8 @@ def test_django_activity_stream_under_gunicorn(
             "query_type",
         )
         assert query_types[("select_actstream_action",)] > 0
+        output = dashboards_check(tmp_path, address, prom, [path for path, _ in requests])
+        assert output.startswith("ok   lint\nok   signals"), output
 
 
 def _content_type_of_users(database: Path) -> int:
@@ -260,6 +292,8 @@ def test_rq_dashboard_and_wsgi_files_under_gunicorn(
             "status_code",
         )
         assert counts == dict(expected)
+        output = dashboards_check(tmp_path, address, prom, [path for path, _, _ in requests])
+        assert output.startswith("ok   lint\n"), output
 
 
 def _enqueue(redis_url: str, queue: str) -> str:
@@ -318,3 +352,5 @@ def test_fastapi_app_under_uvicorn_workers(tmp_path: Path, prometheus: Prometheu
             "status_code",
         )
         assert counts == dict(expected)
+        output = dashboards_check(tmp_path, address, prom, [path for path, _, _ in requests])
+        assert output.startswith("ok   lint\n"), output
