@@ -77,6 +77,8 @@ class Recorder:
         self.queries = metrics.request_queries
         self._duration_observers = metrics.request_duration.observers
         self._query_observers = metrics.request_queries.observers
+        self.sizes = metrics.response_size
+        self._size_observers = metrics.response_size.observers
         self.internal_errors = metrics.internal_errors
         self._warned: set[tuple[str, str]] = set()
 
@@ -104,11 +106,21 @@ class Recorder:
             if observe is None:
                 observe = self.queries.observer((route,))
             observe(state.queries)
+            observe = self._size_observers.get(key[:2])
+            if observe is None:
+                observe = self.sizes.observer(key[:2])
+            observe(state.response_bytes)
+            if state.upstream_calls:
+                self._upstream(route, state)
             if state.flagged:
                 self._flag(route, state.flagged)
         except Exception:
             self.internal_errors.inc()
             logger.exception("hlthz: failed to record a request; the response was not affected")
+
+    def _upstream(self, route: str, state: RequestState) -> None:
+        self.metrics.request_upstream.observer((route,))(state.upstream_seconds)
+        self.metrics.upstream_calls.get((route,)).inc(state.upstream_calls)
 
     def _flag(self, route: str, flagged: list[tuple[str, str]]) -> None:
         # The counter counts requests: two shapes of one query_type in a request count once.

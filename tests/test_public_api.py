@@ -91,6 +91,7 @@ PUBLIC = {
         "Metrics",
         "MultiprocessError",
         "Routes",
+        "UpstreamMetrics",
         "instrument",
         "instrument_dbapi",
         "instrument_sqlalchemy",
