@@ -1,9 +1,9 @@
 """hlthz.exporter: Prometheus metrics for WSGI/ASGI apps, their database, caches and jobs.
 
 ``instrument(app)`` measures requests (``http_request_duration_seconds`` by route template,
-in-flight requests, queries per request, N+1, response sizes), and for a Django handler every ORM query, and
-serves ``/metrics``; the helpers below report the other databases, caches and background jobs.
-Every name is in ``docs/exporter.md``.
+in-flight requests, queries per request, N+1, response sizes), and for a Django handler every
+ORM query, and serves ``/metrics``; the helpers below report the other databases, caches,
+background jobs and outbound calls. Every name is in ``docs/exporter.md``.
 """
 
 from hlthz.errors import ConfigError, MultiprocessError

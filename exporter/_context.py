@@ -17,6 +17,7 @@ class RequestState:
     __slots__ = (
         "flagged",
         "queries",
+        "query_seconds",
         "response_bytes",
         "route",
         "shapes",
@@ -31,6 +32,8 @@ class RequestState:
         #: A framework object the route can be read from after the request (Flask's context).
         self.source: object = None
         self.queries = 0
+        #: Seconds spent in the counted queries (added by the database hooks).
+        self.query_seconds = 0.0
         self.threshold = threshold
         #: statement shape -> executions in this request (created on the first query).
         self.shapes: dict[str, int] | None = None

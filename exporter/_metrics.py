@@ -304,6 +304,15 @@ class Metrics:
             ),
             fold=(0,),
         )
+        self.request_db_seconds = family(
+            Counter(
+                "http_request_database_seconds",
+                "Seconds spent in database queries while serving requests.",
+                ["route"],
+                registry=r,
+            ),
+            fold=(0,),
+        )
         self.query_duration = family(
             Histogram(
                 "database_query_duration_seconds",

@@ -71,6 +71,7 @@ class QueryRecorder:
                 state = current_request.get()
                 if state is not None:
                     state.count_query(shape, query_type)
+                    state.query_seconds += duration
         except Exception:
             self._internal_errors.inc()
 

@@ -133,6 +133,7 @@ class _Call(RequestState):
         self.route = None
         self.source = None
         self.queries = 0
+        self.query_seconds = 0.0
         self.threshold = middleware._threshold
         self.shapes = None
         self.flagged = None

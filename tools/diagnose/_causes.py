@@ -54,13 +54,14 @@ class Limits:
     #: Below this many requests in the window a route is not judged.
     min_requests: float = 5
     #: Share of a route's requests with an N+1 detection that makes it an N+1 route.
-    n_plus_one_share: float = 0.2
+    n_plus_one_share: float = 0.1
     #: Without the N+1 metric: queries per request that make it one.
     n_plus_one_queries: float = 20
-    #: Mean duration of a query type that is slow (a likely missing index), and the share of
-    #: all query time it must take to matter.
-    slow_query_mean: float = 0.001
-    slow_query_share: float = 0.1
+    #: A query type is slow (a likely missing index) when more than half of its runs took
+    #: longer than this (a bucket boundary: no interpolation), and it takes this share of all
+    #: query time. The median, not the mean: threads waiting for the GIL inflate a few runs.
+    slow_query_seconds: float = 0.0025
+    slow_query_share: float = 0.05
     #: Share of server time a read route needs before its cache misses matter.
     cache_route_share: float = 0.02
     #: Seconds per request (and share of it) not explained by queries or upstream calls.
@@ -72,7 +73,7 @@ class Limits:
     upstream_share: float = 0.5
     upstream_overlap: float = 1.1
     #: Mean response bytes of a large response.
-    response_bytes: float = 16384
+    response_bytes: float = 32768
     #: 5xx share below which errors are not reported.
     error_floor: float = 0.01
 
@@ -172,6 +173,7 @@ def _n_plus_one(ctx: _Context) -> Iterable[Finding]:
             share_of_time=ctx.share(seconds),
             evidence={
                 "queries_per_request": _r(per_request, 2),
+                "query_ms_per_request": _ms(snap.db_seconds.get(route, 0.0) / queries.count),
                 "requests_with_n_plus_one": _r(worst, 3),
                 "repeated_query_types": sorted(q for q, n in repeated.items() if n > 0),
                 "p95_ms": _ms(stats.duration.quantile(0.95)),
@@ -192,7 +194,7 @@ def _slow_queries(ctx: _Context) -> Iterable[Finding]:
         name: h
         for name, h in snap.query_types.items()
         if h.count >= lim.min_requests
-        and (h.mean or 0.0) >= lim.slow_query_mean
+        and h.at_most(lim.slow_query_seconds) < h.count / 2
         and h.total / query_seconds >= lim.slow_query_share
     }
     if not slow:
@@ -213,6 +215,7 @@ def _slow_queries(ctx: _Context) -> Iterable[Finding]:
                     "query_type": name,
                     "runs": round(h.count),
                     "mean_ms": _ms(h.mean),
+                    "p50_ms": _ms(h.quantile(0.5)),
                     "p95_ms": _ms(h.quantile(0.95)),
                     "share_of_query_time": _r(h.total / query_seconds, 3),
                 }
@@ -310,20 +313,26 @@ def _cache_misses(ctx: _Context) -> Iterable[Finding]:
 
 def _inline_side_work(ctx: _Context) -> Iterable[Finding]:
     snap, lim = ctx.snapshot, ctx.limits
-    query_seconds = sum(h.total for h in snap.query_types.values())
-    query_runs = sum(h.count for h in snap.query_types.values())
-    mean_query = query_seconds / query_runs if query_runs else 0.0
+    if not snap.has("http_request_database_seconds_total") and snap.has(
+        "http_request_database_queries_count"
+    ):
+        ctx.not_measured["inline_side_work"] = (
+            "no http_request_database_seconds_total (exporter too old to split query time)"
+        )
+        return
     jobs = "absent" if snap.job_runs is None else ("idle" if snap.job_runs <= 0 else "running")
     if jobs == "running":
         return  # side work already runs as jobs; what is left is the request's own work
+    by_route = ctx.by_route()
     for stats in snap.routes:
         if stats.method not in WRITE_METHODS or stats.requests < lim.min_requests:
             continue
         mean = stats.seconds / stats.requests
-        queries = snap.queries.get(stats.route)
-        per_request = queries.total / queries.count if queries and queries.count else 0.0
-        upstream = snap.upstream_seconds.get(stats.route, 0.0) / stats.requests
-        unexplained = mean - per_request * mean_query - upstream
+        route_requests = sum(s.requests for s in by_route[stats.route])
+        # Query and upstream time are per route: share them out by requests.
+        queries = snap.db_seconds.get(stats.route, 0.0) / route_requests
+        upstream = snap.upstream_seconds.get(stats.route, 0.0) / route_requests
+        unexplained = mean - queries - upstream
         if unexplained < lim.inline_seconds or unexplained / mean < lim.inline_share:
             continue
         yield Finding(
@@ -336,7 +345,7 @@ def _inline_side_work(ctx: _Context) -> Iterable[Finding]:
                 "mean_ms": _ms(mean),
                 "unexplained_ms": _ms(unexplained),
                 "unexplained_share": _r(unexplained / mean, 3),
-                "queries_per_request": _r(per_request, 2),
+                "query_ms_per_request": _ms(queries),
                 "upstream_ms_per_request": _ms(upstream),
                 "background_jobs": jobs,
             },

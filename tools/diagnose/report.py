@@ -24,7 +24,7 @@ _SHOWN: dict[str, tuple[str, ...]] = {
 
 def _value(value: Any) -> str:
     if isinstance(value, list) and value and isinstance(value[0], dict):
-        return ",".join(f"{v.get('query_type')} {v.get('mean_ms')}ms" for v in value[:3])
+        return ",".join(f"{v.get('query_type')} p50={v.get('p50_ms')}ms" for v in value[:3])
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     if isinstance(value, dict):

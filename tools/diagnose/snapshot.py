@@ -26,6 +26,7 @@ COUNTER_SAMPLES: dict[str, tuple[str, ...]] = {
     "http_request_database_queries_bucket": ("route", "le"),
     "http_request_database_queries_sum": ("route",),
     "http_request_database_queries_count": ("route",),
+    "http_request_database_seconds_total": ("route",),
     "database_query_duration_seconds_bucket": ("query_type", "le"),
     "database_query_duration_seconds_sum": ("query_type",),
     "database_query_duration_seconds_count": ("query_type",),
@@ -177,6 +178,7 @@ class Snapshot:
     present: frozenset[str]
     routes: tuple[RouteStats, ...]
     queries: Mapping[str, Histogram]
+    db_seconds: Mapping[str, float]
     n_plus_one: Mapping[str, Mapping[str, float]]
     upstream_seconds: Mapping[str, float]
     upstream_requests: Mapping[str, float]
@@ -309,6 +311,9 @@ def build_snapshot(samples: Samples) -> Snapshot:
         present=present,
         routes=routes,
         queries=queries,
+        db_seconds={
+            k[0]: v for k, v in _by(samples, "http_request_database_seconds_total", "route").items()
+        },
         n_plus_one={k: dict(v) for k, v in n_plus_one.items()},
         upstream_seconds=upstream_sum,
         upstream_requests=upstream_requests,
