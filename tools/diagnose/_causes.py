@@ -61,6 +61,7 @@ class Limits:
     #: longer than this (a bucket boundary: no interpolation), and it takes this share of all
     #: query time. The median, not the mean: threads waiting for the GIL inflate a few runs.
     slow_query_seconds: float = 0.0025
+    min_query_runs: float = 5
     slow_query_share: float = 0.05
     #: Share of server time a read route needs before its cache misses matter.
     cache_route_share: float = 0.02
@@ -158,7 +159,10 @@ def _n_plus_one(ctx: _Context) -> Iterable[Finding]:
             continue
         per_request = queries.total / queries.count
         repeated = snap.n_plus_one.get(route, {})
-        worst = max(repeated.values(), default=0.0) / queries.count
+        # Share of the requests that reached the database: a cache in front hides the N+1 on
+        # its hits, not on its misses.
+        with_db = queries.count - queries.at_most(0.0)
+        worst = max(repeated.values(), default=0.0) / with_db if with_db > 0 else 0.0
         limit, value = (
             (lim.n_plus_one_share, worst) if detector else (lim.n_plus_one_queries, per_request)
         )
@@ -174,7 +178,7 @@ def _n_plus_one(ctx: _Context) -> Iterable[Finding]:
             evidence={
                 "queries_per_request": _r(per_request, 2),
                 "query_ms_per_request": _ms(snap.db_seconds.get(route, 0.0) / queries.count),
-                "requests_with_n_plus_one": _r(worst, 3),
+                "database_requests_with_n_plus_one": _r(worst, 3),
                 "repeated_query_types": sorted(q for q, n in repeated.items() if n > 0),
                 "p95_ms": _ms(stats.duration.quantile(0.95)),
                 "requests": round(queries.count),
@@ -193,7 +197,7 @@ def _slow_queries(ctx: _Context) -> Iterable[Finding]:
     slow = {
         name: h
         for name, h in snap.query_types.items()
-        if h.count >= lim.min_requests
+        if h.count >= lim.min_query_runs
         and h.at_most(lim.slow_query_seconds) < h.count / 2
         and h.total / query_seconds >= lim.slow_query_share
     }

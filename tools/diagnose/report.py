@@ -11,7 +11,11 @@ from hlthz.tools.diagnose.run import Diagnosis
 
 #: Evidence keys shown in the table, per cause (the JSON has every key).
 _SHOWN: dict[str, tuple[str, ...]] = {
-    "n_plus_one": ("queries_per_request", "requests_with_n_plus_one", "repeated_query_types"),
+    "n_plus_one": (
+        "queries_per_request",
+        "database_requests_with_n_plus_one",
+        "repeated_query_types",
+    ),
     "slow_queries": ("query_time_share", "slow_query_types"),
     "pool_exhaustion": ("max_connections", "in_use_peak", "acquire_waits", "acquire_timeouts"),
     "cache_misses": ("served_without_database", "cache_hit_ratio"),
