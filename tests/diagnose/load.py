@@ -135,7 +135,10 @@ def burst(base: str, size: int = 14, per_page: int = 40) -> dict[str, int]:
             conn.connect()
             barrier.wait(timeout=30)
             conn.request(
-                "GET", f"/api/products?page={page}&per_page={per_page}", None, {"Accept-Encoding": "gzip"}
+                "GET",
+                f"/api/products?page={page}&per_page={per_page}",
+                None,
+                {"Accept-Encoding": "gzip"},
             )
             response = conn.getresponse()
             response.read()

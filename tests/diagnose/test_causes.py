@@ -96,9 +96,7 @@ class Shop:
     def diagnose(self, **limits: Any) -> Any:
         from hlthz.alerts import load_config
 
-        return diagnose_snapshot(
-            build_snapshot(self.samples), Limits(**limits), load_config(None)
-        )
+        return diagnose_snapshot(build_snapshot(self.samples), Limits(**limits), load_config(None))
 
 
 def causes(diagnosis: Any) -> set[tuple[str, str, str]]:
