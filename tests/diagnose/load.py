@@ -81,7 +81,7 @@ def served(
         thread.join(timeout=15)
 
 
-def _send(url: str, method: str = "GET", body: bytes | None = None) -> int:
+def send(url: str, method: str = "GET", body: bytes | None = None) -> int:
     request = urllib.request.Request(url, data=body, method=method)
     request.add_header("Accept-Encoding", "gzip")
     if body is not None:
@@ -164,7 +164,7 @@ def drive(base: str, *, clients: int = 3) -> dict[str, int]:
     lock = threading.Lock()
 
     def one(item: tuple[str, str, bytes | None]) -> None:
-        status = _send(item[1], item[0], item[2])
+        status = send(item[1], item[0], item[2])
         with lock:
             statuses[str(status)] = statuses.get(str(status), 0) + 1
 
