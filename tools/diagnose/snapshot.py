@@ -255,7 +255,7 @@ def build_snapshot(samples: Samples) -> Snapshot:
         "http_request_duration_seconds",
         ("method", "route"),
     )
-    errors = defaultdict(float)
+    errors: dict[tuple[str, str], float] = defaultdict(float)
     for labels, value in samples.counters.get("http_request_duration_seconds_count", {}).items():
         found = dict(labels)
         if found.get("status_code", "").startswith("5"):
