@@ -8,7 +8,6 @@ concurrent listings (more than the ``before`` pool of 10), and returns what it s
 from __future__ import annotations
 
 import contextlib
-import http.client
 import shutil
 import threading
 import urllib.error
@@ -118,44 +117,10 @@ def mix(base: str) -> list[tuple[str, str, bytes | None]]:
 
 
 def burst(base: str, size: int = 14, per_page: int = 40) -> dict[str, int]:
-    """``size`` listings of large pages nobody asked for, sent at the same instant.
+    """The demo's burst (:func:`hlthz.tools.demo.traffic.burst`): concurrent large listings."""
+    from hlthz.tools.demo.traffic import burst as demo_burst
 
-    Every client connects first and waits at a barrier, so all requests arrive within a
-    millisecond or two, each needing a database connection for a long page at once: more
-    than the ``before`` pool of 10 holds.
-    """
-    barrier = threading.Barrier(size)
-    port = int(base.rsplit(":", 1)[1])
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def one(page: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:
-            conn.connect()
-            barrier.wait(timeout=30)
-            conn.request(
-                "GET",
-                f"/api/products?page={page}&per_page={per_page}",
-                None,
-                {"Accept-Encoding": "gzip"},
-            )
-            response = conn.getresponse()
-            response.read()
-            with lock:
-                statuses.append(response.status)
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=one, args=(2 + i,)) for i in range(size)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=90)
-    counts: dict[str, int] = {}
-    for status in statuses:
-        counts[str(status)] = counts.get(str(status), 0) + 1
-    return counts
+    return dict(demo_burst(base, size=size, per_page=per_page))
 
 
 def drive(base: str, *, clients: int = 3) -> dict[str, int]:
