@@ -275,3 +275,25 @@ def test_ranking_severity_first_then_share_then_cause_order() -> None:
         "share_of_time",
         "evidence",
     }
+
+
+def test_formats_doc_lists_the_keys_diagnose_writes() -> None:
+    """docs/formats.md's diagnosis v1 tables name exactly the keys ``--json`` writes."""
+    import re
+    from pathlib import Path
+
+    text = Path(__file__).resolve().parents[2].joinpath("docs", "formats.md").read_text()
+    section = text.split("## Diagnosis v1", 1)[1]
+    top, finding = section.split("Each finding:", 1)
+    keys = lambda part: set(re.findall(r"^\| `([a-z_]+)` \|", part, re.M))  # noqa: E731
+    shop = Shop().requests("GET", "/items", 20, 0.3, queries=21, query_seconds=0.1)
+    shop.counter("database_n_plus_one_total", 20, route="/items", query_type="tags")
+    document = shop.diagnose().to_json()
+    assert keys(top) == set(document)
+    assert keys(finding.split("```", 1)[0]) == set(document["findings"][0])
+    from hlthz.tools.diagnose import CAUSES
+
+    how = Path(__file__).resolve().parents[2].joinpath("docs", "diagnose.md").read_text()
+    for cause in CAUSES:
+        assert f"`{cause}`" in finding
+        assert f"### `{cause}`" in how, f"docs/diagnose.md does not say how {cause} is decided"

@@ -399,32 +399,24 @@ def print_audit(console: Console, summary: dict[str, Any]) -> None:
 
 
 def print_findings(console: Console, diagnoses: dict[str, dict[str, Any]]) -> None:
-    """What ``hlthz diagnose`` finds in each profile (the replay window and the burst)."""
+    """What ``hlthz diagnose`` finds in each profile: the replay window, then the burst."""
     from hlthz.tools.diagnose import evidence_text
 
     for name, document in diagnoses.items():
         findings = document.get("findings") or []
-        table = Table(
-            title=f"hlthz diagnose on {name} (replay window, then the burst)",
-            title_justify="left",
-        )
-        table.add_column("severity")
-        table.add_column("cause")
-        table.add_column("route")
-        table.add_column("share", justify="right")
-        table.add_column("evidence")
+        console.print()
+        console.print(f"[bold]hlthz diagnose on {name}[/] (replay window, then the burst)")
         for f in findings:
             where = "(whole app)" if f["method"] == "*" else f"{f['method']} {f['route']}"
             if f.get("window") == "burst":
                 where += " [burst]"
-            table.add_row(
-                f["severity"],
-                f["cause"],
-                where,
-                _fmt_pct(f["share_of_time"]),
-                evidence_text(f["cause"], f["evidence"]),
+            console.print(
+                f"  {f['severity']:<8} {f['cause']:<19} {where:<38} "
+                f"{_fmt_pct(f['share_of_time']):>7}  {evidence_text(f['cause'], f['evidence'])}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
             )
-        console.print(table)
         critical = [f for f in findings if f["severity"] == "critical"]
         if not findings:
             console.print(f"  {name}: no findings")

@@ -99,7 +99,8 @@ class DemoSize:
     traffic: TrafficPlan
     speed: float = 1.0
     #: Concurrent large listings of the burst phase (more than the before pool of 10).
-    burst: int = 16
+    burst: int = 14
+    burst_per_page: int = 20
 
 
 QUICK = DemoSize(
@@ -423,7 +424,7 @@ class Demo:
         metrics_url = f"{api.url}/metrics"
         window = ScrapeWindow(url_fetch(metrics_url), source=f"{name}: burst", interval=0.2)
         window.start()
-        statuses = burst(api.url, size=self.size.burst)
+        statuses = burst(api.url, size=self.size.burst, per_page=self.size.burst_per_page)
         snapshot = build_snapshot(window.stop())
         limits, config = load_limits()
         diagnosis = diagnose_snapshot(snapshot, limits, config)
