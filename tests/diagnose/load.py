@@ -116,7 +116,7 @@ def mix(base: str) -> list[tuple[str, str, bytes | None]]:
     return requests
 
 
-def burst(base: str, size: int = 14, per_page: int = 40) -> dict[str, int]:
+def burst(base: str, size: int = 14, per_page: int = 20) -> dict[str, int]:
     """The demo's burst (:func:`hlthz.tools.demo.traffic.burst`): concurrent large listings."""
     from hlthz.tools.demo.traffic import burst as demo_burst
 
