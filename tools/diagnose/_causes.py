@@ -8,6 +8,7 @@ behind it: docs/diagnose.md.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -466,9 +467,7 @@ def judge(
     for cause, rule in RULES.items():
         for finding in rule(ctx):
             link = runbook(RUNBOOK_ALERTS[cause]) if runbook else ""
-            findings.append(
-                Finding(**{**finding.__dict__, "runbook": link})  # frozen: rebuild with the link
-            )
+            findings.append(dataclasses.replace(finding, runbook=link))
     findings.sort(
         key=lambda f: (SEVERITIES.index(f.severity), -f.share_of_time, CAUSES.index(f.cause))
     )
