@@ -100,7 +100,7 @@ class DemoSize:
     speed: float = 1.0
     #: Concurrent large listings of the burst phase (more than the before pool of 10).
     burst: int = 14
-    burst_per_page: int = 20
+    burst_per_page: int = 10
 
 
 QUICK = DemoSize(
@@ -474,8 +474,8 @@ class Demo:
             self.step(f"replaying the {records} recorded requests against [bold]{name}[/]")
             runs[name] = self.replay(name, api, capture, span)
             self.step(
-                f"a burst: {self.size.burst} shoppers open a large listing page at the same "
-                f"instant on [bold]{name}[/]"
+                f"a burst: {self.size.burst} shoppers open a listing page nobody asked for yet, "
+                f"at the same instant, on [bold]{name}[/]"
             )
             runs[name]["burst"] = self.burst_phase(name, api)
             api.stop()
