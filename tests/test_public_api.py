@@ -196,6 +196,7 @@ PUBLIC = {
         "CaptureWriter",
         "ReadStats",
         "Redactor",
+        "Rewrite",
         "detect_format",
         "iter_records",
         "read_capture",

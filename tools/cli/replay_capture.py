@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from hlthz.extras import require
+from hlthz.tools.cli._options import rewrite_from, rewrite_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -324,6 +325,7 @@ _FORMATS = ["auto", "gor", "har", "nginx", "hlthz"]
 )
 @click.option("--skip-invalid", is_flag=True, help="Skip and count malformed lines/entries.")
 @click.option("--rotate-size", metavar="SIZE", help="Start a new file after this many bytes.")
+@rewrite_options
 @_redaction_options
 def import_cmd(
     files: tuple[str, ...], fmt: str, log_format: str | None, out: str, **kwargs: Any
@@ -331,8 +333,8 @@ def import_cmd(
     """Convert GoReplay .gor, HAR 1.2, nginx/Apache access logs or captures to one capture.
 
     Several FILEs (or quoted glob patterns such as 'captures/shop-*.jsonl') are merged in
-    time order. Route, method and sampling filters apply first, then redaction, exactly as
-    when recording; the output appears only when complete.
+    time order. Route, method and sampling filters apply first, then rewriting rules, then
+    redaction, exactly as when recording; the output appears only when complete.
     """
     from hlthz.replay.capture.convert import import_traffic
     from hlthz.replay.capture.select import Selection
@@ -354,6 +356,7 @@ def import_cmd(
         log_format=log_format,
         redactor=_redactor(kwargs),
         selection=selection,
+        rewrite=rewrite_from(kwargs),
         skip_invalid=kwargs["skip_invalid"],
         max_bytes=parse_size(kwargs["rotate_size"], "--rotate-size"),
     )
@@ -367,6 +370,7 @@ def import_cmd(
             (result.not_requests, "not requests skipped"),
             (result.selection.filtered, "filtered out"),
             (result.selection.sampled_out, "sampled out"),
+            (result.rewritten, "rewritten"),
         )
         if n
     ]
