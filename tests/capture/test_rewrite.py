@@ -128,3 +128,28 @@ def test_import_rewrites_before_redaction(tmp_path: Path) -> None:
     assert bad.exit_code == 2
     assert "--rewrite-path '(': not a valid regular expression" in bad.output
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_merge_joins_per_worker_captures_in_time_order(tmp_path: Path) -> None:
+    """``hlthz replay merge`` over two recorders' ``{pid}``-style files (interleaved times)."""
+    for worker, offsets in (("101", (0, 2, 4)), ("202", (1, 3, 5))):
+        with CaptureWriter(tmp_path / f"shop-{worker}.jsonl", source="test") as writer:
+            for n in offsets:
+                writer.write(
+                    CaptureRecord(
+                        id=str(n), ts_ns=1_000 + n, method="GET", path=f"/{n}", headers=[]
+                    )
+                )
+    out = tmp_path / "merged.jsonl"
+    result = CliRunner().invoke(
+        main, ["replay", "merge", str(tmp_path / "shop-*.jsonl"), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "merged 6 requests from 2 files" in result.output
+    records = list(read_capture(out))
+    assert [r.path for r in records] == [f"/{n}" for n in range(6)]
+    assert len({r.id for r in records}) == 6  # ids from both files stay unique
+    missing = CliRunner().invoke(
+        main, ["replay", "merge", str(tmp_path / "none-*.jsonl"), "-o", str(tmp_path / "m.jsonl")]
+    )
+    assert missing.exit_code == 2 and "none-*.jsonl" in missing.output

@@ -390,6 +390,34 @@ def import_cmd(
     )
 
 
+@click.command("merge")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("-o", "--out", required=True, metavar="FILE", help="Capture to write (.jsonl[.gz]).")
+@click.option("--skip-invalid", is_flag=True, help="Skip and count malformed lines.")
+def merge_cmd(files: tuple[str, ...], out: str, skip_invalid: bool) -> None:
+    """Merge captures (per-instance files, per-worker {pid} files, quoted globs such as
+    'captures/shop-*.jsonl') into one, in send-time order, with ids kept unique.
+
+    The records pass through redaction again (nothing new is found in a redacted capture;
+    a capture written with --no-redact is redacted now). To filter, sample or rewrite while
+    merging, use `hlthz replay import` with the same files.
+    """
+    from hlthz.replay.capture.convert import import_traffic
+    from hlthz.replay.capture.redact import Redactor
+
+    _setup_logging()
+    result = import_traffic(
+        list(files), out, format="hlthz", redactor=Redactor(), skip_invalid=skip_invalid
+    )
+    skipped = f", {result.invalid} invalid skipped" if result.invalid else ""
+    late = f", {result.out_of_order} out of time order" if result.out_of_order else ""
+    click.echo(
+        f"merged {result.records} requests from {len(result.inputs)} "
+        f"{'file' if len(result.inputs) == 1 else 'files'}{skipped}{late} "
+        f"-> {', '.join(map(str, result.outputs))}"
+    )
+
+
 @click.command("export")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option(
@@ -463,4 +491,4 @@ def inspect_cmd(
         click.echo(format_inspection(summary))
 
 
-COMMANDS: list[click.Command] = [record_cmd, import_cmd, export_cmd, inspect_cmd]
+COMMANDS: list[click.Command] = [record_cmd, import_cmd, merge_cmd, export_cmd, inspect_cmd]
