@@ -59,9 +59,9 @@ def test_json_round_trip_and_validation() -> None:
         Controls(rewrite_paths=(("(", "/"),))
     with pytest.raises(PlanError, match=r"^warmup: must be 0 to 86400 seconds"):
         Controls(warmup=-1)
-    with pytest.raises(PlanError, match="^routes: must be a list of strings"):
+    with pytest.raises(PlanError, match=r"^routes: must be a list of strings"):
         Controls(routes="GET /x")  # type: ignore[arg-type]
-    with pytest.raises(PlanError, match="^controls: --route 'nope'"):
+    with pytest.raises(PlanError, match=r"^controls: --route 'nope'"):
         Controls(routes=("nope",))
     with pytest.raises(PlanError, match=r"^controls\.bogus: unknown field"):
         Controls.from_dict({"bogus": 1})
