@@ -1,0 +1,404 @@
+"""Backtest the generated alerts on a Prometheus' real history before they page anyone.
+
+Each alerting rule the project file generates is evaluated over ``[start, end]`` by Prometheus
+itself: one range query (``/api/v1/query_range``, step = the rules' evaluation interval) of the
+alert's expression with its recording rules inlined (:mod:`hlthz.alerts._inline`), so the rules
+are judged as *this* file defines them, on raw data, whether or not Prometheus ever ran them.
+Prometheus applies the lookback and staleness of every sample exactly as the rule manager's
+instant queries do. Then ``for`` and ``keep_firing_for`` turn "the expression returned this
+label set at these evaluations" into firing episodes, in Python, with the rule manager's state
+machine (:mod:`hlthz.alerts._episodes`).
+
+The evaluation grid is aligned with the one Prometheus uses for the ``hlthz-api`` group when it
+runs it (read off the timestamps of a series that group records), so episodes start and end at
+the evaluations Prometheus' own ``ALERTS`` show.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hlthz.alerts import _episodes
+from hlthz.alerts._incidents import Incident, Quality, load_incidents, score
+from hlthz.alerts.config import AlertsConfig, Duration, load_config, parse_duration
+from hlthz.alerts.rules import AlertRule, Names, all_alerts, rule_groups
+from hlthz.errors import PrometheusError, QueryError, UsageError
+from hlthz.net import parse_http_url
+from hlthz.prometheus import PrometheusClient
+
+__all__ = [
+    "AlertBacktest",
+    "AlertEpisode",
+    "Backtest",
+    "BacktestOptions",
+    "BacktestResult",
+    "backtest",
+]
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+#: What a firing alert of each severity becomes under the generated routing.
+NOTIFICATION = {"critical": "pages", "warning": "tickets", "info": "info"}
+WEEK = 7 * 86400.0
+#: The group whose evaluations the grid follows (rules.py puts the alerts there).
+_GROUP = "hlthz-api"
+
+
+@dataclass(frozen=True)
+class BacktestOptions:
+    """What ``hlthz alerts backtest`` was asked: validated by :meth:`validate`."""
+
+    prometheus: str
+    start: float
+    end: float
+    #: The project file (an :class:`AlertsConfig` or a path; None: the packaged example).
+    config: AlertsConfig | str | Path | None = None
+    #: A second project file to compare with (the what-if).
+    against: AlertsConfig | str | Path | None = None
+    #: Evaluation interval in seconds; None: the interval Prometheus evaluates the
+    #: ``hlthz-api`` group at, else the config's ``scrape_interval``.
+    interval: float | None = None
+    incidents: str | Path | None = None
+    #: An episode starting within this many seconds of the previous one's end is a flap.
+    flap_window: float = 900.0
+    #: Seconds after an incident's end in which an episode still counts as matching it.
+    grace: float = 0.0
+    timeout: float = 120.0
+    #: Range queries in flight at once.
+    parallel: int = 4
+
+    def validate(self) -> None:
+        parse_http_url(self.prometheus, what="--prometheus")
+        if not (math.isfinite(self.start) and math.isfinite(self.end)) or self.end <= self.start:
+            raise UsageError("--end must be after --start")
+        if self.interval is not None and not self.interval > 0:
+            raise UsageError("--interval must be a positive duration, like 15s")
+        if self.flap_window < 0 or self.grace < 0:
+            raise UsageError("--flap-window and --grace must not be negative")
+        if (self.end - self.start) > 400 * 86400:
+            raise UsageError("--start/--end: at most 400 days at a time")
+
+
+@dataclass(frozen=True)
+class AlertEpisode:
+    """One firing episode of one label set: Unix seconds; ``end`` None = still firing."""
+
+    labels: dict[str, str]
+    start: float
+    end: float | None
+
+    def duration(self, range_end: float) -> float:
+        return (self.end if self.end is not None else range_end) - self.start
+
+    def to_json(self) -> dict[str, Any]:
+        return {"labels": self.labels, "start": self.start, "end": self.end}
+
+
+@dataclass
+class AlertBacktest:
+    """Every episode of one alert (name and severity, all its rules) and its numbers."""
+
+    name: str
+    severity: str
+    episodes: list[AlertEpisode] = field(default_factory=list)
+    flaps: int = 0
+    exprs: list[str] = field(default_factory=list)
+    quality: Quality | None = None
+
+    def firing_seconds(self, range_end: float) -> float:
+        return sum(e.duration(range_end) for e in self.episodes)
+
+    def per_week(self, seconds: float) -> float:
+        return len(self.episodes) * WEEK / seconds if seconds > 0 else 0.0
+
+
+@dataclass
+class Backtest:
+    """One project file's alerts over the range."""
+
+    config: str
+    alerts: list[AlertBacktest]
+    notes: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def alert(self, name: str, severity: str) -> AlertBacktest | None:
+        return next((a for a in self.alerts if (a.name, a.severity) == (name, severity)), None)
+
+    def notifications_per_week(self, seconds: float) -> dict[str, float]:
+        """Pages, tickets and info notifications per week (episodes of each severity)."""
+        out = dict.fromkeys(NOTIFICATION.values(), 0.0)
+        for a in self.alerts:
+            kind = NOTIFICATION.get(a.severity, a.severity)
+            out[kind] = out.get(kind, 0.0) + a.per_week(seconds)
+        return out
+
+
+@dataclass
+class BacktestResult:
+    """The backtest of the project file and, with ``against``, of the what-if file."""
+
+    prometheus: str
+    start: float
+    end: float
+    interval: float
+    runs: list[Backtest]
+    incidents: list[Incident] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``hlthz_backtest`` v1 document (docs/formats.md)."""
+
+        def run_json(run: Backtest) -> dict[str, Any]:
+            return {
+                "config": run.config,
+                "notifications_per_week": run.notifications_per_week(self.seconds),
+                "notes": run.notes,
+                "alerts": [
+                    {
+                        "name": a.name,
+                        "severity": a.severity,
+                        "count": len(a.episodes),
+                        "firing_seconds": a.firing_seconds(self.end),
+                        "flaps": a.flaps,
+                        "per_week": a.per_week(self.seconds),
+                        **({"quality": a.quality.to_json()} if a.quality else {}),
+                        "episodes": [e.to_json() for e in a.episodes],
+                    }
+                    for a in run.alerts
+                ],
+            }
+
+        main = run_json(self.runs[0])
+        doc: dict[str, Any] = {
+            "hlthz_backtest": 1,
+            "prometheus": self.prometheus,
+            "start": self.start,
+            "end": self.end,
+            "interval": self.interval,
+            **main,
+        }
+        if len(self.runs) > 1:
+            doc["against"] = run_json(self.runs[1])
+        if self.incidents:
+            doc["incidents"] = [i.to_json() for i in self.incidents]
+        return doc
+
+
+def _recording_rules(config: AlertsConfig) -> dict[str, list[str]]:
+    """Record name -> its expressions, without the records that read another record over a
+    range (the baselines): those are read as Prometheus recorded them."""
+    from hlthz.alerts._inline import inline
+
+    rules: dict[str, list[str]] = {}
+    for group in rule_groups(config)["groups"]:
+        for rule in group["rules"]:
+            if "record" in rule:
+                rules.setdefault(rule["record"], []).append(str(rule["expr"]))
+    while True:
+        ranged = {
+            n for n, bodies in rules.items() if any(inline(b, rules).recorded for b in bodies)
+        }
+        if not ranged:
+            return rules
+        rules = {n: b for n, b in rules.items() if n not in ranged}
+
+
+def _interval(client: PrometheusClient, config: AlertsConfig) -> float:
+    """The evaluation interval of the ``hlthz-api`` group in Prometheus, else the config's
+    scrape interval (what ``hlthz stack`` evaluates at)."""
+    try:
+        groups = client.api("/api/v1/rules", type="alert").get("groups", [])
+    except QueryError:
+        groups = []
+    for group in groups:
+        if group.get("name") == _GROUP and float(group.get("interval") or 0) > 0:
+            return float(group["interval"])
+    return config.scrape_interval.seconds
+
+
+def _phase(client: PrometheusClient, config: AlertsConfig, interval: float, at: float) -> float:
+    """Seconds after a multiple of ``interval`` at which Prometheus evaluates the alerts' group
+    (0 when it does not run it): the timestamps of a series that group records tell."""
+    record = Names(config).requests
+    try:
+        found = client.query(f"max(timestamp({record}))", at=at)
+    except QueryError:
+        return 0.0
+    if not found:
+        return 0.0
+    stamp = float(found[0]["value"][1])
+    return round(stamp % interval, 3)
+
+
+def _grid_start(start: float, interval: float, phase: float) -> float:
+    k = math.ceil((start - phase) / interval - 1e-9)
+    return round(k * interval + phase, 3)
+
+
+def _evaluate(
+    client: PrometheusClient,
+    rule: AlertRule,
+    config: AlertsConfig,
+    expr: str,
+    *,
+    first: float,
+    end: float,
+    interval: float,
+) -> list[AlertEpisode]:
+    rendered = rule.to_rule(config)
+    for_ms = round(Duration(rule.for_).seconds * 1000)
+    keep = rendered.get("keep_firing_for")
+    keep_ms = round(parse_duration(str(keep)) * 1000) if keep else 0
+    step_ms = round(interval * 1000)
+    series = client.query_range(expr, first, end, interval)
+    grid_end = (
+        round(first * 1000) + ((round(end * 1000) - round(first * 1000)) // step_ms) * step_ms
+    )
+    out = []
+    for key, points in series.items():
+        labels = {k: v for k, v in key if k != "__name__"}
+        labels.update({"alertname": rule.name, **rendered["labels"]})
+        times = [round(t * 1000) for t, _ in points]
+        for ep in _episodes.episodes(
+            times, interval=step_ms, for_=for_ms, keep_firing_for=keep_ms, range_end=grid_end
+        ):
+            stop = ep.end / 1000 if ep.end is not None else None
+            out.append(AlertEpisode(labels, ep.start / 1000, stop))
+    return out
+
+
+def _run(
+    client: PrometheusClient,
+    config: AlertsConfig,
+    label: str,
+    options: BacktestOptions,
+    interval: float,
+    phase: float,
+    incidents: Sequence[Incident],
+) -> Backtest:
+    from hlthz.alerts._inline import inline
+
+    started = time.perf_counter()
+    records = _recording_rules(config)
+    rules = all_alerts(config)
+    # Warm-up: an alert pending or kept firing at `start` needs the evaluations before it.
+    warmup = max(
+        (Duration(r.for_).seconds for r in rules),
+        default=0.0,
+    )
+    first = _grid_start(options.start - warmup, interval, phase)
+    notes: list[str] = []
+    exprs = []
+    recorded: set[str] = set()
+    for rule in rules:
+        inlined = inline(rule.expr, records)
+        exprs.append(inlined.expr)
+        recorded |= inlined.recorded
+    phases = {"inline": time.perf_counter() - started}
+
+    started = time.perf_counter()
+
+    def one(i: int) -> list[AlertEpisode]:
+        try:
+            return _evaluate(
+                client, rules[i], config, exprs[i], first=first, end=options.end, interval=interval
+            )
+        except QueryError as exc:
+            raise QueryError(
+                f"{options.prometheus} rejected the query of {rules[i].name} "
+                f"({rules[i].severity}): {exc}"
+            ) from None
+
+    with ThreadPoolExecutor(max_workers=max(1, options.parallel)) as pool:
+        found = list(pool.map(one, range(len(rules))))
+    phases["query"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for name in sorted(recorded):
+        if not client.query(f"count(count_over_time({name}[{_span(options)}]))", at=options.end):
+            notes.append(
+                f"{name} has no samples in the range: alerts reading it over a window (the "
+                "baselines) are read as Prometheus recorded them; load the generated rules "
+                "into this Prometheus to backtest them"
+            )
+    by_alert: dict[tuple[str, str], AlertBacktest] = {}
+    for rule, episodes, expr in zip(rules, found, exprs, strict=True):
+        entry = by_alert.setdefault(
+            (rule.name, rule.severity), AlertBacktest(rule.name, rule.severity)
+        )
+        entry.exprs.append(expr)
+        # Episodes over before the range began are not part of it.
+        entry.episodes += [e for e in episodes if e.end is None or e.end > options.start]
+    window = round(options.flap_window * 1000)
+    for entry in by_alert.values():
+        entry.episodes.sort(key=lambda e: (e.start, sorted(e.labels.items())))
+        per_labels: dict[tuple[tuple[str, str], ...], list[_episodes.Episode]] = {}
+        for e in entry.episodes:
+            per_labels.setdefault(tuple(sorted(e.labels.items())), []).append(
+                _episodes.Episode(round(e.start * 1000), _ms(e.end))
+            )
+        entry.flaps = sum(_episodes.flaps(eps, window) for eps in per_labels.values())
+        if incidents:
+            entry.quality = score(
+                entry.name,
+                entry.severity,
+                [(e.start, e.end) for e in entry.episodes],
+                incidents,
+                range_end=options.end,
+                grace=options.grace,
+            )
+    alerts = sorted(by_alert.values(), key=lambda a: (SEVERITY_ORDER.get(a.severity, 9), a.name))
+    phases["episodes"] = time.perf_counter() - started
+    return Backtest(label, alerts, notes, phases)
+
+
+def _ms(value: float | None) -> int | None:
+    return None if value is None else round(value * 1000)
+
+
+def _span(options: BacktestOptions) -> str:
+    return f"{max(1, math.ceil(options.end - options.start))}s"
+
+
+def _load(config: AlertsConfig | str | Path | None) -> tuple[AlertsConfig, str]:
+    if isinstance(config, AlertsConfig):
+        return config, "(config)"
+    return load_config(config), str(config) if config is not None else "(packaged example)"
+
+
+def backtest(options: BacktestOptions) -> BacktestResult:
+    """Evaluate every alert of ``options.config`` (and ``options.against``) over the range.
+
+    Raises :class:`~hlthz.errors.UsageError` for bad options or files,
+    :class:`~hlthz.errors.PrometheusError` when Prometheus cannot be reached.
+    """
+    options.validate()
+    config, label = _load(options.config)
+    other = _load(options.against) if options.against is not None else None
+    incidents = load_incidents(options.incidents) if options.incidents is not None else []
+    client = PrometheusClient(options.prometheus, timeout=options.timeout, what="--prometheus")
+    try:
+        client.api("/api/v1/status/buildinfo")
+    except QueryError:
+        raise PrometheusError(
+            f"{options.prometheus} does not answer like Prometheus; check --prometheus"
+        ) from None
+    interval = options.interval or _interval(client, config)
+    if (options.end - options.start) / interval > 2_000_000:
+        raise UsageError(
+            f"--start/--end: {options.end - options.start:.0f}s at a {interval:g}s interval is "
+            "over 2,000,000 evaluations; shorten the range or pass a longer --interval"
+        )
+    phase = _phase(client, config, interval, options.end)
+    runs = [_run(client, config, label, options, interval, phase, incidents)]
+    if other is not None:
+        runs.append(_run(client, other[0], other[1], options, interval, phase, incidents))
+    return BacktestResult(options.prometheus, options.start, options.end, interval, runs, incidents)
