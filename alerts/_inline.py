@@ -91,10 +91,13 @@ def inline(
     rules: Mapping[str, Sequence[str]],
     matchers: Sequence[str] = (),
     offset: str = "",
+    *,
+    keep: frozenset[str] = frozenset(),
     _depth: int = 0,
 ) -> Inlined:
     """``expr`` with every name of ``rules`` (record name -> its expressions) replaced by its
-    expression, ``matchers`` and ``offset`` pushed onto every raw selector."""
+    expression, ``matchers`` and ``offset`` pushed onto every raw selector. Names in ``keep``
+    (and names read over a range) stay as recorded and are listed in ``.recorded``."""
     if _depth > 20:
         raise ValueError("recording rules refer to each other in a loop")
     out: list[str] = []
@@ -141,15 +144,15 @@ def inline(
             raise ValueError(f"{text}: an offset inside an offset recording rule")
         all_matchers = [*own, *matchers]
         shift = own_offset or offset
-        if text in rules and not window:
+        if text in rules and not window and text not in keep:
             parts = []
             for body in rules[text]:
-                sub = inline(body, rules, all_matchers, shift, _depth + 1)
+                sub = inline(body, rules, all_matchers, shift, keep=keep, _depth=_depth + 1)
                 parts.append(f"({sub.expr})")
                 recorded |= sub.recorded
             out.append(parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")")
         else:
-            if text in rules:
+            if text in rules or text in keep:
                 recorded.add(text)
             selector = text + ("{" + ", ".join(all_matchers) + "}" if all_matchers else "")
             out.append(selector + window + (f" offset {shift}" if shift else ""))

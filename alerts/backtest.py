@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hlthz.alerts import _episodes
-from hlthz.alerts._incidents import Incident, Quality, load_incidents, score
+from hlthz.alerts.incidents import Incident, Quality, load_incidents, score
 from hlthz.alerts.config import AlertsConfig, Duration, load_config, parse_duration
 from hlthz.alerts.rules import AlertRule, Names, all_alerts, rule_groups
 from hlthz.errors import PrometheusError, QueryError, UsageError
@@ -192,9 +192,9 @@ class BacktestResult:
         return doc
 
 
-def _recording_rules(config: AlertsConfig) -> dict[str, list[str]]:
-    """Record name -> its expressions, without the records that read another record over a
-    range (the baselines): those are read as Prometheus recorded them."""
+def _recording_rules(config: AlertsConfig) -> tuple[dict[str, list[str]], frozenset[str]]:
+    """Record name -> its expressions, and the records read as Prometheus recorded them: those
+    that read another record over a range (the baselines)."""
     from hlthz.alerts._inline import inline
 
     rules: dict[str, list[str]] = {}
@@ -202,13 +202,16 @@ def _recording_rules(config: AlertsConfig) -> dict[str, list[str]]:
         for rule in group["rules"]:
             if "record" in rule:
                 rules.setdefault(rule["record"], []).append(str(rule["expr"]))
+    keep: frozenset[str] = frozenset()
     while True:
         ranged = {
-            n for n, bodies in rules.items() if any(inline(b, rules).recorded for b in bodies)
+            name
+            for name, bodies in rules.items()
+            if name not in keep and any(inline(b, rules, keep=keep).recorded for b in bodies)
         }
         if not ranged:
-            return rules
-        rules = {n: b for n, b in rules.items() if n not in ranged}
+            return rules, keep
+        keep |= ranged
 
 
 def _interval(client: PrometheusClient, config: AlertsConfig) -> float:
@@ -287,7 +290,7 @@ def _run(
     from hlthz.alerts._inline import inline
 
     started = time.perf_counter()
-    records = _recording_rules(config)
+    records, keep = _recording_rules(config)
     rules = all_alerts(config)
     # Warm-up: an alert pending or kept firing at `start` needs the evaluations before it.
     warmup = max(
@@ -297,11 +300,13 @@ def _run(
     first = _grid_start(options.start - warmup, interval, phase)
     notes: list[str] = []
     exprs = []
-    recorded: set[str] = set()
+    readers: dict[str, list[str]] = {}
     for rule in rules:
-        inlined = inline(rule.expr, records)
+        inlined = inline(rule.expr, records, keep=keep)
         exprs.append(inlined.expr)
-        recorded |= inlined.recorded
+        for name in inlined.recorded:
+            if rule.name not in readers.setdefault(name, []):
+                readers[name].append(rule.name)
     phases = {"inline": time.perf_counter() - started}
 
     started = time.perf_counter()
@@ -322,12 +327,12 @@ def _run(
     phases["query"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    for name in sorted(recorded):
+    for name, names in sorted(readers.items()):
         if not client.query(f"count(count_over_time({name}[{_span(options)}]))", at=options.end):
             notes.append(
-                f"{name} has no samples in the range: alerts reading it over a window (the "
-                "baselines) are read as Prometheus recorded them; load the generated rules "
-                "into this Prometheus to backtest them"
+                f"{name} has no samples in the range: {', '.join(names)} reads it as "
+                "Prometheus recorded it (a statistic over a long window is not inlined), so it "
+                "cannot fire here; load the generated rules into this Prometheus"
             )
     by_alert: dict[tuple[str, str], AlertBacktest] = {}
     for rule, episodes, expr in zip(rules, found, exprs, strict=True):

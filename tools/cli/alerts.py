@@ -9,7 +9,7 @@ import click
 
 @click.group()
 def alerts() -> None:
-    """Generate and check alert rules, Alertmanager routing, runbooks and promtool tests.
+    """Generate, check and backtest alert rules, Alertmanager routing, runbooks and tests.
 
     Everything comes from your project file: ./hlthz.yaml (`hlthz init` writes one),
     --config FILE, or the file HLTHZ_CONFIG names; files are written beside it, in alerts/.
@@ -145,7 +145,7 @@ def backtest(
     --against the same for a second file; with --incidents, how well they matched.
     """
     from hlthz.alerts._backtest_report import table_lines, write_html, write_json
-    from hlthz.alerts._incidents import parse_time
+    from hlthz.alerts.incidents import parse_time
     from hlthz.alerts.backtest import BacktestOptions
     from hlthz.alerts.backtest import backtest as _backtest
     from hlthz.alerts.project import find_project
