@@ -6,7 +6,6 @@ example and the defaults), ``generate`` writes every artifact, ``check`` runs pr
 and HLTHZ's own lint; ``backtest`` evaluates the alerts over a Prometheus' history.
 """
 
-from hlthz.alerts.incidents import Incident, load_incidents, parse_time, write_incidents
 from hlthz.alerts.backtest import (
     AlertBacktest,
     AlertEpisode,
@@ -45,6 +44,7 @@ from hlthz.alerts.config import (
     parse_duration,
 )
 from hlthz.alerts.generator import check_drift, drift, generate, render_all
+from hlthz.alerts.incidents import Incident, load_incidents, parse_time, write_incidents
 from hlthz.alerts.project import (
     CONFIG_ENV,
     CONFIG_NAME,

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from hlthz.alerts import _episodes
-from hlthz.alerts.incidents import Incident, Quality, load_incidents, score
 from hlthz.alerts.config import AlertsConfig, Duration, load_config, parse_duration
+from hlthz.alerts.incidents import Incident, Quality, load_incidents, score
 from hlthz.alerts.rules import AlertRule, Names, all_alerts, rule_groups
 from hlthz.errors import PrometheusError, QueryError, UsageError
 from hlthz.net import parse_http_url

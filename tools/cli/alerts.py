@@ -145,9 +145,9 @@ def backtest(
     --against the same for a second file; with --incidents, how well they matched.
     """
     from hlthz.alerts._backtest_report import table_lines, write_html, write_json
-    from hlthz.alerts.incidents import parse_time
     from hlthz.alerts.backtest import BacktestOptions
     from hlthz.alerts.backtest import backtest as _backtest
+    from hlthz.alerts.incidents import parse_time
     from hlthz.alerts.project import find_project
 
     project = find_project(config, required=False)
