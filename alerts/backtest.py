@@ -153,6 +153,24 @@ class BacktestResult:
     def seconds(self) -> float:
         return self.end - self.start
 
+    def table_lines(self) -> list[str]:
+        """The table ``hlthz alerts backtest`` prints (the what-if's columns on the right)."""
+        from hlthz.alerts._backtest_report import table_lines
+
+        return table_lines(self)
+
+    def write_json(self, path: str | Path) -> None:
+        """Write :meth:`to_json` to ``path``, atomically."""
+        from hlthz.alerts._backtest_report import write_json
+
+        write_json(self, path)
+
+    def write_html(self, path: str | Path) -> None:
+        """Write the self-contained HTML page: the table and a timeline per project file."""
+        from hlthz.alerts._backtest_report import write_html
+
+        write_html(self, path)
+
     def to_json(self) -> dict[str, Any]:
         """The ``hlthz_backtest`` v1 document (docs/formats.md)."""
 

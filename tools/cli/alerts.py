@@ -144,7 +144,6 @@ def backtest(
     Episodes per alert and label set, firing time, flaps and pages/tickets per week; with
     --against the same for a second file; with --incidents, how well they matched.
     """
-    from hlthz.alerts._backtest_report import table_lines, write_html, write_json
     from hlthz.alerts.backtest import BacktestOptions
     from hlthz.alerts.backtest import backtest as _backtest
     from hlthz.alerts.incidents import parse_time
@@ -163,9 +162,9 @@ def backtest(
         grace=_duration(grace, "--grace") or 0.0,
     )
     result = _backtest(options)
-    for line in table_lines(result):
+    for line in result.table_lines():
         click.echo(line)
     if json_out is not None:
-        write_json(result, json_out)
+        result.write_json(json_out)
     if html_out is not None:
-        write_html(result, html_out)
+        result.write_html(html_out)
