@@ -113,7 +113,7 @@ class AlertBacktest:
     quality: Quality | None = None
 
     def firing_seconds(self, range_end: float) -> float:
-        return sum(e.duration(range_end) for e in self.episodes)
+        return float(sum(e.duration(range_end) for e in self.episodes))
 
     def per_week(self, seconds: float) -> float:
         return len(self.episodes) * WEEK / seconds if seconds > 0 else 0.0
@@ -292,7 +292,7 @@ def _interval(client: PrometheusClient, config: AlertsConfig) -> float:
     for group in groups:
         if group.get("name") == _GROUP and float(group.get("interval") or 0) > 0:
             return float(group["interval"])
-    return config.scrape_interval.seconds
+    return float(config.scrape_interval.seconds)
 
 
 def _phase(client: PrometheusClient, config: AlertsConfig, interval: float, at: float) -> float:
@@ -335,8 +335,8 @@ def _evaluate(
     )
     out = []
     for key, points in series.items():
-        labels = {k: v for k, v in key if k != "__name__"}
-        labels.update({"alertname": rule.name, **rendered["labels"]})
+        extra = {"alertname": rule.name, **rendered["labels"]}
+        labels = dict(sorted({**{k: v for k, v in key if k != "__name__"}, **extra}.items()))
         times = [round(t * 1000) for t, _ in points]
         for ep in _episodes.episodes(
             times, interval=step_ms, for_=for_ms, keep_firing_for=keep_ms, range_end=grid_end

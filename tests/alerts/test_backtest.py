@@ -20,7 +20,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hlthz.alerts import BacktestOptions, backtest
+from hlthz.alerts import BacktestOptions, backtest, load_incidents
 from hlthz.alerts._backtest_report import render_html, table_lines
 from hlthz.procs import ManagedProcess
 from hlthz.tools.cli import main as cli
@@ -227,6 +227,33 @@ def test_backtest_finds_exactly_the_planted_episodes(
     assert "APIHighLatencyP95" in result.output and "tickets/week" in result.output
     html = page.read_text()
     assert not re.search(r"""(src|href)\s*=""", html), "the page must not reference resources"
+    _formats_doc_matches(doc, tmp_path)
+
+
+def _example(name: str) -> dict:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "formats.md").read_text()
+    match = re.search(rf"<!-- example: {name} -->\n```json\n(.*?)\n```", text, re.S)
+    assert match, f"docs/formats.md has no {name!r} example"
+    return dict(json.loads(match.group(1)))
+
+
+def _formats_doc_matches(doc: dict, tmp_path: Path) -> None:
+    """docs/formats.md's examples have the keys the backtest writes and load as documented."""
+    example = _example("backtest")
+    assert set(example) == set(doc)
+    written = doc["alerts"][0]
+    for alert in example["alerts"]:
+        assert set(alert) | {"quality"} == set(written) | {"quality"}
+        for episode in alert["episodes"]:
+            assert set(episode) == set(written["episodes"][0])
+    assert set(example["alerts"][0]["quality"]) == set(written["quality"])
+    incidents = tmp_path / "example.json"
+    incidents.write_text(json.dumps(_example("incidents")))
+    loaded = load_incidents(incidents)
+    assert loaded[0].alerts == (
+        "APIHighLatencyP95:warning",
+        "APIHighLatencyP95:critical",
+    )
 
 
 def test_what_if_shows_both_files_side_by_side(

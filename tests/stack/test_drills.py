@@ -351,33 +351,51 @@ def test_backtest_reproduces_what_prometheus_fired_and_matches_the_drill_log(
     write_incidents(log, drill.incidents)
     # Every alert resolved; the range ends on an evaluation Prometheus has made.
     end = time.time() - 2
-    result = backtest(
-        BacktestOptions(
-            prometheus=drill.prometheus,
-            start=drill.history_start,
-            end=end,
-            config=drill.thresholds,
-            incidents=log,
+    theirs = {}
+    # Twice: reading the series Prometheus recorded (it runs these very rules), and with every
+    # recording rule inlined (what a what-if file gets): both must give Prometheus' episodes.
+    for inline in (False, True):
+        result = backtest(
+            BacktestOptions(
+                prometheus=drill.prometheus,
+                start=drill.history_start,
+                end=end,
+                config=drill.thresholds,
+                incidents=log,
+                inline=inline,
+            )
         )
-    )
-    assert result.interval == 1.0
-    ours: dict[tuple[tuple[str, str], ...], list[tuple[float, float | None]]] = {}
-    for a in result.runs[0].alerts:
-        for e in a.episodes:
-            ours.setdefault(tuple(sorted(e.labels.items())), []).append((e.start, e.end))
-    theirs = _fired_by_prometheus(drill.prometheus, result.start, end, result.interval)
-    # Alerts that fired before the range (none should) are not part of it.
-    theirs = {k: [e for e in v if e[1] is None or e[1] > result.start] for k, v in theirs.items()}
-    theirs = {k: v for k, v in theirs.items() if v}
-    assert sorted(ours) == sorted(theirs), (ours, theirs)
-    for key, episodes in theirs.items():
-        assert len(ours[key]) == len(episodes), (key, ours[key], episodes)
-        for (s1, e1), (s2, e2) in zip(sorted(ours[key]), sorted(episodes), strict=True):
-            # Within one evaluation: a scrape stored just after Prometheus evaluated counts
-            # for the backtest at that evaluation, and for Prometheus only at the next.
-            assert abs(s1 - s2) <= result.interval + 1e-3, (key, s1, s2)
-            assert (e1 is None) == (e2 is None), (key, e1, e2)
-            assert e1 is None or e2 is None or abs(e1 - e2) <= result.interval + 1e-3, (key, e1, e2)
+        assert result.interval == 1.0
+        assert any("read as Prometheus recorded" in n for n in result.runs[0].notes) != inline
+        ours: dict[tuple[tuple[str, str], ...], list[tuple[float, float | None]]] = {}
+        for a in result.runs[0].alerts:
+            for e in a.episodes:
+                ours.setdefault(tuple(sorted(e.labels.items())), []).append((e.start, e.end))
+        if not theirs:
+            theirs = _fired_by_prometheus(drill.prometheus, result.start, end, result.interval)
+            # Alerts that fired before the range (none should) are not part of it.
+            theirs = {
+                k: [e for e in v if e[1] is None or e[1] > result.start] for k, v in theirs.items()
+            }
+            theirs = {k: v for k, v in theirs.items() if v}
+        assert sorted(ours) == sorted(theirs), (inline, ours, theirs)
+        gaps: list[float] = []
+        for key, episodes in theirs.items():
+            assert len(ours[key]) == len(episodes), (inline, key, ours[key], episodes)
+            for (s1, e1), (s2, e2) in zip(sorted(ours[key]), sorted(episodes), strict=True):
+                # Within one evaluation: a scrape stored just after Prometheus evaluated counts
+                # for the backtest at that evaluation, and for Prometheus only at the next.
+                gaps += [abs(s1 - s2)] + ([abs(e1 - e2)] if e1 and e2 else [])
+                assert abs(s1 - s2) <= result.interval + 1e-3, (inline, key, s1, s2)
+                assert (e1 is None) == (e2 is None), (inline, key, e1, e2)
+                assert e1 is None or e2 is None or abs(e1 - e2) <= result.interval + 1e-3, (
+                    inline,
+                    key,
+                    e1,
+                    e2,
+                )
+        exact = sum(1 for g in gaps if g < 1e-3)
+        print(f"inline={inline}: {len(gaps)} starts and ends, {exact} on the same evaluation")
     expected = {a.split(":")[0] for i in drill.incidents for a in i.alerts}
     assert expected <= {dict(key)["alertname"] for key in ours}
     for alert in result.runs[0].alerts:

@@ -124,6 +124,12 @@ def _duration(value: str | None, option: str) -> float | None:
     show_default=True,
     help="Episodes this long after an incident still match it.",
 )
+@click.option(
+    "--inline",
+    is_flag=True,
+    help="Inline every recording rule, even those Prometheus runs unchanged (slower; judges "
+    "the raw data only).",
+)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def backtest(
@@ -136,6 +142,7 @@ def backtest(
     interval: str | None,
     flap_window: str,
     grace: str,
+    inline: bool,
     json_out: Path | None,
     html_out: Path | None,
 ) -> None:
@@ -160,6 +167,7 @@ def backtest(
         incidents=incidents,
         flap_window=_duration(flap_window, "--flap-window") or 0.0,
         grace=_duration(grace, "--grace") or 0.0,
+        inline=inline,
     )
     result = _backtest(options)
     for line in result.table_lines():
