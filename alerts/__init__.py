@@ -12,7 +12,7 @@ from hlthz.alerts.backtest import (
     Backtest,
     BacktestOptions,
     BacktestResult,
-    backtest,
+    run_backtest,
 )
 from hlthz.alerts.checker import check
 from hlthz.alerts.config import (
@@ -100,7 +100,6 @@ __all__ = [
     "alertmanager_config",
     "alerts_root",
     "all_alerts",
-    "backtest",
     "check",
     "check_drift",
     "detect_signals",
@@ -118,6 +117,7 @@ __all__ = [
     "parse_time",
     "render_all",
     "rule_groups",
+    "run_backtest",
     "signal_of",
     "write_incidents",
 ]

@@ -16,6 +16,7 @@ the evaluations Prometheus' own ``ALERTS`` show.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ __all__ = [
     "Backtest",
     "BacktestOptions",
     "BacktestResult",
-    "backtest",
+    "run_backtest",
 ]
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
@@ -462,13 +463,18 @@ def _load(config: AlertsConfig | str | Path | None) -> tuple[AlertsConfig, str]:
     return load_config(config), str(config) if config is not None else "(packaged example)"
 
 
-def backtest(options: BacktestOptions) -> BacktestResult:
+def run_backtest(options: BacktestOptions) -> BacktestResult:
     """Evaluate every alert of ``options.config`` (and ``options.against``) over the range.
 
     Raises :class:`~hlthz.errors.UsageError` for bad options or files,
     :class:`~hlthz.errors.PrometheusError` when Prometheus cannot be reached.
     """
     options.validate()
+    # Past the last scrape, lookback keeps samples visible 5 minutes, then every alert would
+    # seem to resolve: the range ends now at the latest.
+    if options.end > time.time():
+        options = dataclasses.replace(options, end=round(time.time(), 3))
+        options.validate()
     config, label = _load(options.config)
     other = _load(options.against) if options.against is not None else None
     incidents = load_incidents(options.incidents) if options.incidents is not None else []

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from hlthz.alerts import BacktestOptions, backtest, load_config, render_all
+from hlthz.alerts import BacktestOptions, load_config, render_all, run_backtest
 from hlthz.tools.stack.services import find_binary, start_prometheus
 
 STEP = 15
@@ -239,7 +239,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 for inline in runs:
                     began = time.perf_counter()
-                    result = backtest(
+                    result = run_backtest(
                         BacktestOptions(
                             prometheus=str(proc.url),
                             start=start,

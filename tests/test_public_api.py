@@ -108,7 +108,7 @@ PUBLIC = {
         "BacktestOptions",
         "BacktestResult",
         "Incident",
-        "backtest",
+        "run_backtest",
         "load_incidents",
         "parse_time",
         "write_incidents",

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hlthz.alerts import BacktestOptions, backtest, load_incidents
+from hlthz.alerts import BacktestOptions, load_incidents, run_backtest
 from hlthz.alerts._backtest_report import render_html, table_lines
 from hlthz.procs import ManagedProcess
 from hlthz.tools.cli import main as cli
@@ -181,7 +181,7 @@ def test_backtest_finds_exactly_the_planted_episodes(
         cli,
         [
             "alerts",
-            "backtest",
+            "run_backtest",
             "--prometheus",
             backfilled,
             "--start",
@@ -259,7 +259,7 @@ def _formats_doc_matches(doc: dict, tmp_path: Path) -> None:
 def test_what_if_shows_both_files_side_by_side(
     backfilled: str, history: History, project: tuple[Path, Path]
 ) -> None:
-    result = backtest(
+    result = run_backtest(
         BacktestOptions(
             prometheus=backfilled,
             start=history.t0,
@@ -284,7 +284,7 @@ def test_html_timeline_draws_every_episode_in_chromium(
     backfilled: str, history: History, project: tuple[Path, Path], tmp_path: Path
 ) -> None:
     chromium = need_binary("chromium", "chromium-browser", "google-chrome")
-    result = backtest(
+    result = run_backtest(
         BacktestOptions(
             prometheus=backfilled,
             start=history.t0,
@@ -312,7 +312,7 @@ def test_unreachable_prometheus_and_bad_url_are_one_line_exit_2(project: tuple[P
             cli,
             [
                 "alerts",
-                "backtest",
+                "run_backtest",
                 "--prometheus",
                 url,
                 "--start",

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hlthz.alerts import BacktestOptions, Incident, backtest, write_incidents
+from hlthz.alerts import BacktestOptions, Incident, run_backtest, write_incidents
 from hlthz.procs import wait_until
 from hlthz.tools.stack.control import (
     StackOptions,
@@ -355,7 +355,7 @@ def test_backtest_reproduces_what_prometheus_fired_and_matches_the_drill_log(
     # Twice: reading the series Prometheus recorded (it runs these very rules), and with every
     # recording rule inlined (what a what-if file gets): both must give Prometheus' episodes.
     for inline in (False, True):
-        result = backtest(
+        result = run_backtest(
             BacktestOptions(
                 prometheus=drill.prometheus,
                 start=drill.history_start,

@@ -151,8 +151,7 @@ def backtest(
     Episodes per alert and label set, firing time, flaps and pages/tickets per week; with
     --against the same for a second file; with --incidents, how well they matched.
     """
-    from hlthz.alerts.backtest import BacktestOptions
-    from hlthz.alerts.backtest import backtest as _backtest
+    from hlthz.alerts.backtest import BacktestOptions, run_backtest
     from hlthz.alerts.incidents import parse_time
     from hlthz.alerts.project import find_project
 
@@ -169,7 +168,7 @@ def backtest(
         grace=_duration(grace, "--grace") or 0.0,
         inline=inline,
     )
-    result = _backtest(options)
+    result = run_backtest(options)
     for line in result.table_lines():
         click.echo(line)
     if json_out is not None:
