@@ -181,7 +181,7 @@ def test_backtest_finds_exactly_the_planted_episodes(
         cli,
         [
             "alerts",
-            "run_backtest",
+            "backtest",
             "--prometheus",
             backfilled,
             "--start",
@@ -312,7 +312,7 @@ def test_unreachable_prometheus_and_bad_url_are_one_line_exit_2(project: tuple[P
             cli,
             [
                 "alerts",
-                "run_backtest",
+                "backtest",
                 "--prometheus",
                 url,
                 "--start",
