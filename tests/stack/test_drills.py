@@ -337,7 +337,7 @@ def _fired_by_prometheus(
 
 
 def test_backtest_reproduces_what_prometheus_fired_and_matches_the_drill_log(
-    drill: Drill, tmp_path: Path
+    drill: Drill,
 ) -> None:
     if not drill.incidents:  # run on its own (-k): one drill of its own to backtest
         start = time.time()
@@ -347,7 +347,7 @@ def test_backtest_reproduces_what_prometheus_fired_and_matches_the_drill_log(
         drill.clear_faults()
         drill.log("errors", start, "APIHighErrorRate")
         drill.expect_resolved("APIHighErrorRate", "critical", cleared)
-    log = tmp_path / "drills.incidents.json"
+    log = drill.state_dir / "drills.incidents.json"
     write_incidents(log, drill.incidents)
     # Every alert resolved; the range ends on an evaluation Prometheus has made.
     end = time.time() - 2
