@@ -302,6 +302,47 @@ def test_html_timeline_draws_every_episode_in_chromium(
     assert "APIHighErrorRate job=shop" in dom
 
 
+def test_bad_input_is_one_line_exit_2(project: tuple[Path, Path], tmp_path: Path) -> None:
+    runner = CliRunner()
+    backwards = tmp_path / "backwards.yaml"
+    backwards.write_text("hlthz_incidents: 1\nincidents: [{start: 5, end: 1}]\n")
+    other = tmp_path / "other.json"
+    other.write_text('{"hlthz_incidents": 2, "incidents": []}')
+    base = ["alerts", "backtest", "--config", str(project[0])]
+    for args, expected in (
+        (["--prometheus", "http://127.0.0.1:9", "--start", "yesterday"], "--start: 'yesterday'"),
+        (
+            ["--prometheus", "http://127.0.0.1:9", "--start", "now-1h", "--interval", "5x"],
+            "--interval '5x': not a Prometheus duration",
+        ),
+        (
+            ["--prometheus", "http://127.0.0.1:9", "--start", "now", "--end", "now-1h"],
+            "--end must be after --start",
+        ),
+        (
+            [
+                "--prometheus",
+                "http://127.0.0.1:9",
+                "--start",
+                "now-1h",
+                "--incidents",
+                str(backwards),
+            ],
+            f"{backwards}: incidents[0]: end is before start",
+        ),
+        (
+            ["--prometheus", "http://127.0.0.1:9", "--start", "now-1h", "--incidents", str(other)],
+            f'{other}: not an incident file v1 (no "hlthz_incidents": 1)',
+        ),
+        (["--prometheus", "http://[::1", "--start", "now-1h"], "--prometheus 'http://[::1'"),
+    ):
+        result = runner.invoke(cli, [*base, *args])
+        assert result.exit_code == 2, (args, result.output)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("hlthz: error: "), result.output
+        assert expected in lines[0], lines[0]
+
+
 def test_unreachable_prometheus_and_bad_url_are_one_line_exit_2(project: tuple[Path, Path]) -> None:
     runner = CliRunner()
     for url, expected in (

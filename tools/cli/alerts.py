@@ -76,13 +76,14 @@ def check(config: Path | None, directory: Path | None) -> None:
 
 def _duration(value: str | None, option: str) -> float | None:
     from hlthz.alerts.config import parse_duration
+    from hlthz.errors import UsageError
 
     if value is None:
         return None
     try:
         return parse_duration(value)
     except ValueError:
-        raise click.UsageError(
+        raise UsageError(
             f"{option} {value!r}: not a Prometheus duration; write it like 15s, 5m or 1h"
         ) from None
 
@@ -130,8 +131,20 @@ def _duration(value: str | None, option: str) -> float | None:
     help="Inline every recording rule, even those Prometheus runs unchanged (slower; judges "
     "the raw data only).",
 )
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the result as JSON (hlthz_backtest v1, docs/formats.md).",
+)
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a self-contained HTML page: the table and a timeline of every episode.",
+)
 def backtest(
     prometheus: str,
     start: str,
