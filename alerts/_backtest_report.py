@@ -95,6 +95,7 @@ def table_lines(result: BacktestResult) -> list[str]:
 
 _STYLE = """
 body{font:14px system-ui,sans-serif;margin:24px;color:#222}
+pre{overflow-x:auto}
 h1{font-size:20px}h2{font-size:16px;margin:24px 0 4px}
 svg{display:block;border:1px solid #ddd;background:#fafafa}
 .critical{fill:#d62728}.warning{fill:#ff9f1a}.info{fill:#1f77b4}

@@ -20,7 +20,6 @@ import math
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from hlthz.alerts import BacktestOptions, load_config, render_all, run_backtest
-from hlthz.tools.stack.services import find_binary, start_prometheus
+from hlthz.tools.stack.services import backfill_openmetrics, start_prometheus
 
 STEP = 15
 LE = ("0.25", "0.5", "1", "2.5", "+Inf")
@@ -190,7 +189,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=16)
     args = parser.parse_args()
-    promtool = find_binary("promtool")
     end = (int(time.time()) // 7200) * 7200 - 3600
     start = end - int(args.days * 86400)
     setup: dict[str, float] = {}
@@ -203,19 +201,7 @@ def main() -> None:
         setup["write OpenMetrics"] = time.perf_counter() - began
         size = source.stat().st_size
         began = time.perf_counter()
-        subprocess.run(
-            [
-                promtool,
-                "tsdb",
-                "create-blocks-from",
-                "openmetrics",
-                str(source),
-                str(work / "prometheus-data"),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=3600,
-        )
+        backfill_openmetrics(source, work / "prometheus-data", timeout=3600)
         setup["promtool create-blocks"] = time.perf_counter() - began
         source.unlink()
         (work / "config.yaml").write_text(CONFIG)

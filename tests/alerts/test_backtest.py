@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +19,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hlthz.alerts import BacktestOptions, load_incidents, run_backtest
+from hlthz.alerts import BacktestOptions, BacktestResult, load_incidents, run_backtest
 from hlthz.alerts._backtest_report import render_html, table_lines
 from hlthz.procs import ManagedProcess
 from hlthz.tools.cli import main as cli
-from hlthz.tools.stack.services import start_prometheus
+from hlthz.tools.stack.services import backfill_openmetrics, start_prometheus
 from tests.conftest import need_binary
 from tests.replay.test_html import _dump_dom as dump_dom
 
@@ -109,24 +108,12 @@ def history() -> History:
 
 @pytest.fixture(scope="module")
 def backfilled(tmp_path_factory: pytest.TempPathFactory, history: History) -> Iterator[str]:
-    promtool = need_binary("promtool")
+    need_binary("promtool")
     need_binary("prometheus")
     work = tmp_path_factory.mktemp("backfilled")
     source = work / "history.om"
     source.write_text(history.openmetrics())
-    subprocess.run(
-        [
-            promtool,
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            str(source),
-            str(work / "prometheus-data"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    backfill_openmetrics(source, work / "prometheus-data", timeout=300)
     config = work / "prometheus.yml"
     config.write_text(yaml.safe_dump({"global": {"scrape_interval": "15s"}}))
     proc: ManagedProcess = start_prometheus(config, work)
@@ -256,10 +243,9 @@ def _formats_doc_matches(doc: dict, tmp_path: Path) -> None:
     )
 
 
-def test_what_if_shows_both_files_side_by_side(
-    backfilled: str, history: History, project: tuple[Path, Path]
-) -> None:
-    result = run_backtest(
+@pytest.fixture(scope="module")
+def what_if(backfilled: str, history: History, project: tuple[Path, Path]) -> BacktestResult:
+    return run_backtest(
         BacktestOptions(
             prometheus=backfilled,
             start=history.t0,
@@ -268,6 +254,12 @@ def test_what_if_shows_both_files_side_by_side(
             against=project[1],
         )
     )
+
+
+def test_what_if_shows_both_files_side_by_side(
+    what_if: BacktestResult, project: tuple[Path, Path]
+) -> None:
+    result = what_if
     base, what_if = result.runs
     # A warning at 0.25 s: the slow shop's 0.7 s requests still fire it, as before.
     assert [e.labels["job"] for e in what_if.alert("APIHighLatencyP95", "warning").episodes] == [
@@ -281,18 +273,10 @@ def test_what_if_shows_both_files_side_by_side(
 
 
 def test_html_timeline_draws_every_episode_in_chromium(
-    backfilled: str, history: History, project: tuple[Path, Path], tmp_path: Path
+    what_if: BacktestResult, tmp_path: Path
 ) -> None:
     chromium = need_binary("chromium", "chromium-browser", "google-chrome")
-    result = run_backtest(
-        BacktestOptions(
-            prometheus=backfilled,
-            start=history.t0,
-            end=history.t1,
-            config=project[0],
-            against=project[1],
-        )
-    )
+    result = what_if
     page = tmp_path / "timeline.html"
     page.write_text(render_html(result))
     dom = dump_dom(chromium, page, tmp_path / "profile")

@@ -340,13 +340,7 @@ def test_backtest_reproduces_what_prometheus_fired_and_matches_the_drill_log(
     drill: Drill,
 ) -> None:
     if not drill.incidents:  # run on its own (-k): one drill of its own to backtest
-        start = time.time()
-        drill.faults(error_ratio=0.5)
-        drill.expect_page("APIHighErrorRate", "critical", PAGE, start)
-        cleared = time.time()
-        drill.clear_faults()
-        drill.log("errors", start, "APIHighErrorRate")
-        drill.expect_resolved("APIHighErrorRate", "critical", cleared)
+        test_errors_page_high_error_rate(drill)
     log = drill.state_dir / "drills.incidents.json"
     write_incidents(log, drill.incidents)
     # Every alert resolved; the range ends on an evaluation Prometheus has made.
