@@ -153,6 +153,8 @@ class BacktestResult:
     interval: float
     runs: list[Backtest]
     incidents: list[Incident] = field(default_factory=list)
+    #: Evaluations were at ``phase + k * interval`` (Unix seconds).
+    phase: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -496,4 +498,6 @@ def run_backtest(options: BacktestOptions) -> BacktestResult:
     runs = [_run(client, config, label, options, interval, phase, incidents, loaded)]
     if other is not None:
         runs.append(_run(client, other[0], other[1], options, interval, phase, incidents, loaded))
-    return BacktestResult(options.prometheus, options.start, options.end, interval, runs, incidents)
+    return BacktestResult(
+        options.prometheus, options.start, options.end, interval, runs, incidents, phase
+    )

@@ -19,10 +19,12 @@ import argparse
 import math
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -151,6 +153,20 @@ def _openmetrics(jobs: int, start: int, end: int, seed: int) -> Iterator[str]:
     yield "# EOF\n"
 
 
+def _wait_for_compaction(url: str, quiet: float = 15.0) -> None:
+    """Prometheus merges the backfilled 2-hour blocks once started; measuring during that
+    would time the compaction. Wait until no compaction has run for ``quiet`` seconds."""
+    last, since = -1.0, time.monotonic()
+    while time.monotonic() - since < quiet:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        match = re.search(r"^prometheus_tsdb_compactions_total (\S+)$", text, re.M)
+        count = float(match.group(1)) if match else 0.0
+        if count != last:
+            last, since = count, time.monotonic()
+        time.sleep(1)
+
+
 def _write_blocks(lines: Iterator[str], work: Path, start: int) -> list[Path]:
     """Split OpenMetrics lines (each series' samples in time order) into one file per 2-hour
     block: ``# TYPE`` lines go to every file, each series stays contiguous in each."""
@@ -248,6 +264,9 @@ def main() -> None:
         began = time.perf_counter()
         proc = start_prometheus(work / "prometheus.yml", work)
         setup["start Prometheus"] = time.perf_counter() - began
+        began = time.perf_counter()
+        _wait_for_compaction(str(proc.url))
+        setup["Prometheus compacts the blocks"] = time.perf_counter() - began
         runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
         found: dict[bool, int] = {}
         try:
