@@ -300,16 +300,19 @@ def _interval(client: PrometheusClient, config: AlertsConfig) -> float:
 
 def _phase(client: PrometheusClient, config: AlertsConfig, interval: float, at: float) -> float:
     """Seconds after a multiple of ``interval`` at which Prometheus evaluates the alerts' group
-    (0 when it does not run it): the timestamps of a series that group records tell."""
+    (0 when it does not run it): the timestamps of a series that group records tell. Raw
+    samples, not ``timestamp()``: an instant query finds nothing once the series went stale
+    (a target restarted), while its earlier samples still carry the phase."""
     record = Names(config).requests
+    window = f"{max(60, math.ceil(interval * 20))}s"
     try:
-        found = client.query(f"max(timestamp({record}))", at=at)
+        found = client.query(f"{record}[{window}]", at=at)
     except QueryError:
         return 0.0
-    if not found:
+    stamps = [float(t) for series in found for t, _ in series.get("values", [])]
+    if not stamps:
         return 0.0
-    stamp = float(found[0]["value"][1])
-    return round(stamp % interval, 3)
+    return round(max(stamps) % interval, 3)
 
 
 def _grid_start(start: float, interval: float, phase: float) -> float:

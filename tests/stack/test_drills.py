@@ -393,7 +393,6 @@ def test_backtest_reproduces_what_prometheus_fired_and_matches_the_drill_log(
                 )
         exact = sum(1 for g in gaps if g < 1e-3)
         print(f"inline={inline}: {len(gaps)} starts and ends, {exact} on the same evaluation")
-        print("phase", result.phase, sorted(ours.items()), sorted(theirs.items()))
     expected = {a.split(":")[0] for i in drill.incidents for a in i.alerts}
     assert expected <= {dict(key)["alertname"] for key in ours}
     for alert in result.runs[0].alerts:
