@@ -21,6 +21,7 @@ from hlthz.errors import InputError, UsageError
 
 #: Larger incident files are refused: a drill log or a postmortem list is a few KB.
 MAX_BYTES = 10 * 1024 * 1024
+MAX_INCIDENTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,9 @@ def load_incidents(path: str | Path) -> list[Incident]:
     items = doc.get("incidents")
     if not isinstance(items, list):
         raise InputError(str(path), 0, "incidents: expected a list of {name, start, end}")
+    # YAML aliases can make a small file a list of billions: bound the work before it starts.
+    if len(items) > MAX_INCIDENTS:
+        raise InputError(str(path), 0, f"incidents: {len(items)} items; at most {MAX_INCIDENTS}")
     out = []
     for i, item in enumerate(items):
         where = f"incidents[{i}]"
@@ -115,9 +119,14 @@ def load_incidents(path: str | Path) -> list[Incident]:
         if end < start:
             raise InputError(str(path), 0, f"{where}: end is before start")
         alerts = item.get("alerts", [])
-        if not isinstance(alerts, list) or not all(isinstance(a, str) for a in alerts):
+        if (
+            not isinstance(alerts, list)
+            or len(alerts) > 1000
+            or not all(isinstance(a, str) for a in alerts)
+        ):
             raise InputError(str(path), 0, f"{where}.alerts: expected a list of alert names")
-        out.append(Incident(str(item.get("name", f"incident {i + 1}")), start, end, tuple(alerts)))
+        name = str(item.get("name", f"incident {i + 1}"))[:200]
+        out.append(Incident(name, start, end, tuple(alerts)))
     return out
 
 
