@@ -3,9 +3,17 @@
 ``find_project`` finds your ``hlthz.yaml`` (``init_project`` writes one), ``load_config`` reads
 it (the dashboard generator reads it too; the packaged ``alerts/thresholds.yaml`` is the worked
 example and the defaults), ``generate`` writes every artifact, ``check`` runs promtool, amtool
-and HLTHZ's own lint.
+and HLTHZ's own lint; ``backtest`` evaluates the alerts over a Prometheus' history.
 """
 
+from hlthz.alerts.backtest import (
+    AlertBacktest,
+    AlertEpisode,
+    Backtest,
+    BacktestOptions,
+    BacktestResult,
+    run_backtest,
+)
 from hlthz.alerts.checker import check
 from hlthz.alerts.config import (
     DEFAULT_CONFIG_PATH,
@@ -36,6 +44,7 @@ from hlthz.alerts.config import (
     parse_duration,
 )
 from hlthz.alerts.generator import check_drift, drift, generate, render_all
+from hlthz.alerts.incidents import Incident, load_incidents, parse_time, write_incidents
 from hlthz.alerts.project import (
     CONFIG_ENV,
     CONFIG_NAME,
@@ -57,16 +66,22 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "SIGNALS",
     "SIGNAL_SERIES",
+    "AlertBacktest",
+    "AlertEpisode",
     "AlertRule",
     "AlertTiers",
     "AlertsCheckFailed",
     "AlertsConfig",
+    "Backtest",
+    "BacktestOptions",
+    "BacktestResult",
     "Buckets",
     "CheckReport",
     "ConfigError",
     "CriticalAlerts",
     "DegradedAlert",
     "Duration",
+    "Incident",
     "InfoAlerts",
     "Links",
     "MissingDependency",
@@ -96,9 +111,13 @@ __all__ = [
     "grafana_link",
     "init_project",
     "load_config",
+    "load_incidents",
     "output_dir",
     "parse_duration",
+    "parse_time",
     "render_all",
     "rule_groups",
+    "run_backtest",
     "signal_of",
+    "write_incidents",
 ]

@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from typing import Any
 import yaml
 
 from hlthz.alerts.config import parse_duration
-from hlthz.tools.stack.services import find_binary, start_prometheus
+from hlthz.tools.stack.services import backfill_openmetrics, start_prometheus
 
 STEP = 15  # scrape and rule evaluation interval, seconds
 BASELINE_STEP = 120  # the generated baseline group's interval for the default config
@@ -98,7 +97,6 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     window = int(parse_duration(args.window))
-    promtool = find_binary("promtool")
     end = (int(time.time()) // STEP) * STEP - 3600
     start = end - window - 3600
 
@@ -108,12 +106,7 @@ def main() -> None:
         source = work / "input.om"
         with source.open("w") as out:
             out.writelines(_openmetrics(args.jobs, args.routes, start, end, window))
-        subprocess.run(
-            [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-            check=True,
-            capture_output=True,
-            timeout=1800,
-        )
+        backfill_openmetrics(source, data)
         source.unlink()
         config = work / "prometheus.yml"
         config.write_text(yaml.safe_dump({"global": {"scrape_interval": f"{STEP}s"}}))

@@ -17,7 +17,8 @@ from typing import Any
 
 from hlthz.alerts import SIGNAL_SERIES, signal_of
 from hlthz.dashboards.common import iter_panels
-from hlthz.prometheus import PrometheusClient, QueryError
+from hlthz.errors import QueryError as _QueryError
+from hlthz.prometheus import PrometheusClient
 
 # (dashboard uid, panel title) -> why that panel has no series in a healthy system.
 EXPECTED_EMPTY: dict[tuple[str, str], str] = {
@@ -246,7 +247,7 @@ def _run(uid: str, name: str, exprs: list[str], client: PrometheusClient) -> Pan
         try:
             if not client.query(expr):
                 empty += 1
-        except QueryError as exc:
+        except _QueryError as exc:
             return PanelResult(uid, name, ERROR, f"{exc} in: {expr}", exprs)
     if empty == len(exprs):
         return PanelResult(uid, name, EMPTY, "no series", exprs)

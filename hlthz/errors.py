@@ -23,6 +23,7 @@ name the file, line, field or option at fault and say what to do; they never quo
     ├── ServiceError                 a process or service HLTHZ starts or talks to failed
     │   ├── TargetError              the replay target is unreachable (replay)
     │   ├── PrometheusError          Prometheus is unreachable or does not answer like one
+    │   │   └── QueryError           Prometheus rejected a query (bad PromQL)
     │   ├── ScrapeError              an app's /metrics is unreachable or not Prometheus text
     │   ├── DatabaseError            the demo API's database is unreachable or not seeded
     │   ├── ServiceUnavailable       a demo API request could not get a connection (HTTP 503)
@@ -60,6 +61,7 @@ __all__ = [
     "MultiprocessError",
     "PlanError",
     "PrometheusError",
+    "QueryError",
     "ReplayError",
     "ScrapeError",
     "SelectorError",
@@ -172,6 +174,11 @@ class TargetError(ServiceError):
 
 class PrometheusError(ServiceError):
     """Prometheus cannot be reached or does not answer like Prometheus."""
+
+
+class QueryError(PrometheusError):
+    """Prometheus answered, but rejected the query (bad PromQL, an unknown function, a range
+    too long); ``str()`` is Prometheus' own message."""
 
 
 class ScrapeError(ServiceError):

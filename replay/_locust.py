@@ -35,7 +35,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,9 +48,10 @@ from hlthz.errors import HlthzError, PlanError, ReplayError
 from hlthz.files import atomic_write
 from hlthz.net import HOP_BY_HOP, format_host_port, parse_host_port
 from hlthz.replay._lifeline import die_with_parent, parent_alive
+from hlthz.replay._stream import Feed, Streamer
 from hlthz.replay.engine import Target, child_argv, error_from_payload, error_payload
 from hlthz.replay.plan import ReplayPlan
-from hlthz.replay.schedule import schedule
+from hlthz.replay.schedule import Due, schedule
 from hlthz.replay.timing import Recorder, encode
 from hlthz.routes import Routes
 
@@ -137,17 +137,18 @@ class Sender:
     def in_flight(self) -> int:
         return self._busy
 
-    def run(self, t0: float) -> None:
-        """Walk the timeline from monotonic ``t0`` until it ends or :meth:`stop` is called."""
-        records = _open_records(str(self.plan.capture), self.plan.format)
-        timeline = schedule(
-            records,
-            self.plan.schedule,
-            shard=self.shard,
-            shards=self.shards,
-            # The recorder may be swapped (a worker ships intervals), so look it up each time.
-            on_skip=lambda reason: self.recorder.skip(reason),
-        )
+    def run(self, t0: float, timeline: Iterable[Due] | None = None) -> None:
+        """Walk the timeline from monotonic ``t0`` until it ends or :meth:`stop` is called:
+        ``timeline`` (a worker's feed from the master), else this shard of the plan's capture."""
+        if timeline is None:
+            timeline = schedule(
+                _open_records(str(self.plan.capture), self.plan.format),
+                self.plan.schedule,
+                shard=self.shard,
+                shards=self.shards,
+                # The recorder may be swapped (a worker ships intervals): look it up each time.
+                on_skip=lambda reason: self.recorder.skip(reason),
+            )
         now = time.monotonic
         try:
             for due in timeline:
@@ -395,8 +396,19 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
         done[msg.node_id] = msg.data
         in_flight[msg.node_id] = 0
 
+    streamer: Streamer | None = None
+
+    def on_credit(environment: Any, msg: Any, **_: Any) -> None:
+        if streamer is not None:
+            streamer.credit(msg.node_id)
+
+    def missing(client_id: str) -> bool:
+        node = master.clients.get(client_id)
+        return node is None or node.state == STATE_MISSING
+
     master.register_message("hlthz_stats", on_stats)
     master.register_message("hlthz_done", on_done)
+    master.register_message("hlthz_credit", on_credit)
     master_address = format_host_port(connect_host, port)
     procs = [
         subprocess.Popen(
@@ -411,6 +423,7 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
     interrupted = False
     assigned: list[str] = []
     t0 = time.monotonic()
+    shipping: gevent.Greenlet | None = None
     try:
         deadline = time.monotonic() + _WORKER_READY_TIMEOUT
         while len(master.clients.ready) < expected:
@@ -432,24 +445,55 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
                 {"plan": document, "shard": index, "shards": expected, "t0_wall": t0_wall},
                 client_id=client_id,
             )
+        # The master alone reads the capture: one timeline, shipped to the workers by session.
+        streamer = Streamer(
+            assigned,
+            schedule(
+                _open_records(str(plan.capture), plan.format),
+                plan.schedule,
+                on_skip=lambda reason: recorder.skip(reason),
+            ),
+            t0,
+            send=lambda client_id, batch: master.send_message(
+                "hlthz_records", {"records": batch}, client_id=client_id
+            ),
+            missing=missing,
+            reassign_lost=plan.reassign_lost,
+        )
+        shipping = gevent.spawn(streamer.run)
 
         def finished() -> bool:
+            if shipping is not None and shipping.dead and not shipping.successful():
+                return True  # the capture could not be read: stop, and say why below
             for client_id in assigned:
-                node = master.clients.get(client_id)
-                if client_id not in done and node is not None and node.state != STATE_MISSING:
+                if client_id not in done and not missing(client_id):
                     return False
             return True
+
+        def stop_workers() -> None:
+            if shipping is not None:
+                shipping.kill()
+            for client_id in assigned:
+                master.send_message("hlthz_stop", None, client_id=client_id)
 
         _serve_metrics(plan, recorder, lambda: sum(in_flight.values()))
         try:
             while not finished():
                 progress.update(time.monotonic() - t0)
                 gevent.sleep(0.25)
+            if shipping.dead and not shipping.successful():
+                stop_workers()
+                deadline = time.monotonic() + plan.timeout + 3.0
+                while len(done) < len(assigned) and time.monotonic() < deadline:
+                    gevent.sleep(0.1)
+                error = shipping.exception
+                if isinstance(error, HlthzError | OSError):
+                    raise error
+                raise ReplayError(f"shipping the capture to the workers failed ({error!r})")
         except KeyboardInterrupt:
             interrupted = True
             _ignore_more_interrupts()
-            for client_id in assigned:
-                master.send_message("hlthz_stop", None, client_id=client_id)
+            stop_workers()
             deadline = time.monotonic() + plan.timeout + 3.0
             while not finished() and time.monotonic() < deadline:
                 gevent.sleep(0.1)
@@ -457,6 +501,8 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
         elapsed = time.monotonic() - t0
         progress.update(elapsed)
         progress.close()
+        if shipping is not None:
+            shipping.kill()
         master.quit()
         for proc in procs:
             try:
@@ -481,6 +527,8 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
                     "index": index,
                     "sent": done[client_id]["sent"] if client_id in done else None,
                     "latency_hdr": done[client_id]["shard_latency"] if client_id in done else None,
+                    "shipped": streamer.shipped[client_id] if streamer is not None else None,
+                    "unsent": streamer.unsent[client_id] if streamer is not None else None,
                 }
                 for index, client_id in enumerate(assigned)
             ],
@@ -488,21 +536,26 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
     }
 
 
-def worker_main(master: str, capture: str | None = None) -> None:
-    """Join a locust master at ``HOST:PORT`` and send the shard it assigns (until it quits)."""
+def worker_main(master: str) -> None:
+    """Join a locust master at ``HOST:PORT`` and send what it ships (until it quits).
+
+    The worker needs no capture: the master streams its requests (:mod:`._stream`)."""
     from locust.env import Environment
 
     host, port = parse_host_port(master, what="--master")
     env = Environment(user_classes=[])
     runner = env.create_worker_runner(host, port)
     senders: list[Sender] = []
+    # Made before any message can arrive: records may come before on_start's greenlet runs.
+    feed = Feed(lambda: runner.send_message("hlthz_credit", None))
+
+    def on_records(environment: Any, msg: Any, **_: Any) -> None:
+        feed.put(msg.data["records"])
 
     def on_start(environment: Any, msg: Any, **_: Any) -> None:
         data = msg.data
         try:
             plan = ReplayPlan.from_json(str(data["plan"]))
-            if capture:
-                plan = replace(plan, capture=Path(capture))
             sender = Sender(plan, Recorder(), int(data["shard"]), int(data["shards"]))
         except (HlthzError, KeyError, TypeError, ValueError) as exc:
             # A master of another hlthz version, say: tell it, or it waits for this shard.
@@ -544,7 +597,7 @@ def worker_main(master: str, capture: str | None = None) -> None:
         shipping = gevent.spawn(shipper)
         error: dict[str, Any] | None = None
         try:
-            sender.run(t0)
+            sender.run(t0, timeline=feed)
         except (HlthzError, OSError) as exc:  # a bad capture: the master reports it
             # Anything escaping here would leave the master waiting for a "done" that never
             # comes while this worker's heartbeats say it is alive.
@@ -556,8 +609,10 @@ def worker_main(master: str, capture: str | None = None) -> None:
     def on_stop(environment: Any, msg: Any, **_: Any) -> None:
         for sender in senders:
             sender.stop()
+        feed.close()
 
     runner.register_message("hlthz_start", on_start, concurrent=True)
+    runner.register_message("hlthz_records", on_records)
     runner.register_message("hlthz_stop", on_stop)
     runner.greenlet.join()
 
@@ -645,7 +700,7 @@ def _pop_option(args: list[str], name: str) -> str | None:
 
 def main() -> None:
     """``run PLAN RESULT [--parent PID]`` or
-    ``worker --master HOST:PORT [--capture PATH] [--parent PID]``."""
+    ``worker --master HOST:PORT [--parent PID]``."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     args = sys.argv[1:]
     parent = _pop_option(args, "--parent")
@@ -658,12 +713,8 @@ def main() -> None:
             )
         sys.exit(run_child(plan_path, result_path))
     if args[:1] == ["worker"] and len(args) >= 3 and args[1] == "--master":
-        capture = _pop_option(args, "--capture")
         if parent is not None:
             _die_with(int(parent), signal.SIGKILL)  # a worker has nothing to clean up
-        worker_main(args[2], capture)
+        worker_main(args[2])
         sys.exit(0)
-    sys.exit(
-        "usage: run PLAN RESULT [--parent PID] | "
-        "worker --master HOST:PORT [--capture PATH] [--parent PID]"
-    )
+    sys.exit("usage: run PLAN RESULT [--parent PID] | worker --master HOST:PORT [--parent PID]")

@@ -107,7 +107,9 @@ class ReplayPlan:
     empty value removes it); ``timeout`` bounds each request (seconds) and the reachability
     check; ``concurrency`` caps requests in flight per process; ``workers`` > 0 runs a locust
     master with that many local worker processes, and ``remote_workers`` more join at
-    ``master_bind`` (``HOST:PORT``) with ``hlthz replay worker``; ``name`` is the run's name
+    ``master_bind`` (``HOST:PORT``) with ``hlthz replay worker``; the master streams the
+    capture to them, and a worker lost mid-run has the rest of its share sent by the others
+    when ``reassign_lost`` (else counted as unsent); ``name`` is the run's name
     (default: the capture's file name up to its first dot); ``progress`` shows a live line on
     stderr; ``metrics_port`` serves the replay's own ``/metrics`` on 127.0.0.1; ``insecure``
     skips the certificate check of an https target; ``routes`` are route templates naming the
@@ -126,6 +128,7 @@ class ReplayPlan:
     workers: int = 0
     remote_workers: int = 0
     master_bind: str | None = None
+    reassign_lost: bool = False
     name: str | None = None
     progress: bool = False
     metrics_port: int | None = None
@@ -166,6 +169,7 @@ class ReplayPlan:
                 "needed when remote workers are expected: give a HOST:PORT they can reach, "
                 "e.g. 0.0.0.0:5557",
             )
+        _flag("reassign_lost", self.reassign_lost)
         if self.name is not None and (
             not _text("name", self.name).strip() or _BAD_VALUE.search(self.name)
         ):
@@ -210,6 +214,7 @@ class ReplayPlan:
             "workers": self.workers,
             "remote_workers": self.remote_workers,
             "master_bind": self.master_bind,
+            "reassign_lost": self.reassign_lost,
             "name": self.name,
             "progress": self.progress,
             "metrics_port": self.metrics_port,

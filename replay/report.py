@@ -257,14 +257,24 @@ class Histograms:
 
 @dataclass(frozen=True)
 class Shard:
-    """One worker's shard: ``sent`` and its latency histogram are ``None`` when it was lost."""
+    """One worker's shard: ``sent`` and its latency histogram are ``None`` when it was lost;
+    ``shipped`` requests the master streamed to it, ``unsent`` those its loss kept from it."""
 
     index: int
     sent: int | None = None
     latency_hdr: str | None = None
+    shipped: int | None = None
+    unsent: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "sent": self.sent, "latency_hdr": self.latency_hdr}
+        out: dict[str, Any] = {
+            "index": self.index,
+            "sent": self.sent,
+            "latency_hdr": self.latency_hdr,
+        }
+        _put(out, "shipped", self.shipped)
+        _put(out, "unsent", self.unsent)
+        return out
 
 
 @dataclass(frozen=True)
@@ -597,6 +607,8 @@ class _Reader:
             index=self.count(self.need(data, "index", where), f"{where}.index"),
             sent=self.opt(data, "sent", where, self.count),
             latency_hdr=self.opt(data, "latency_hdr", where, self.text),
+            shipped=self.opt(data, "shipped", where, self.count),
+            unsent=self.opt(data, "unsent", where, self.count),
         )
 
     def workers(self, value: object, where: str) -> Workers:
@@ -738,10 +750,12 @@ def _warnings(report: Report) -> list[str]:
         )
     workers = report.workers
     if workers is not None and workers.lost:
+        unsent = sum(shard.unsent or 0 for shard in workers.shards or ())
         out.append(
             f"{len(workers.lost)} of {workers.expected} workers were lost mid-run "
             f"(shards {list(workers.lost)}): about {workers.missing_share or 0.0:.0%} of the "
             f"capture is missing from this report"
+            + (f" ({unsent:,} requests never sent)" if unsent else "")
         )
     return out
 

@@ -13,6 +13,9 @@ declare -A want=(
   [redis-server]=redis-server
   [nginx]=nginx-light
   [chromium]=chromium
+  [ip]=iproute2
+  [unshare]=util-linux
+  [taskset]=util-linux
 )
 missing=()
 for bin in "${!want[@]}"; do

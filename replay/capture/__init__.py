@@ -18,6 +18,7 @@ from hlthz.replay.capture.format import (
 from hlthz.replay.capture.middleware import recording
 from hlthz.replay.capture.recorder import CaptureRecorder
 from hlthz.replay.capture.redact import Redactor
+from hlthz.replay.capture.rewrite import Rewrite
 from hlthz.replay.capture.sources import detect_format, iter_records
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "CaptureWriter",
     "ReadStats",
     "Redactor",
+    "Rewrite",
     "detect_format",
     "iter_records",
     "read_capture",

@@ -20,6 +20,7 @@ from hlthz.replay.capture.format import CaptureRecord, CaptureWriter, ReadStats
 from hlthz.replay.capture.formats.gor import export_gor
 from hlthz.replay.capture.inputs import InputFile, expand_inputs, merged_records
 from hlthz.replay.capture.redact import RedactionStats, Redactor
+from hlthz.replay.capture.rewrite import Rewrite
 from hlthz.replay.capture.select import Selection, SelectionStats
 from hlthz.replay.capture.sources import detect_format
 
@@ -41,6 +42,7 @@ class ConversionResult:
     not_requests: int = 0
     out_of_order: int = 0
     read: int = 0
+    rewritten: int = 0
     selection: SelectionStats = field(default_factory=SelectionStats)
     redactions: RedactionStats = field(default_factory=RedactionStats)
     inputs: list[InputFile] = field(default_factory=list)
@@ -82,6 +84,7 @@ def import_traffic(
     log_format: str | None = None,
     redactor: Redactor | None = None,
     selection: Selection | None = None,
+    rewrite: Rewrite | None = None,
     skip_invalid: bool = False,
     max_bytes: int | None = None,
 ) -> ConversionResult:
@@ -89,8 +92,10 @@ def import_traffic(
     list of them) into one redacted v1 capture ``out``, in send-time order.
 
     ``selection`` filters by route and method and samples by session before anything is
-    redacted or written. Raises :class:`ReplayError` (nothing written) when no request is
-    left, when ``out`` would overwrite an input, or when ``out`` cannot be written.
+    redacted or written; ``rewrite`` then rewrites path, query and headers (before
+    redaction, so a rule cannot bring a secret past it). Raises :class:`ReplayError` (nothing
+    written) when no request is left, when ``out`` would overwrite an input, or when ``out``
+    cannot be written.
     """
     paths = expand_inputs(_as_list(src))
     _check_output(paths, out)
@@ -130,6 +135,8 @@ def import_traffic(
                     value = selection.key_value(record)
                     if value:
                         record.session = redactor.session_id(value)
+                if rewrite is not None:
+                    record = rewrite.apply(record)
                 redacted, found = redactor.redact(record)
                 result.redactions.add(found)
                 writer.write(redacted)
@@ -160,6 +167,7 @@ def import_traffic(
     result.not_requests = stats.not_requests
     result.out_of_order = stats.out_of_order
     result.selection = selection.stats
+    result.rewritten = rewrite.stats.rewritten if rewrite is not None else 0
     result.inputs = files
     result.outputs = list(writer.paths)
     return result

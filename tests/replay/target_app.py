@@ -67,4 +67,5 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 if __name__ == "__main__":
     import uvicorn
 
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"  # another only in a test's netns
+    uvicorn.run(app, host=host, port=int(sys.argv[1]), log_level="warning", access_log=False)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from hlthz.errors import PlanError
@@ -87,7 +88,15 @@ def test_a_lost_worker_is_reported_with_its_missing_share(tmp_path: Path, target
                 if len(workers) == 2:
                     victim = workers[0]
         assert victim is not None, "no worker processes found"
-        time.sleep(1.5)  # let the replay get going
+        # Kill it once it is sending (connected to the target), not while it starts up.
+        target_port = int(url.rsplit(":", 1)[1].split("/")[0])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+            c.raddr and c.raddr.port == target_port
+            for c in psutil.Process(victim).net_connections()
+        ):
+            time.sleep(0.1)
+        time.sleep(0.5)
         os.kill(victim, signal.SIGKILL)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -97,6 +106,10 @@ def test_a_lost_worker_is_reported_with_its_missing_share(tmp_path: Path, target
     data = json.loads(report.read_text())
     assert data["workers"]["finished"] == 1 and len(data["workers"]["lost"]) == 1
     assert data["workers"]["missing_share"] == 0.5
+    shards = data["workers"]["shards"]
+    # The master shipped the requests; what it could not ship to the lost one is counted.
+    assert all(shard["shipped"] > 0 for shard in shards)
+    assert sum(shard["shipped"] + shard["unsent"] for shard in shards) == 300
     assert any("lost mid-run" in w for w in data["warnings"])
     assert 0 < data["summary"]["requests"] < 300
 

@@ -6,6 +6,11 @@ scrape every second, 4-second rate windows, ``for`` of two seconds; Alertmanager
 Each drill injects a fault with ``PUT /admin/faults``, waits for the alert to go firing in
 Prometheus and to reach the sink with the right severity and receiver, removes the fault and
 waits for the resolved notification.
+
+Every drill logs its fault window and the alerts it expects (an incident file,
+``hlthz_incidents: 1``); the last test backtests the drills' whole history on the same
+Prometheus and checks it reproduces what Prometheus fired itself (its ``ALERTS`` series), and
+that precision and recall against the drill log are 1.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hlthz.alerts import BacktestOptions, Incident, run_backtest, write_incidents
 from hlthz.procs import wait_until
 from hlthz.tools.stack.control import (
     StackOptions,
@@ -99,7 +105,7 @@ class _Shoppers:
 class Drill:
     """The running stack plus the checks every drill makes."""
 
-    def __init__(self, state: dict[str, Any], state_dir: Path) -> None:
+    def __init__(self, state: dict[str, Any], state_dir: Path, thresholds: Path) -> None:
         self.state = state
         self.state_dir = state_dir
         services = state["services"]
@@ -107,6 +113,13 @@ class Drill:
         self.prometheus = services["prometheus"]["url"]
         self.alertmanager = services["alertmanager"]["url"]
         self.sink_file = Path(state["files"]["alerts_received"])
+        self.thresholds = thresholds
+        self.incidents: list[Incident] = []
+        self.history_start = time.time()
+
+    def log(self, name: str, start: float, *alerts: str) -> None:
+        """Log a drill that ends now: its fault window and the alerts it must fire."""
+        self.incidents.append(Incident(name, start, time.time(), alerts))
 
     def faults(self, **change: Any) -> None:
         response = httpx.put(f"{self.api}/admin/faults", json=change, timeout=10)
@@ -203,7 +216,13 @@ def drill(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
     )
     state = stack_up(options)
     try:
-        drill = Drill(state, options.state_dir)
+        drill = Drill(state, options.state_dir, thresholds)
+        # The backtest's history starts once Prometheus has scraped the API: before that
+        # `absent(up)` holds, which is Prometheus starting, not an incident.
+        wait_until(
+            lambda: bool(_query(drill.prometheus, "up")), timeout=WAIT, what="a first scrape"
+        )
+        drill.history_start = time.time() + 3
         with _Shoppers(drill.api):
             yield drill
     finally:
@@ -237,6 +256,7 @@ def test_latency_pages_warning_then_critical_and_critical_inhibits_warning(drill
 
     cleared = time.time()
     drill.clear_faults()
+    drill.log("latency", start, "APIHighLatencyP95:warning", "APIHighLatencyP95:critical")
     drill.expect_resolved("APIHighLatencyP95", "critical", cleared)
 
 
@@ -246,6 +266,7 @@ def test_errors_page_high_error_rate(drill: Drill) -> None:
     drill.expect_page("APIHighErrorRate", "critical", PAGE, start)
     cleared = time.time()
     drill.clear_faults()
+    drill.log("errors", start, "APIHighErrorRate")
     drill.expect_resolved("APIHighErrorRate", "critical", cleared)
 
 
@@ -255,6 +276,7 @@ def test_pool_starvation_pages_pool_exhausted(drill: Drill) -> None:
     drill.expect_page("DBPoolExhausted", "critical", PAGE, start)
     cleared = time.time()
     drill.clear_faults()
+    drill.log("pool", start, "DBPoolExhausted")
     drill.expect_resolved("DBPoolExhausted", "critical", cleared)
 
 
@@ -264,6 +286,7 @@ def test_cache_bypass_tickets_low_cache_hit_rate(drill: Drill) -> None:
     drill.expect_page("LowCacheHitRate", "warning", TICKET, start)
     cleared = time.time()
     drill.clear_faults()
+    drill.log("cache", start, "LowCacheHitRate")
     drill.expect_resolved("LowCacheHitRate", "warning", cleared)
 
 
@@ -282,4 +305,101 @@ def test_killed_api_pages_target_missing_until_restarted(drill: Drill) -> None:
     )
     restarted = time.time()
     restart_service(drill.state_dir, "api")
+    drill.log("api killed", start, "APITargetMissing")
     drill.expect_resolved("APITargetMissing", "critical", restarted)
+
+
+def _query(prometheus: str, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+    query = urllib.parse.urlencode({"query": expr, **({"time": at} if at else {})})
+    with urllib.request.urlopen(f"{prometheus}/api/v1/query?{query}", timeout=5) as response:
+        return list(json.load(response)["data"]["result"])
+
+
+def _fired_by_prometheus(
+    prometheus: str, start: float, end: float, interval: float
+) -> dict[tuple[tuple[str, str], ...], list[tuple[float, float | None]]]:
+    """Episodes of Prometheus' own ``ALERTS{alertstate="firing"}``: runs of its samples, whose
+    timestamps are the rule manager's evaluations; resolved at the evaluation after the last."""
+    seconds = int(end - start) + 1
+    out: dict[tuple[tuple[str, str], ...], list[tuple[float, float | None]]] = {}
+    for series in _query(prometheus, f'ALERTS{{alertstate="firing"}}[{seconds}s]', at=end):
+        labels = {k: v for k, v in series["metric"].items() if k not in ("__name__", "alertstate")}
+        runs: list[list[float]] = []
+        for t in sorted(float(t) for t, _ in series["values"]):
+            if runs and t - runs[-1][1] <= interval * 1.5:
+                runs[-1][1] = t
+            else:
+                runs.append([t, t])
+        out[tuple(sorted(labels.items()))] = [
+            (a, None if end - b < interval else b + interval) for a, b in runs
+        ]
+    return out
+
+
+def test_backtest_reproduces_what_prometheus_fired_and_matches_the_drill_log(
+    drill: Drill,
+) -> None:
+    if not drill.incidents:  # run on its own (-k): one drill of its own to backtest
+        test_errors_page_high_error_rate(drill)
+    log = drill.state_dir / "drills.incidents.json"
+    write_incidents(log, drill.incidents)
+    # Every alert resolved; the range ends on an evaluation Prometheus has made.
+    end = time.time() - 2
+    theirs = {}
+    # Twice: reading the series Prometheus recorded (it runs these very rules), and with every
+    # recording rule inlined (what a what-if file gets): both must give Prometheus' episodes.
+    for inline in (False, True):
+        result = run_backtest(
+            BacktestOptions(
+                prometheus=drill.prometheus,
+                start=drill.history_start,
+                end=end,
+                config=drill.thresholds,
+                incidents=log,
+                inline=inline,
+                # A fault's effects outlast it by a rate window and a `for` (a backlog of
+                # starved requests drains slowly): what fires then is still that incident.
+                grace=10.0,
+            )
+        )
+        assert result.interval == 1.0
+        assert any("read as Prometheus recorded" in n for n in result.runs[0].notes) != inline
+        ours: dict[tuple[tuple[str, str], ...], list[tuple[float, float | None]]] = {}
+        for a in result.runs[0].alerts:
+            for e in a.episodes:
+                ours.setdefault(tuple(sorted(e.labels.items())), []).append((e.start, e.end))
+        if not theirs:
+            theirs = _fired_by_prometheus(drill.prometheus, result.start, end, result.interval)
+            # Alerts that fired before the range (none should) are not part of it.
+            theirs = {
+                k: [e for e in v if e[1] is None or e[1] > result.start] for k, v in theirs.items()
+            }
+            theirs = {k: v for k, v in theirs.items() if v}
+        assert sorted(ours) == sorted(theirs), (inline, ours, theirs)
+        gaps: list[float] = []
+        for key, episodes in theirs.items():
+            assert len(ours[key]) == len(episodes), (inline, key, ours[key], episodes)
+            for (s1, e1), (s2, e2) in zip(sorted(ours[key]), sorted(episodes), strict=True):
+                # Within one evaluation: a scrape stored just after Prometheus evaluated counts
+                # for the backtest at that evaluation, and for Prometheus only at the next.
+                gaps += [abs(s1 - s2)] + ([abs(e1 - e2)] if e1 and e2 else [])
+                assert abs(s1 - s2) <= result.interval + 1e-3, (inline, key, s1, s2)
+                assert (e1 is None) == (e2 is None), (inline, key, e1, e2)
+                assert e1 is None or e2 is None or abs(e1 - e2) <= result.interval + 1e-3, (
+                    inline,
+                    key,
+                    e1,
+                    e2,
+                )
+        exact = sum(1 for g in gaps if g < 1e-3)
+        print(f"inline={inline}: {len(gaps)} starts and ends, {exact} on the same evaluation")
+    expected = {a.split(":")[0] for i in drill.incidents for a in i.alerts}
+    assert expected <= {dict(key)["alertname"] for key in ours}
+    for alert in result.runs[0].alerts:
+        if alert.episodes:
+            assert alert.quality is not None
+            assert alert.quality.precision == 1.0, (alert.name, alert.severity, alert.episodes)
+        if alert.quality is not None and alert.quality.expected:
+            assert alert.quality.recall == 1.0, (alert.name, alert.severity)
+            assert alert.quality.detection_delay is not None
+            assert alert.quality.detection_delay > 0

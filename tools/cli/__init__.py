@@ -73,7 +73,7 @@ def _demo() -> click.Command:
 # name -> (loader, one-line help shown by ``hlthz --help``)
 _GROUPS: dict[str, tuple[Callable[[], click.Command], str]] = {
     "api": (_api, "Serve, seed and work the demo e-commerce API."),
-    "alerts": (_alerts, "Generate and check alert rules and routing."),
+    "alerts": (_alerts, "Generate, check and backtest alert rules and routing."),
     "dashboards": (_dashboards, "Generate and check Grafana dashboards."),
     "init": (_init, "Write a commented hlthz.yaml for your project."),
     "replay": (_replay, "Record, import, inspect, replay and compare traffic."),

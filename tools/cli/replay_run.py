@@ -57,6 +57,11 @@ from hlthz.extras import require
 )
 @click.option("--master-bind", metavar="HOST:PORT", help="Where the master listens for workers.")
 @click.option(
+    "--reassign-lost",
+    is_flag=True,
+    help="Send a lost worker's remaining requests through the other workers.",
+)
+@click.option(
     "--format",
     "fmt",
     default="auto",
@@ -93,6 +98,7 @@ def run_command(
     workers: int,
     remote_workers: int,
     master_bind: str | None,
+    reassign_lost: bool,
     fmt: str,
     report: Path | None,
     html: Path | None,
@@ -129,6 +135,7 @@ def run_command(
             workers=workers,
             remote_workers=remote_workers,
             master_bind=master_bind,
+            reassign_lost=reassign_lost,
             name=name,
             progress=not no_progress and sys.stderr.isatty(),
             metrics_port=metrics_port,
@@ -314,13 +321,9 @@ def diff_command(
 
 @click.command("worker")
 @click.option("--master", required=True, metavar="HOST:PORT", help="The replay master to join.")
-@click.option(
-    "--capture",
-    type=click.Path(dir_okay=False),
-    help="Local copy of the capture, if its path differs.",
-)
-def worker_command(master: str, capture: str | None) -> None:
-    """Join a replay master (hlthz replay run --remote-workers N) and send the shard it assigns."""
+def worker_command(master: str) -> None:
+    """Join a replay master (hlthz replay run --remote-workers N) and send the requests it
+    streams (the worker needs no copy of the capture)."""
     require("replay", what="hlthz replay worker")
     from hlthz.net import parse_host_port
     from hlthz.replay.engine import child_argv
@@ -328,8 +331,6 @@ def worker_command(master: str, capture: str | None) -> None:
     # Checked here: after execv an error would be the child's traceback, not one line.
     parse_host_port(master, what="--master")
     argv = [*child_argv(), "worker", "--master", master]
-    if capture:
-        argv += ["--capture", capture]
     # Replace this process: the engine must start with locust imported first.
     os.execv(argv[0], argv)
 

@@ -9,9 +9,9 @@ The HTTP client is the dashboards checker's (``hlthz.dashboards.live.PrometheusC
 from __future__ import annotations
 
 from hlthz.alerts import format_duration
-from hlthz.errors import PrometheusError
+from hlthz.errors import PrometheusError, QueryError
 from hlthz.net import parse_http_url
-from hlthz.prometheus import PrometheusClient, QueryError
+from hlthz.prometheus import PrometheusClient
 from hlthz.tools.diagnose.snapshot import COUNTER_SAMPLES, GAUGE_SAMPLES, Samples
 
 

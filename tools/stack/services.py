@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 from hlthz.errors import ServiceError
@@ -97,6 +98,27 @@ def start_prometheus(
     )
     proc.url = url
     return proc.start()
+
+
+def backfill_openmetrics(source: Path, data_dir: Path, *, timeout: float = 1800) -> None:
+    """Turn OpenMetrics text (samples with timestamps, ``# EOF`` at the end) into TSDB blocks in
+    ``data_dir`` with ``promtool tsdb create-blocks-from openmetrics``: a history a Prometheus
+    started on ``data_dir`` serves. Raises :class:`ServiceError` with promtool's message."""
+    done = subprocess.run(
+        [
+            find_binary("promtool"),
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            str(source),
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise ServiceError(f"promtool could not backfill {source}: {done.stderr.strip()[-500:]}")
 
 
 def start_alertmanager(

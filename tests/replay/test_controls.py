@@ -1,0 +1,67 @@
+"""Run-time controls (hlthz.replay.controls): filters, sampling, rewriting, warm-up."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hlthz.errors import PlanError
+from hlthz.replay.capture import CaptureRecord
+from hlthz.replay.controls import Controls
+from hlthz.routes import Routes
+
+
+def _records() -> list[CaptureRecord]:
+    return [
+        CaptureRecord(
+            id=str(i),
+            ts_ns=i,
+            method="POST" if i % 4 == 0 else "GET",
+            path=f"/v1/products/{i}?utm_source=mail" if i % 2 else "/health",
+            headers=[("Authorization", "Bearer <redacted:ab12>")],
+            session=f"user-{i % 10}",
+        )
+        for i in range(200)
+    ]
+
+
+def test_filters_sampling_and_rewriting_in_one_pass() -> None:
+    controls = Controls(
+        exclude_routes=("/health",),
+        methods=("GET",),
+        sample=0.5,
+        rewrite_paths=(("^/v1/", "/v2/"),),
+        drop_query=("utm_source",),
+        set_headers=(("Authorization", "Bearer fresh"),),
+    )
+    skipped: list[str] = []
+    records = controls.wrap(_records, Routes(), skipped.append)
+    out = list(records())
+    assert out and all(r.path.startswith("/v2/products/") and "?" not in r.path for r in out)
+    assert all(r.headers == [("Authorization", "Bearer fresh")] for r in out)
+    # Sessions are kept whole: every kept session keeps all its GETs.
+    kept = {r.session for r in out}
+    assert 0 < len(kept) < 10
+    expected = [r for r in _records() if r.method == "GET" and r.path != "/health"]
+    assert len(out) == sum(1 for r in expected if r.session in kept)
+    assert skipped.count("filtered") == 100  # /health (even i; the POSTs are among them)
+    assert skipped.count("sampled") == len(expected) - len(out)
+    # A second pass (--loop) selects the same records.
+    assert [r.id for r in records()] == [r.id for r in out]
+
+
+def test_json_round_trip_and_validation() -> None:
+    controls = Controls(routes=("GET /api/*",), header_rules=(("Host", "(.*)", "$1.x"),), warmup=5)
+    back = Controls.from_dict(json.loads(json.dumps(controls.to_dict())))
+    assert back == controls and back.active and not Controls().active
+    with pytest.raises(PlanError, match=r"^controls: --rewrite-path '\(': not a valid"):
+        Controls(rewrite_paths=(("(", "/"),))
+    with pytest.raises(PlanError, match=r"^warmup: must be 0 to 86400 seconds"):
+        Controls(warmup=-1)
+    with pytest.raises(PlanError, match=r"^routes: must be a list of strings"):
+        Controls(routes="GET /x")  # type: ignore[arg-type]
+    with pytest.raises(PlanError, match=r"^controls: --route 'nope'"):
+        Controls(routes=("nope",))
+    with pytest.raises(PlanError, match=r"^controls\.bogus: unknown field"):
+        Controls.from_dict({"bogus": 1})

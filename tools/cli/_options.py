@@ -1,0 +1,91 @@
+"""Option groups shared by several replay commands (``import`` and ``run`` rewrite alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from hlthz.replay.capture.rewrite import Rewrite
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["rewrite_from", "rewrite_options"]
+
+
+def rewrite_options(func: F) -> F:
+    """``--rewrite-path``, ``--set-query``, ``--drop-query``, ``--rewrite-header``,
+    ``--set-header``, ``--drop-header`` (docs/capture.md, "Rewriting")."""
+    options = [
+        click.option(
+            "--rewrite-path",
+            "rewrite_paths",
+            nargs=2,
+            multiple=True,
+            metavar="REGEX REPLACEMENT",
+            help="Rewrite the path (without its query): '^/v1/(.*)' '/v2/$1' (repeatable).",
+        ),
+        click.option(
+            "--set-query",
+            "set_query",
+            nargs=2,
+            multiple=True,
+            metavar="NAME VALUE",
+            help="Set this query parameter in every request (repeatable).",
+        ),
+        click.option(
+            "--drop-query",
+            "drop_query",
+            multiple=True,
+            metavar="NAME",
+            help="Remove this query parameter (repeatable).",
+        ),
+        click.option(
+            "--rewrite-header",
+            "header_rules",
+            nargs=3,
+            multiple=True,
+            metavar="NAME REGEX REPLACEMENT",
+            help="Rewrite this header's value: Host '(.*)\\.prod' '$1.staging' (repeatable).",
+        ),
+        click.option(
+            "--set-header",
+            "set_headers",
+            multiple=True,
+            metavar="'NAME: VALUE'",
+            help="Set this header in every request; an empty value removes it (repeatable).",
+        ),
+        click.option(
+            "--drop-header",
+            "drop_headers",
+            multiple=True,
+            metavar="NAME",
+            help="Remove this header from every request (repeatable).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def rewrite_from(kwargs: dict[str, Any]) -> Rewrite:
+    """The :class:`Rewrite` of :func:`rewrite_options`' values (popped from ``kwargs``)."""
+    from hlthz.errors import UsageError
+    from hlthz.replay.capture.rewrite import Rewrite
+
+    set_headers = []
+    for text in kwargs.pop("set_headers", ()):
+        name, colon, value = text.partition(":")
+        if not colon:
+            raise UsageError(f"--set-header {text[:60]!r}: use 'NAME: VALUE'")
+        set_headers.append((name, value))
+    return Rewrite(
+        paths=kwargs.pop("rewrite_paths", ()),
+        set_query=kwargs.pop("set_query", ()),
+        drop_query=kwargs.pop("drop_query", ()),
+        header_rules=kwargs.pop("header_rules", ()),
+        set_headers=set_headers,
+        drop_headers=kwargs.pop("drop_headers", ()),
+    )
