@@ -24,7 +24,9 @@ class RequestState:
         "source",
         "threshold",
         "upstream_calls",
+        "upstream_end",
         "upstream_seconds",
+        "upstream_start",
     )
 
     def __init__(self, threshold: int) -> None:
@@ -44,6 +46,9 @@ class RequestState:
         #: Outbound calls timed by ``UpstreamMetrics`` during this request, and their seconds.
         self.upstream_calls = 0
         self.upstream_seconds = 0.0
+        #: When the first of those calls started and the last one ended (perf_counter).
+        self.upstream_start = 0.0
+        self.upstream_end = 0.0
 
     def count_query(self, shape: str, query_type: str) -> None:
         """Count one query of ``shape``; flag the shape when it reaches the N+1 threshold."""

@@ -133,6 +133,8 @@ class Recorder:
     def _upstream(self, route: str, state: RequestState) -> None:
         self.metrics.request_upstream.observer((route,))(state.upstream_seconds)
         self.metrics.upstream_calls.get((route,)).inc(state.upstream_calls)
+        span = state.upstream_end - state.upstream_start
+        self.metrics.upstream_span.get((route,)).inc(max(0.0, span))
 
     def _flag(self, route: str, flagged: list[tuple[str, str]]) -> None:
         # The counter counts requests: two shapes of one query_type in a request count once.

@@ -274,6 +274,15 @@ class Metrics:
             ),
             fold=(0,),
         )
+        self.upstream_span = family(
+            Counter(
+                "http_request_upstream_span_seconds",
+                "Time from the first outbound call's start to the last one's end, added up.",
+                ["route"],
+                registry=r,
+            ),
+            fold=(0,),
+        )
         self.upstream_duration = family(
             Histogram(
                 "upstream_request_duration_seconds",

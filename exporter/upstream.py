@@ -8,9 +8,10 @@ HLTHZ cannot see an HTTP client's calls, so the code that calls another service 
 
 Each call is observed in ``upstream_request_duration_seconds{upstream}``. A call made while
 serving an instrumented request also counts for that request: when the request ends, its calls
-(``http_request_upstream_calls_total{route}``) and their added-up time
-(``http_request_upstream_seconds{route}``) are recorded under its route. Added-up call time
-close to the request's own duration means the calls ran one after another; well above it, they
+(``http_request_upstream_calls_total{route}``), their added-up time
+(``http_request_upstream_seconds{route}``) and the span from the first call's start to the last
+one's end (``http_request_upstream_span_seconds_total{route}``) are recorded under its route.
+Added-up time equal to the span means the calls ran one after another; well above it, they
 overlapped (``hlthz diagnose`` reads it so, see docs/diagnose.md).
 """
 
@@ -48,12 +49,18 @@ class UpstreamMetrics:
         self.upstream = upstream
         self._observe = Metrics.for_registry(registry).upstream_duration.observer((upstream,))
 
-    def observe(self, seconds: float) -> None:
-        """Count one call that took ``seconds`` (for the current request too, if any)."""
+    def observe(self, seconds: float, *, end: float | None = None) -> None:
+        """Count one call that took ``seconds`` and ended at ``end`` (``perf_counter()``,
+        default now), for the current request too, if any."""
         self._observe(seconds)
         state = current_request.get()
         if state is not None:
+            end = perf_counter() if end is None else end
+            start = end - seconds
             with _totals_lock:
+                if not state.upstream_calls or start < state.upstream_start:
+                    state.upstream_start = start
+                state.upstream_end = max(state.upstream_end, end)
                 state.upstream_calls += 1
                 state.upstream_seconds += seconds
 
@@ -64,7 +71,8 @@ class UpstreamMetrics:
         try:
             yield
         finally:
-            self.observe(perf_counter() - start)
+            end = perf_counter()
+            self.observe(end - start, end=end)
 
     def timed(self, function: Callable[P, T]) -> Callable[P, T]:
         """Wrap ``function`` so each call of it is timed as one upstream call (a decorator)."""

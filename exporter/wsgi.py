@@ -140,6 +140,8 @@ class _Call(RequestState):
         self.response_bytes = 0
         self.upstream_calls = 0
         self.upstream_seconds = 0.0
+        self.upstream_start = 0.0
+        self.upstream_end = 0.0
         self.middleware = middleware
         self.method = method
         self.path = path

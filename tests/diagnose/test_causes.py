@@ -216,8 +216,12 @@ def test_inline_side_work_on_writes_only_when_jobs_are_absent_or_idle() -> None:
     assert "inline_side_work" not in {f.cause for f in reads.diagnose().findings}
 
 
-def _upstream(shop: Shop, route: str, requests: int, calls: int, seconds: float) -> Shop:
+def _upstream(
+    shop: Shop, route: str, requests: int, calls: int, seconds: float, span: float | None = None
+) -> Shop:
     shop.counter("http_request_upstream_calls_total", calls, route=route)
+    if span is not None:
+        shop.counter("http_request_upstream_span_seconds_total", span, route=route)
     shop.counter("http_request_upstream_seconds_count", requests, route=route)
     shop.counter("http_request_upstream_seconds_sum", seconds, route=route)
     return shop
@@ -231,6 +235,15 @@ def test_sequential_upstream_when_call_time_adds_up_to_request_time() -> None:
     together = Shop().requests("GET", "/dash", 10, 0.09)
     _upstream(together, "/dash", 10, 30, 1.9)  # 190 ms of calls in 90 ms: they overlapped
     assert "sequential_upstream" not in {f.cause for f in together.diagnose().findings}
+    # The span decides when the exporter records it: a request slowed down by other work
+    # (300 ms) still shows calls that ran one after another (span = their sum)...
+    busy = Shop().requests("GET", "/dash", 10, 0.3)
+    _upstream(busy, "/dash", 10, 30, 1.0, span=1.0)
+    assert "sequential_upstream" in {f.cause for f in busy.diagnose().findings}
+    # ... and calls that overlapped (span 40 ms for 100 ms of calls) in a slow request do not.
+    parallel = Shop().requests("GET", "/dash", 10, 0.3)
+    _upstream(parallel, "/dash", 10, 30, 1.0, span=0.4)
+    assert "sequential_upstream" not in {f.cause for f in parallel.diagnose().findings}
     single = Shop().requests("GET", "/dash", 10, 0.2)
     _upstream(single, "/dash", 10, 10, 1.9)  # one call per request: nothing to parallelize
     assert "sequential_upstream" not in {f.cause for f in single.diagnose().findings}

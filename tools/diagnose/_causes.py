@@ -69,10 +69,11 @@ class Limits:
     #: Seconds per request (and share of it) not explained by queries or upstream calls.
     inline_seconds: float = 0.25
     inline_share: float = 0.5
-    #: Upstream calls per request, and added-up call time over request time, of a route whose
-    #: calls run one after another (above ``upstream_overlap`` they overlapped).
+    #: Upstream calls per request of a route whose calls run one after another: their added-up
+    #: time at most ``upstream_overlap`` times the span from the first start to the last end
+    #: (above, they overlapped), and at least ``upstream_share`` of the route's time.
     upstream_calls: float = 2
-    upstream_share: float = 0.5
+    upstream_share: float = 0.25
     upstream_overlap: float = 1.1
     #: Mean response bytes of a large response.
     response_bytes: float = 32768
@@ -372,9 +373,16 @@ def _sequential_upstream(ctx: _Context) -> Iterable[Finding]:
         route_seconds = sum(s.seconds for s in ctx.by_route()[route])
         upstream_seconds = snap.upstream_seconds.get(route, 0.0)
         per_request = calls / requests
-        overlap = upstream_seconds / route_seconds if route_seconds > 0 else 0.0
-        if per_request < lim.upstream_calls or not (
-            lim.upstream_share <= overlap <= lim.upstream_overlap
+        # Calls that overlapped add up to more than the span from the first start to the last
+        # end; one after another, to the span itself. Without the span (an older exporter),
+        # the route's own time stands in for it (less exact under CPU contention).
+        span = snap.upstream_span.get(route) or route_seconds
+        overlap = upstream_seconds / span if span > 0 else 0.0
+        share = upstream_seconds / route_seconds if route_seconds > 0 else 0.0
+        if (
+            per_request < lim.upstream_calls
+            or overlap > lim.upstream_overlap
+            or share < lim.upstream_share
         ):
             continue
         yield Finding(
@@ -387,7 +395,8 @@ def _sequential_upstream(ctx: _Context) -> Iterable[Finding]:
                 "calls_per_request": _r(per_request, 2),
                 "upstream_ms_per_request": _ms(upstream_seconds / requests),
                 "request_mean_ms": _ms(route_seconds / max(stats.requests, 1.0)),
-                "call_time_over_request_time": _r(overlap, 3),
+                "call_time_over_span": _r(overlap, 3),
+                "call_time_share_of_request": _r(share, 3),
                 "upstreams": {name: _ms(h.mean) for name, h in sorted(snap.upstreams.items())},
             },
         )

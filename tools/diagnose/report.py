@@ -20,7 +20,12 @@ _SHOWN: dict[str, tuple[str, ...]] = {
     "pool_exhaustion": ("max_connections", "in_use_peak", "acquire_waits", "acquire_timeouts"),
     "cache_misses": ("served_without_database", "cache_hit_ratio"),
     "inline_side_work": ("mean_ms", "unexplained_ms", "background_jobs"),
-    "sequential_upstream": ("calls_per_request", "upstream_ms_per_request", "request_mean_ms"),
+    "sequential_upstream": (
+        "calls_per_request",
+        "upstream_ms_per_request",
+        "request_mean_ms",
+        "call_time_over_span",
+    ),
     "large_responses": ("mean_bytes",),
     "errors": ("error_ratio", "errors"),
 }

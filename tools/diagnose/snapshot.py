@@ -36,6 +36,7 @@ COUNTER_SAMPLES: dict[str, tuple[str, ...]] = {
     "http_request_upstream_seconds_sum": ("route",),
     "http_request_upstream_seconds_count": ("route",),
     "http_request_upstream_calls_total": ("route",),
+    "http_request_upstream_span_seconds_total": ("route",),
     "upstream_request_duration_seconds_sum": ("upstream",),
     "upstream_request_duration_seconds_count": ("upstream",),
     "db_pool_acquire_timeouts_total": ("pool",),
@@ -183,6 +184,7 @@ class Snapshot:
     upstream_seconds: Mapping[str, float]
     upstream_requests: Mapping[str, float]
     upstream_calls: Mapping[str, float]
+    upstream_span: Mapping[str, float]
     upstreams: Mapping[str, Histogram]
     query_types: Mapping[str, Histogram]
     pools: tuple[PoolStats, ...]
@@ -318,6 +320,10 @@ def build_snapshot(samples: Samples) -> Snapshot:
         upstream_seconds=upstream_sum,
         upstream_requests=upstream_requests,
         upstream_calls=upstream_calls,
+        upstream_span={
+            k[0]: v
+            for k, v in _by(samples, "http_request_upstream_span_seconds_total", "route").items()
+        },
         upstreams=upstreams,
         query_types=query_types,
         pools=pools,
