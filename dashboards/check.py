@@ -11,7 +11,6 @@ from hlthz.dashboards.lint import dashboard_files, lint_dir, load_dashboard
 from hlthz.dashboards.live import (
     SKIPPED,
     PanelResult,
-    PrometheusClient,
     SignalProbe,
     check_dashboard,
     promql_regex_literal,
@@ -19,6 +18,7 @@ from hlthz.dashboards.live import (
 )
 from hlthz.dashboards.settings import DashboardSettings, duration_seconds
 from hlthz.errors import DashboardCheckFailed
+from hlthz.prometheus import PrometheusClient
 
 
 def query_dashboards(

@@ -1,6 +1,7 @@
 """The demo API's single doorway to :mod:`hlthz.exporter`.
 
-Every metric the demo shows (requests, queries per request, N+1, pool, cache, jobs) comes from
+Every metric the demo shows (requests, queries per request, N+1, pool, cache, jobs, upstream
+calls, response sizes) comes from
 the exporter; this module only names the demo's caches, queues and pool and hands the exporter
 one registry per app. Keeping the calls here means the rest of the package depends on two small
 protocols, not on the exporter's classes.
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry
 CACHE_NAME = "demo_products"
 QUEUE_NAME = "demo_orders"
 POOL_NAME = "demo"
+UPSTREAM_NAME = "demo_customers"
 
 
 class CacheMetricsLike(Protocol):
@@ -55,6 +57,20 @@ def job_metrics(registry: CollectorRegistry | None) -> JobMetricsLike:
     from hlthz.exporter import JobMetrics
 
     metrics: JobMetricsLike = JobMetrics(QUEUE_NAME, registry=registry)
+    return metrics
+
+
+class UpstreamMetricsLike(Protocol):
+    """What the upstream client reports (``UpstreamMetrics`` of the exporter)."""
+
+    def call(self) -> contextlib.AbstractContextManager[None]: ...
+
+
+def upstream_metrics(registry: CollectorRegistry | None) -> UpstreamMetricsLike:
+    """``upstream_request_duration_seconds`` and the per-request upstream totals."""
+    from hlthz.exporter import UpstreamMetrics
+
+    metrics: UpstreamMetricsLike = UpstreamMetrics(UPSTREAM_NAME, registry=registry)
     return metrics
 
 

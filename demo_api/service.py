@@ -19,7 +19,12 @@ from hlthz.demo_api import queries
 from hlthz.demo_api.cache import ResponseCache, Tags, make_backend
 from hlthz.demo_api.db import Database
 from hlthz.demo_api.faults import Faults
-from hlthz.demo_api.instrumentation import cache_metrics, instrument_engine, job_metrics
+from hlthz.demo_api.instrumentation import (
+    cache_metrics,
+    instrument_engine,
+    job_metrics,
+    upstream_metrics,
+)
 from hlthz.demo_api.jobs import InlineRunner, JobRunner, RqQueue, ThreadQueue
 from hlthz.demo_api.schemas import OrderCreate, ProductUpdate
 from hlthz.demo_api.settings import Settings
@@ -66,7 +71,10 @@ class Shop:
         else:
             self.jobs = ThreadQueue(self.work, job_metrics(registry))
         self.upstream = UpstreamService(
-            self.db, dict(settings.upstream_latency), parallel=settings.on("parallel_upstream")
+            self.db,
+            dict(settings.upstream_latency),
+            parallel=settings.on("parallel_upstream"),
+            metrics=upstream_metrics(registry),
         )
         self._slugs: dict[int, str] | None = None
         self._slugs_lock = threading.Lock()

@@ -19,6 +19,7 @@ from typing import Any
 
 from hlthz.demo_api import queries
 from hlthz.demo_api.db import Database
+from hlthz.demo_api.instrumentation import UpstreamMetricsLike
 
 CALLS = ("profile", "orders", "preferences")
 _TIERS = ("bronze", "silver", "gold", "platinum")
@@ -29,8 +30,16 @@ _CURRENCIES = ("EUR", "USD", "GBP")
 class UpstreamService:
     """The three calls, each with its mean latency from ``latency`` (seconds, +-20 % jitter)."""
 
-    def __init__(self, db: Database, latency: dict[str, float], *, parallel: bool) -> None:
+    def __init__(
+        self,
+        db: Database,
+        latency: dict[str, float],
+        *,
+        parallel: bool,
+        metrics: UpstreamMetricsLike | None = None,
+    ) -> None:
         self.db = db
+        self.metrics = metrics
         self.latency = latency
         self.parallel = parallel
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hlthz-upstream")
@@ -39,6 +48,14 @@ class UpstreamService:
     def _wait(self, call: str) -> None:
         mean = self.latency.get(call, 0.0)
         time.sleep(mean * self._rng.uniform(0.8, 1.2))
+
+    def _timed(self, call: Callable[[int], dict[str, Any]], user_id: int) -> dict[str, Any]:
+        # Each call is timed as one outbound call (upstream_request_duration_seconds and the
+        # request's added-up upstream time), as a real HTTP client wrapper would be.
+        if self.metrics is None:
+            return call(user_id)
+        with self.metrics.call():
+            return call(user_id)
 
     def profile(self, user_id: int) -> dict[str, Any]:
         self._wait("profile")
@@ -72,11 +89,11 @@ class UpstreamService:
             "preferences": self.preferences,
         }
         if not self.parallel:
-            return {name: call(user_id) for name, call in calls.items()}
+            return {name: self._timed(call, user_id) for name, call in calls.items()}
         # Each call runs in a copy of this request's context, so queries it issues are still
         # attributed to the request by the exporter.
         futures = {
-            name: self._pool.submit(contextvars.copy_context().run, call, user_id)
+            name: self._pool.submit(contextvars.copy_context().run, self._timed, call, user_id)
             for name, call in calls.items()
         }
         return {name: future.result(timeout=30) for name, future in futures.items()}

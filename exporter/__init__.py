@@ -1,9 +1,9 @@
 """hlthz.exporter: Prometheus metrics for WSGI/ASGI apps, their database, caches and jobs.
 
 ``instrument(app)`` measures requests (``http_request_duration_seconds`` by route template,
-in-flight requests, queries per request, N+1), and for a Django handler every ORM query, and
-serves ``/metrics``; the helpers below report the other databases, caches and background jobs.
-Every name is in ``docs/exporter.md``.
+in-flight requests, queries per request, N+1, response sizes), and for a Django handler every
+ORM query, and serves ``/metrics``; the helpers below report the other databases, caches,
+background jobs and outbound calls. Every name is in ``docs/exporter.md``.
 """
 
 from hlthz.errors import ConfigError, MultiprocessError
@@ -22,6 +22,7 @@ from hlthz.exporter.exposition import metrics_app
 from hlthz.exporter.instrument import instrument
 from hlthz.exporter.jobs import JobMetrics
 from hlthz.exporter.memory import memory_limit_bytes
+from hlthz.exporter.upstream import UpstreamMetrics
 from hlthz.routes import Routes, normalize_path
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Metrics",
     "MultiprocessError",
     "Routes",
+    "UpstreamMetrics",
     "instrument",
     "instrument_dbapi",
     "instrument_sqlalchemy",

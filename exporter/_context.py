@@ -14,18 +14,36 @@ from contextvars import ContextVar
 class RequestState:
     """What one request did: its route (when a framework hook knows it) and its queries."""
 
-    __slots__ = ("flagged", "queries", "route", "shapes", "source", "threshold")
+    __slots__ = (
+        "flagged",
+        "queries",
+        "query_seconds",
+        "response_bytes",
+        "route",
+        "shapes",
+        "source",
+        "threshold",
+        "upstream_calls",
+        "upstream_seconds",
+    )
 
     def __init__(self, threshold: int) -> None:
         self.route: str | None = None
         #: A framework object the route can be read from after the request (Flask's context).
         self.source: object = None
         self.queries = 0
+        #: Seconds spent in the counted queries (added by the database hooks).
+        self.query_seconds = 0.0
         self.threshold = threshold
         #: statement shape -> executions in this request (created on the first query).
         self.shapes: dict[str, int] | None = None
         #: (query_type, shape) pairs that reached ``threshold`` in this request.
         self.flagged: list[tuple[str, str]] | None = None
+        #: Response body bytes sent (as sent: compressed when the app compresses).
+        self.response_bytes = 0
+        #: Outbound calls timed by ``UpstreamMetrics`` during this request, and their seconds.
+        self.upstream_calls = 0
+        self.upstream_seconds = 0.0
 
     def count_query(self, shape: str, query_type: str) -> None:
         """Count one query of ``shape``; flag the shape when it reaches the N+1 threshold."""

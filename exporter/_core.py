@@ -77,6 +77,9 @@ class Recorder:
         self.queries = metrics.request_queries
         self._duration_observers = metrics.request_duration.observers
         self._query_observers = metrics.request_queries.observers
+        self._db_seconds_incs: dict[str, Callable[[float], None]] = {}
+        self.sizes = metrics.response_size
+        self._size_observers = metrics.response_size.observers
         self.internal_errors = metrics.internal_errors
         self._warned: set[tuple[str, str]] = set()
 
@@ -104,11 +107,32 @@ class Recorder:
             if observe is None:
                 observe = self.queries.observer((route,))
             observe(state.queries)
+            if state.queries:
+                self._db_seconds(route, state.query_seconds)
+            observe = self._size_observers.get(key[:2])
+            if observe is None:
+                observe = self.sizes.observer(key[:2])
+            observe(state.response_bytes)
+            if state.upstream_calls:
+                self._upstream(route, state)
             if state.flagged:
                 self._flag(route, state.flagged)
         except Exception:
             self.internal_errors.inc()
             logger.exception("hlthz: failed to record a request; the response was not affected")
+
+    def _db_seconds(self, route: str, seconds: float) -> None:
+        inc = self._db_seconds_incs.get(route)
+        if inc is None:
+            child = self.metrics.request_db_seconds.get((route,))
+            inc = fast_inc(child)
+            if (route,) in self.metrics.request_db_seconds.children:
+                self._db_seconds_incs[route] = inc
+        inc(seconds)
+
+    def _upstream(self, route: str, state: RequestState) -> None:
+        self.metrics.request_upstream.observer((route,))(state.upstream_seconds)
+        self.metrics.upstream_calls.get((route,)).inc(state.upstream_calls)
 
     def _flag(self, route: str, flagged: list[tuple[str, str]]) -> None:
         # The counter counts requests: two shapes of one query_type in a request count once.

@@ -69,6 +69,17 @@ DEFAULT_JOB_BUCKETS: tuple[float, ...] = (
     60.0,
     300.0,
 )
+#: Response body sizes (bytes, as sent: after compression): 256 B to 4 MiB.
+DEFAULT_RESPONSE_SIZE_BUCKETS: tuple[float, ...] = (
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+)
 #: Distinct label sets one metric may create before new ones are folded into ``_overflow``.
 DEFAULT_MAX_SERIES_PER_METRIC = 1000
 
@@ -234,6 +245,45 @@ class Metrics:
             ),
             fold=(1,),
         )
+        self.response_size = family(
+            Histogram(
+                "http_response_size_bytes",
+                "Response body bytes sent for one request (after compression).",
+                ["method", "route"],
+                buckets=DEFAULT_RESPONSE_SIZE_BUCKETS,
+                registry=r,
+            ),
+            fold=(1,),
+        )
+        self.request_upstream = family(
+            Histogram(
+                "http_request_upstream_seconds",
+                "Time of the outbound calls made while serving one request, added up.",
+                ["route"],
+                buckets=self.request_buckets,
+                registry=r,
+            ),
+            fold=(0,),
+        )
+        self.upstream_calls = family(
+            Counter(
+                "http_request_upstream_calls",
+                "Outbound calls made while serving requests.",
+                ["route"],
+                registry=r,
+            ),
+            fold=(0,),
+        )
+        self.upstream_duration = family(
+            Histogram(
+                "upstream_request_duration_seconds",
+                "Duration of one outbound call to an upstream service.",
+                ["upstream"],
+                buckets=self.request_buckets,
+                registry=r,
+            ),
+            fold=(0,),
+        )
         self.in_flight = family(
             Gauge(
                 "http_requests_in_flight",
@@ -250,6 +300,15 @@ class Metrics:
                 "Database queries issued while serving one request.",
                 ["route"],
                 buckets=DEFAULT_QUERIES_PER_REQUEST_BUCKETS,
+                registry=r,
+            ),
+            fold=(0,),
+        )
+        self.request_db_seconds = family(
+            Counter(
+                "http_request_database_seconds",
+                "Seconds spent in database queries while serving requests.",
+                ["route"],
                 registry=r,
             ),
             fold=(0,),
@@ -307,6 +366,15 @@ class Metrics:
             Counter(
                 "db_pool_acquire_timeouts",
                 "Connection acquisitions that timed out.",
+                ["pool"],
+                registry=r,
+            ),
+            fold=(0,),
+        )
+        self.pool_waits = family(
+            Counter(
+                "db_pool_acquire_waits",
+                "Connection acquisitions that had to wait (no idle connection, no room).",
                 ["pool"],
                 registry=r,
             ),

@@ -73,8 +73,10 @@ class ASGIMiddleware:
             kind = message["type"]
             if kind == "http.response.start":
                 status = STATUS_LABELS.get(message.get("status", 0), "_OTHER")
-            elif kind == "http.response.body" and not message.get("more_body", False):
-                end = perf_counter()
+            elif kind == "http.response.body":
+                state.response_bytes += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    end = perf_counter()
             await send(message)
 
         start = perf_counter()

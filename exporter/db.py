@@ -71,6 +71,7 @@ class QueryRecorder:
                 state = current_request.get()
                 if state is not None:
                     state.count_query(shape, query_type)
+                    state.query_seconds += duration
         except Exception:
             self._internal_errors.inc()
 
@@ -134,6 +135,7 @@ def _instrument_pool(sync_engine: Any, metrics: Metrics, name: str) -> None:
     in_use = metrics.pool_in_use.get((name,))
     pending = metrics.pool_pending.get((name,))
     timeouts = metrics.pool_timeouts.get((name,))
+    waits = metrics.pool_waits.get((name,))
     metrics.pool_max.get((name,)).set(_capacity(pool))
     in_use.set(0)
     pending.set(0)
@@ -171,6 +173,7 @@ def _instrument_pool(sync_engine: Any, metrics: Metrics, name: str) -> None:
         waiting = must_wait()
         if waiting:
             pending.inc()
+            waits.inc()
         try:
             return original()
         except PoolTimeout:

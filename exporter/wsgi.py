@@ -133,9 +133,13 @@ class _Call(RequestState):
         self.route = None
         self.source = None
         self.queries = 0
+        self.query_seconds = 0.0
         self.threshold = middleware._threshold
         self.shapes = None
         self.flagged = None
+        self.response_bytes = 0
+        self.upstream_calls = 0
+        self.upstream_seconds = 0.0
         self.middleware = middleware
         self.method = method
         self.path = path
@@ -153,7 +157,9 @@ class _Call(RequestState):
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            yield from self.result
+            for chunk in self.result:
+                self.response_bytes += len(chunk)
+                yield chunk
         except BaseException:
             # The body failed after the headers went out: the client got a broken response.
             self.status = "500"

@@ -24,6 +24,7 @@ name the file, line, field or option at fault and say what to do; they never quo
     │   ├── TargetError              the replay target is unreachable (replay)
     │   ├── PrometheusError          Prometheus is unreachable or does not answer like one
     │   │   └── QueryError           Prometheus rejected a query (bad PromQL)
+    │   ├── ScrapeError              an app's /metrics is unreachable or not Prometheus text
     │   ├── DatabaseError            the demo API's database is unreachable or not seeded
     │   ├── ServiceUnavailable       a demo API request could not get a connection (HTTP 503)
     │   └── StackError               ``hlthz stack`` cannot start or its state is unreadable
@@ -32,6 +33,7 @@ name the file, line, field or option at fault and say what to do; they never quo
         ├── AlertsCheckFailed        ``alerts check``: promtool, amtool or the lint failed
         ├── DashboardCheckFailed     ``dashboards check``: lint findings or failing queries
         ├── StackUnhealthy           ``stack status``: a process stopped or does not answer
+        ├── DiagnosisFailed          ``diagnose --fail-on``: a finding at that severity or above
         └── DemoError                ``demo``: the story could not be told
 
 Packages re-export the leaves they raise (``hlthz.replay.GateFailed`` is this module's class).
@@ -50,6 +52,7 @@ __all__ = [
     "DashboardError",
     "DatabaseError",
     "DemoError",
+    "DiagnosisFailed",
     "GateFailed",
     "HlthzError",
     "InputError",
@@ -60,6 +63,7 @@ __all__ = [
     "PrometheusError",
     "QueryError",
     "ReplayError",
+    "ScrapeError",
     "SelectorError",
     "ServiceError",
     "ServiceUnavailable",
@@ -177,6 +181,10 @@ class QueryError(PrometheusError):
     too long); ``str()`` is Prometheus' own message."""
 
 
+class ScrapeError(ServiceError):
+    """An application's metrics endpoint cannot be scraped or does not answer Prometheus text."""
+
+
 class DatabaseError(ServiceError):
     """The demo API's database is unreachable or has no demo data."""
 
@@ -223,3 +231,7 @@ class StackUnhealthy(CheckFailed):
 
 class DemoError(CheckFailed):
     """``hlthz demo`` could not tell its story: a step failed."""
+
+
+class DiagnosisFailed(CheckFailed):
+    """``hlthz diagnose --fail-on SEVERITY``: a finding at that severity or above."""

@@ -110,7 +110,7 @@ HELP = [
     ["--help"],
     *[
         [group, "--help"]
-        for group in ("alerts", "api", "dashboards", "demo", "init", "replay", "stack")
+        for group in ("alerts", "api", "dashboards", "demo", "diagnose", "init", "replay", "stack")
     ],
     *[["api", name, "--help"] for name in ("serve", "seed", "worker")],
     *[["dashboards", name, "--help"] for name in ("generate", "check")],
@@ -140,9 +140,11 @@ def test_a_base_install_shows_every_help_and_names_the_extra_a_command_needs(
     tmp_path: Path,
 ) -> None:
     alerts_out = str(tmp_path / "alerts")
+    diagnose = ["diagnose", "--prometheus", "http://127.0.0.1:9", "--window", "1m"]
     commands = [
         *HELP,
         *(line.split() for line in NEEDS),
+        diagnose,
         ["alerts", "generate", "--out", alerts_out],
         ["replay", "import", str(HAR), "-o", str(tmp_path / "c.jsonl")],
         ["replay", "inspect", str(tmp_path / "c.jsonl")],
@@ -161,6 +163,10 @@ def test_a_base_install_shows_every_help_and_names_the_extra_a_command_needs(
             f"hlthz: error: {what} needs the '{extra}' extra: pip install 'hlthz[{extra}]' "
             f"(missing module: {module})\n"
         )
+
+    # hlthz diagnose needs no extra: it gets as far as trying to reach Prometheus.
+    code, output, _ = results[" ".join(diagnose)]  # type: ignore[misc]
+    assert code == 2 and str(output).startswith("hlthz: error: cannot reach Prometheus"), output
 
     code, output, _ = results[" ".join(commands[-3])]  # type: ignore[misc]
     assert code == 0, output  # the core CLI needs no extra

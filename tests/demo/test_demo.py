@@ -69,6 +69,38 @@ def test_demo_quick_tells_the_story_and_stops_everything(tmp_path: Path) -> None
     assert not (out / "work").exists()
     assert str(out / "summary.json") in result.stdout.replace("\n", "")
 
+    # The burst runs the before pool of 10 dry (callers wait or time out); after's 50 do not.
+    assert before["burst"]["pool_max"] == 10 and after["burst"]["pool_max"] == 50
+    assert before["burst"]["pool_waits"] + before["burst"]["pool_timeouts"] > 0
+    assert after["burst"]["pool_waits"] == after["burst"]["pool_timeouts"] == 0
+    # Response bytes, measured: lean documents, then gzip on top.
+    assert before["burst"]["listing_bytes_plain"] > 10 * after["burst"]["listing_bytes_plain"]
+    assert after["burst"]["listing_bytes_gzip"] < after["burst"]["listing_bytes_plain"]
+    assert before["mean_response_bytes"] > after["mean_response_bytes"] > 0
+    evidence = {row["optimization"]: row for row in summary["optimizations"]}
+    for name in ("pool", "lean_responses", "compression"):
+        assert evidence[name]["before"] is not None and evidence[name]["after"] is not None
+        assert evidence[name]["after"] < evidence[name]["before"], evidence[name]
+    assert "not measured" not in result.stdout
+
+    # hlthz diagnose on both profiles: before names the story's causes, after has no critical.
+    found = {(f["cause"], f["route"]) for f in summary["diagnosis"]["before"]["findings"]}
+    for cause, route in (
+        ("n_plus_one", "/api/products"),
+        ("large_responses", "/api/products"),
+        ("inline_side_work", "/api/orders"),
+        ("pool_exhaustion", "*"),
+    ):
+        assert (cause, route) in found, (cause, route, found)
+    listing = [
+        f for f in summary["diagnosis"]["before"]["findings"] if f["route"] == "/api/products"
+    ]
+    assert listing[0]["cause"] == "n_plus_one"
+    after_findings = summary["diagnosis"]["after"]["findings"]
+    assert [f for f in after_findings if f["severity"] == "critical"] == []
+    assert json.loads((out / "diagnosis-after.json").read_text())["findings"] == after_findings
+    assert "hlthz diagnose on before" in result.stdout and "after: no " in result.stdout
+
     # One switch measured alone: background jobs take the e-mail off the order request.
     [alone] = summary["single_switch"]
     assert alone["optimization"] == "background_jobs"

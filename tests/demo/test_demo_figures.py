@@ -182,7 +182,26 @@ def test_summary_audit_and_where_time_went() -> None:
     evidence = {r["optimization"]: r for r in optimization_evidence(before, after)}
     assert (evidence["join_queries"]["before"], evidence["join_queries"]["after"]) == (41.0, 1.0)
     assert evidence["background_jobs"]["change"] == "45.0x lower"
-    assert evidence["compression"]["before"] is None
+    assert evidence["compression"]["before"] is None  # no burst phase measured
+    assert evidence["pool"]["before"] is None
+    before["burst"] = {"pool_waits": 6, "pool_timeouts": 2, "listing_bytes_plain": 103_000}
+    after["burst"] = {
+        "pool_waits": 0,
+        "pool_timeouts": 0,
+        "listing_bytes_plain": 2_900,
+        "listing_bytes_gzip": 800,
+    }
+    evidence = {r["optimization"]: r for r in optimization_evidence(before, after)}
+    assert (evidence["pool"]["before"], evidence["pool"]["after"]) == (8.0, 0.0)
+    assert evidence["pool"]["change"] == "none left"
+    assert (
+        evidence["lean_responses"]["before_text"],
+        evidence["lean_responses"]["after_text"],
+    ) == (
+        "100.6 KB",
+        "2.8 KB",
+    )
+    assert (evidence["compression"]["before"], evidence["compression"]["after"]) == (2_900, 800)
     # The dashboard route is found by method and template, never by splitting "GET /path".
     dashboard = evidence["parallel_upstream"]
     assert (dashboard["before"], dashboard["after"]) == (3000.0, 100.0)

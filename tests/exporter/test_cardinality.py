@@ -71,10 +71,11 @@ def test_100k_random_paths_and_ids_add_a_handful_of_series(registry: CollectorRe
     routes = {s["route"] for s in label_sets(registry, COUNT)}
     assert routes == {"/api/products/<int:product_id>", "/api/users/<user_id>/orders", "_unmatched"}
     # New label sets: a few methods x statuses (GET/POST/_OTHER x 200/404/405), each a
-    # histogram of 15 samples, plus one queries-per-request histogram per route.
+    # histogram of 15 samples, plus one queries-per-request histogram per route and one
+    # response-size histogram (12 samples) per method and route.
     new_label_sets = len(label_sets(registry, COUNT)) - 1
     assert new_label_sets <= 8
-    assert after - before <= 8 * 15 + 2 * 14 + 4
+    assert after - before <= 8 * 15 + 2 * 14 + 8 * 12 + 4
     total = sum(value(registry, COUNT, **s) for s in label_sets(registry, COUNT))
     assert total == 100_001
 

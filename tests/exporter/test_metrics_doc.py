@@ -24,6 +24,7 @@ from hlthz.exporter import (
     DEFAULT_REQUEST_BUCKETS,
     CacheMetrics,
     JobMetrics,
+    UpstreamMetrics,
     instrument,
     instrument_dbapi,
     instrument_sqlalchemy,
@@ -103,9 +104,13 @@ def exercise_exporter(registry: CollectorRegistry, tmp_path: Path) -> None:
     conn = instrument_dbapi(sqlite3.connect(tmp_path / "shop.db"), registry=registry)
     conn.execute("CREATE TABLE products (id INTEGER PRIMARY KEY)")
 
+    upstream = UpstreamMetrics("customers", registry=registry)
+
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         for product_id in range(5):  # one statement shape five times: an N+1
             conn.execute("SELECT * FROM products WHERE id = ?", (product_id,)).fetchall()
+        with upstream.call():  # one outbound call
+            pass
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 

@@ -58,6 +58,12 @@ def _stack() -> click.Command:
     return stack
 
 
+def _diagnose() -> click.Command:
+    from hlthz.tools.cli.diagnose import diagnose
+
+    return diagnose
+
+
 def _demo() -> click.Command:
     from hlthz.tools.cli.demo import demo
 
@@ -73,6 +79,7 @@ _GROUPS: dict[str, tuple[Callable[[], click.Command], str]] = {
     "replay": (_replay, "Record, import, inspect, replay and compare traffic."),
     "stack": (_stack, "Run Prometheus, Alertmanager and the API locally."),
     "demo": (_demo, "Tell the whole before/after story end to end."),
+    "diagnose": (_diagnose, "Rank what makes an API slow, per route, from its metrics."),
 }
 
 

@@ -165,4 +165,9 @@ def server_delta(
         "cache_hit_rate": _ratio(hits, hits + misses),
         "cache_errors": int(delta("cache_errors_total")),
         "pool_timeouts": int(delta("db_pool_acquire_timeouts_total")),
+        "pool_waits": int(delta("db_pool_acquire_waits_total")),
+        "response_bytes": int(delta("http_response_size_bytes_sum")),
+        "mean_response_bytes": _ratio(
+            delta("http_response_size_bytes_sum"), delta("http_response_size_bytes_count")
+        ),
     }

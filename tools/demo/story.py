@@ -53,11 +53,26 @@ from hlthz.tools.demo.report import (
     audit_rows,
     optimization_evidence,
     print_audit,
+    print_findings,
     single_switch_rows,
     summarize_run,
     time_saved_by_route,
 )
-from hlthz.tools.demo.traffic import TrafficPlan, TrafficStats, drive_traffic
+from hlthz.tools.demo.traffic import (
+    TrafficPlan,
+    TrafficStats,
+    burst,
+    drive_traffic,
+    response_bytes,
+)
+from hlthz.tools.diagnose import (
+    Diagnosis,
+    ScrapeWindow,
+    build_snapshot,
+    diagnose_snapshot,
+    load_limits,
+    url_fetch,
+)
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -83,6 +98,9 @@ class DemoSize:
     seed_args: tuple[str, ...]
     traffic: TrafficPlan
     speed: float = 1.0
+    #: Concurrent large listings of the burst phase (more than the before pool of 10).
+    burst: int = 14
+    burst_per_page: int = 10
 
 
 QUICK = DemoSize(
@@ -226,6 +244,19 @@ def _ratio(before: float | None, after: float | None) -> float | None:
     return round(before / after, 2)
 
 
+def _diagnosis_json(replay: Diagnosis, burst_window: Diagnosis) -> dict[str, Any]:
+    """Both windows of one profile as one ``hlthz_diagnosis`` document: the replay's findings,
+    then the burst's pool finding (the burst's other findings repeat the replay's)."""
+    document = replay.to_json()
+    document["findings"] += [
+        {**f.to_json(), "window": "burst"}
+        for f in burst_window.findings
+        if f.cause in ("pool_exhaustion", "errors")
+    ]
+    document["burst_window_seconds"] = round(burst_window.window_seconds, 3)
+    return document
+
+
 def _progress(console: Console) -> Progress:
     return Progress(
         TextColumn("  {task.description}"),
@@ -342,6 +373,10 @@ class Demo:
         report.unlink(missing_ok=True)
         metrics_url = f"{api.url}/metrics"
         before: Scrape = scrape(metrics_url)
+        # The same window, read the way `hlthz diagnose --metrics` reads it (gauges sampled
+        # every second in between), for the findings.
+        window = ScrapeWindow(url_fetch(metrics_url), source=f"{name}: replay", interval=1.0)
+        window.start()
         argv = [
             *hlthz_command(),
             "replay",
@@ -371,11 +406,41 @@ class Demo:
                 time.sleep(0.2)
             self.run.wait(proc, 1.0, f"the replay against {name}", waited=time.monotonic() - t0)
         after = scrape(metrics_url)
+        limits, config = load_limits()
+        diagnosis = diagnose_snapshot(build_snapshot(window.stop()), limits, config)
         server = server_delta(before, after, skip_routes=("/metrics", "/health"))
         for key, match in (("p95_ms", {}), ("order_post_p95_ms", _ORDER_POST)):
             p95 = histogram_quantile(before, after, 0.95, "http_request_duration_seconds", **match)
             server[key] = None if p95 is None else round(p95 * 1000.0, 2)
-        return {"report": Report.load(report), "report_path": report, "server": server}
+        return {
+            "report": Report.load(report),
+            "report_path": report,
+            "server": server,
+            "diagnosis": diagnosis,
+        }
+
+    def burst_phase(self, name: str, api: ManagedProcess) -> dict[str, Any]:
+        """Many shoppers at once: concurrent large listings, judged in their own window."""
+        metrics_url = f"{api.url}/metrics"
+        window = ScrapeWindow(url_fetch(metrics_url), source=f"{name}: burst", interval=0.2)
+        window.start()
+        statuses = burst(api.url, size=self.size.burst, per_page=self.size.burst_per_page)
+        snapshot = build_snapshot(window.stop())
+        limits, config = load_limits()
+        diagnosis = diagnose_snapshot(snapshot, limits, config)
+        pools = snapshot.pools
+        listing = f"{api.url}/api/products?per_page=20"
+        return {
+            "requests": sum(statuses.values()),
+            "statuses": dict(statuses),
+            "pool_max": max((p.capacity or 0.0 for p in pools), default=None),
+            "pool_in_use_peak": max((p.in_use_peak or 0.0 for p in pools), default=None),
+            "pool_waits": int(sum(p.waits or 0.0 for p in pools)),
+            "pool_timeouts": int(sum(p.timeouts or 0.0 for p in pools)),
+            "listing_bytes_plain": response_bytes(listing, gzip=False),
+            "listing_bytes_gzip": response_bytes(listing, gzip=True),
+            "diagnosis": diagnosis,
+        }
 
     # --- 5. alerts and dashboards -------------------------------------------------------
 
@@ -408,6 +473,11 @@ class Demo:
             api = self.serve(name, name, seed_dir)
             self.step(f"replaying the {records} recorded requests against [bold]{name}[/]")
             runs[name] = self.replay(name, api, capture, span)
+            self.step(
+                f"a burst: {self.size.burst} shoppers open a listing page nobody asked for yet, "
+                f"at the same instant, on [bold]{name}[/]"
+            )
+            runs[name]["burst"] = self.burst_phase(name, api)
             api.stop()
         singles: dict[str, dict[str, Any]] = {}
         for switch in self.options.optimizations:
@@ -427,10 +497,18 @@ class Demo:
             "size": self.size.name,
             "before": summarize_run(runs["before"]["report"], runs["before"]["server"]),
             "after": summarize_run(runs["after"]["report"], runs["after"]["server"]),
+            "diagnosis": {
+                name: _diagnosis_json(runs[name]["diagnosis"], runs[name]["burst"]["diagnosis"])
+                for name in ("before", "after")
+            },
             "traffic": traffic.to_dict(),
             "capture": {"path": str(capture), "records": records, "span_s": round(span, 2)},
             "comparison": comparison.to_dict(),
         }
+        for name in ("before", "after"):
+            summary[name]["burst"] = {
+                k: v for k, v in runs[name]["burst"].items() if k != "diagnosis"
+            }
         summary["audit"] = audit_rows(summary["before"], summary["after"])
         summary["time_saved"] = time_saved_by_route(summary["before"], summary["after"])
         summary["optimizations"] = optimization_evidence(summary["before"], summary["after"])
@@ -443,11 +521,19 @@ class Demo:
             for key in ("p95_ms", "avg_ms", "order_post_p95_ms")
         }
         print_audit(self.console, summary)
+        print_findings(self.console, summary["diagnosis"])
+        for name in ("before", "after"):
+            atomic_write(
+                self.out / f"diagnosis-{name}.json",
+                json.dumps(summary["diagnosis"][name], indent=2) + "\n",
+            )
         summary["files"] = {
             "summary": str(self.out / "summary.json"),
             "report_html": str(html),
             "replay_before": str(runs["before"]["report_path"]),
             "replay_after": str(runs["after"]["report_path"]),
+            "diagnosis_before": str(self.out / "diagnosis-before.json"),
+            "diagnosis_after": str(self.out / "diagnosis-after.json"),
             "capture": str(capture),
             "logs": str(self.run.logs),
             **self.generate_assets(),

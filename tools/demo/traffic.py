@@ -10,9 +10,12 @@ Everything is drawn from one seeded :class:`random.Random`, so a run is reproduc
 from __future__ import annotations
 
 import contextlib
+import http.client
 import random
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -21,7 +24,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["TrafficPlan", "TrafficStats", "drive_traffic"]
+__all__ = ["TrafficPlan", "TrafficStats", "burst", "drive_traffic", "response_bytes"]
 
 #: The share of sessions that end in an order, and that open the account dashboard. Browsing
 #: dominates real shop traffic; orders and dashboards are the expensive minority.
@@ -221,3 +224,51 @@ def drive_traffic(
             raise error
     stats.seconds = time.monotonic() - t0
     return stats
+
+
+def burst(
+    base_url: str, *, size: int = 16, per_page: int = 40, first_page: int = 2
+) -> Counter[str]:
+    """``size`` listings of large pages, sent at the same instant; counts of each status.
+
+    Every client connects first and waits at a barrier, so all requests arrive within a
+    millisecond or two and each needs a database connection at once: more than the ``before``
+    pool of 10 holds. Pages from ``first_page`` on, one per client, so no cache can answer.
+    """
+    parts = urllib.parse.urlsplit(base_url)
+    barrier = threading.Barrier(size)
+    statuses: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def one(page: int) -> None:
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=120)
+        try:
+            conn.connect()
+            barrier.wait(timeout=60)
+            target = f"{parts.path.rstrip('/')}/api/products?page={page}&per_page={per_page}"
+            conn.request("GET", target, None, {"Accept-Encoding": "gzip"})
+            response = conn.getresponse()
+            response.read()
+            status = str(response.status)
+        except (OSError, threading.BrokenBarrierError, http.client.HTTPException):
+            status = "error"
+        finally:
+            conn.close()
+        with lock:
+            statuses[status] += 1
+
+    threads = [threading.Thread(target=one, args=(first_page + i,)) for i in range(size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=180)
+    return statuses
+
+
+def response_bytes(url: str, *, gzip: bool) -> int:
+    """The body bytes ``url`` answers with, asking for gzip or not (the bytes as sent)."""
+    request = urllib.request.Request(
+        url, headers={"Accept-Encoding": "gzip" if gzip else "identity"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return len(response.read())
