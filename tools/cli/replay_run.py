@@ -77,6 +77,32 @@ from hlthz.extras import require
     type=click.Path(dir_okay=False, path_type=Path),
     help="Name routes by these templates: an OpenAPI document or one template per line.",
 )
+@click.option(
+    "--baseline",
+    metavar="URL",
+    help="Interleaved A/B: also replay against this released build, in alternating blocks.",
+)
+@click.option(
+    "--block",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Requests per block of an interleaved replay.",
+)
+@click.option(
+    "--max-body",
+    type=int,
+    default=16 * 2**20,
+    show_default=True,
+    help="Cut off longer response bodies (bytes; a failure).",
+)
+@click.option(
+    "--deadline",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Abandon a request after this many seconds in all (a failure).",
+)
 @click.option("--no-progress", is_flag=True, help="No live progress line.")
 def run_command(
     capture: Path,
@@ -100,9 +126,14 @@ def run_command(
     metrics_port: int | None,
     insecure: bool,
     routes: Path | None,
+    baseline: str | None,
+    block: int,
+    max_body: int,
+    deadline: float,
     no_progress: bool,
 ) -> None:
-    """Replay CAPTURE against --target on its original timeline (open model)."""
+    """Replay CAPTURE against --target on its original timeline (open model); with
+    --baseline URL, against both builds in alternating blocks (one report holds both)."""
     require("replay", what="hlthz replay run")
     from hlthz.replay.engine import run_replay
     from hlthz.replay.plan import ReplayPlan, parse_header
@@ -134,8 +165,16 @@ def run_command(
             metrics_port=metrics_port,
             insecure=insecure,
             routes=tuple(Routes.from_file(routes).templates) if routes else (),
+            baseline=baseline,
+            block=block,
+            max_body=max_body,
+            deadline=deadline,
         )
         result = run_replay(plan, report=report, html=html)
+    if result.baseline is not None:
+        click.echo(f"baseline side ({baseline}):")
+        print_summary(result.baseline)
+        click.echo(f"candidate side ({target}):")
     print_summary(result)
     if report is not None:
         click.echo(f"report: {report}", err=True)
