@@ -206,8 +206,7 @@ def _options_named() -> Iterator[None]:
 
 
 @click.command("compare")
-@click.argument("base", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("candidate", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--fail-on",
     "fail_on",
@@ -221,6 +220,36 @@ def _options_named() -> Iterator[None]:
     default=20,
     show_default=True,
     help="Routes with fewer requests are not judged.",
+)
+@click.option(
+    "--min-effect",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="A relative latency gate fails only on a change of at least this many ms too.",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="False discovery rate across all checks.",
+)
+@click.option(
+    "--count-tolerance",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Refuse when the request counts differ by more than this many percent.",
+)
+@click.option("--allow-interrupted", is_flag=True, help="Judge interrupted runs and lost workers.")
+@click.option("--allow-lag", is_flag=True, help="Judge runs whose generator was the bottleneck.")
+@click.option("--allow-different-captures", is_flag=True, help="Judge replays of other captures.")
+@click.option("--allow-count-mismatch", is_flag=True, help="Judge request counts far apart.")
+@click.option(
+    "--allow-no-samples",
+    is_flag=True,
+    help="Judge reports without latency samples on their percentiles alone.",
 )
 @click.option(
     "--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here."
@@ -237,35 +266,71 @@ def _options_named() -> Iterator[None]:
     help="Write the comparison as JSON.",
 )
 def compare_command(
-    base: Path,
-    candidate: Path,
+    reports: tuple[Path, ...],
     fail_on: tuple[str, ...],
     min_samples: int,
+    min_effect: float,
+    alpha: float,
+    count_tolerance: float,
+    allow_interrupted: bool,
+    allow_lag: bool,
+    allow_different_captures: bool,
+    allow_count_mismatch: bool,
+    allow_no_samples: bool,
     junit: Path | None,
     html: Path | None,
     json_out: Path | None,
 ) -> None:
-    """Gate CANDIDATE against BASE (two replay reports); exit 1 when a gate fails."""
+    """Gate CANDIDATE against BASE (REPORTS: BASE CANDIDATE, or one interleaved report of
+    'replay run --baseline'); exit 1 when a gate fails, 2 when nothing could be judged."""
     require("replay", what="hlthz replay compare")
     from hlthz.files import atomic_write
-    from hlthz.replay.compare import DEFAULT_GATES, compare_reports
+    from hlthz.replay.compare import DEFAULT_GATES, Allow, GateOptions, compare_reports
     from hlthz.replay.report import Report
 
-    comparison = compare_reports(
-        Report.load(base),
-        Report.load(candidate),
-        fail_on=list(fail_on) or list(DEFAULT_GATES),
+    options = GateOptions(
+        fail_on=tuple(fail_on) or DEFAULT_GATES,
         min_samples=min_samples,
+        min_effect=min_effect,
+        alpha=alpha,
+        count_tolerance=count_tolerance / 100,
+        allow=Allow(
+            interrupted=allow_interrupted,
+            lag=allow_lag,
+            different_captures=allow_different_captures,
+            count_mismatch=allow_count_mismatch,
+            no_samples=allow_no_samples,
+        ),
     )
+    if len(reports) == 1:
+        report = Report.load(reports[0])
+        if report.baseline is None:
+            raise ReplayError(
+                f"{reports[0]}: not an interleaved report (no baseline side); give BASE "
+                f"CANDIDATE, or replay with 'hlthz replay run --baseline URL'"
+            )
+        base, cand = report.baseline, report
+        names = (f"{reports[0]} (baseline side)", f"{reports[0]} (candidate side)")
+    elif len(reports) == 2:
+        base, cand = Report.load(reports[0]), Report.load(reports[1])
+        names = (str(reports[0]), str(reports[1]))
+    else:
+        raise ReplayError("give BASE CANDIDATE (two reports) or one interleaved report")
+    comparison = compare_reports(base, cand, options, names=names)
     if junit is not None:
         comparison.write_junit(junit, what="--junit")
     if html is not None:
         comparison.write_html(html, what="--html")
     if json_out is not None:
-        document = json.dumps(comparison.to_dict(), indent=1) + "\n"
+        document = json.dumps(comparison.to_dict(), indent=1, allow_nan=False) + "\n"
         atomic_write(json_out, document, what="--json")
     for line in comparison.summary_lines():
         click.echo(line)
+    if not comparison.judged:
+        raise ReplayError(
+            "nothing was judged: every check was inconclusive or had too few requests; "
+            "replay a longer capture (docs/gate.md: how many requests a capture needs)"
+        )
     if comparison.failed:
         raise GateFailed(f"{len(comparison.failures)} release gate check(s) failed (see above)")
 
