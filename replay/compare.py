@@ -508,8 +508,14 @@ class _Judge:
             qs = (0.5, 0.9, 0.95, 0.99)
             ordered = sorted(values)
             seed = self.options.seed + zlib.crc32(f"{scope}|{side}|{kind}".encode())
+            # The sample is in time order (the reservoir appends until it is full): a block
+            # bootstrap keeps bursts together.
             boot = stats.bootstrap_quantiles(
-                ordered, qs, resamples=self.options.resamples, rng=random.Random(seed)
+                list(values),
+                qs,
+                resamples=self.options.resamples,
+                rng=random.Random(seed),
+                block=stats.block_length(len(values)),
             )
             points = [stats.quantile(ordered, q) for q in qs]
             self._boot[key] = (points, [_sd(column) for column in boot])
@@ -739,6 +745,9 @@ def compare_reports(
 def _check(judge: _Judge, scope: str, gate: Gate, b: Entry, c: Entry) -> Check:
     metric = gate.metric
     if metric in _SHARES:
+        if metric in ("4xx_rate", "status_change") and (b.statuses is None or c.statuses is None):
+            note = "a report holds no statuses (written by hand or by an older hlthz)"
+            return Check(scope, gate.text, None, None, None, "insufficient", note)
         for entry, side in ((b, "baseline"), (c, "candidate")):
             _need(entry, metric, side, scope)
         return judge.share(scope, gate, b, c)

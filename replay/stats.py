@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_RESAMPLES",
     "Estimate",
     "bh_adjust",
+    "block_length",
     "bootstrap_quantiles",
     "chi2_sf",
     "holm_adjust",
@@ -93,19 +94,43 @@ def quantile(ordered: Sequence[float], q: float) -> float:
     return float(ordered[rank - 1])
 
 
+def block_length(n: int) -> int:
+    """The block length of the moving-block bootstrap for ``n`` values in time order."""
+    return max(1, round(math.sqrt(n)))
+
+
 def bootstrap_quantiles(
-    values: Sequence[float], qs: Sequence[float], *, resamples: int, rng: random.Random
+    values: Sequence[float],
+    qs: Sequence[float],
+    *,
+    resamples: int,
+    rng: random.Random,
+    block: int = 1,
 ) -> list[list[float]]:
     """For each of ``resamples`` draws with replacement of ``values``: its ``qs`` quantiles.
-    Returns one list per quantile."""
+    Returns one list per quantile.
+
+    With ``block`` > 1 it is a moving-block bootstrap: ``values`` are in time order and each draw
+    strings together random runs of ``block`` consecutive values, so latencies that come in
+    bursts (a busy machine, a garbage collection) widen the standard error as they should,
+    instead of counting as independent evidence."""
     n = len(values)
     out: list[list[float]] = [[] for _ in qs]
     if n == 0:
         return [[0.0] * resamples for _ in qs]
     ranks = [min(n, max(1, math.ceil(q * n))) - 1 for q in qs]
     choices = rng.choices
+    block = min(max(1, block), n)
+    starts = range(n - block + 1)
+    per_draw = math.ceil(n / block)
     for _ in range(resamples):
-        draw = choices(values, k=n)
+        if block == 1:
+            draw = choices(values, k=n)
+        else:
+            draw = []
+            for start in choices(starts, k=per_draw):
+                draw.extend(values[start : start + block])
+            del draw[n:]
         draw.sort()
         for slot, rank in zip(out, ranks, strict=True):
             slot.append(draw[rank])
