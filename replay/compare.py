@@ -60,6 +60,8 @@ DEFAULT_ALPHA = 0.05
 DEFAULT_COUNT_TOLERANCE = 0.05
 #: Schedule lag P99 (ms) beyond which the generator, not the target, shaped the latencies.
 LAG_REFUSE_MS = 50.0
+#: A percentile is judged only when at least this many requests of a side lie above it.
+TAIL_SAMPLES = 5
 #: The comparison's JSON format (docs/formats.md).
 COMPARISON_VERSION = 2
 _LATENCY = ("p50", "p90", "p95", "p99", "max")
@@ -530,6 +532,17 @@ class _Judge:
         if kind == "service" and (not b.samples.service_time_ms or not c.samples.service_time_ms):
             return None
         index = ("p50", "p90", "p95", "p99").index(point)
+        q = (0.5, 0.9, 0.95, 0.99)[index]
+        fewest = min(len(b.samples.latency_ms), len(c.samples.latency_ms))
+        if fewest * (1 - q) < TAIL_SAMPLES:
+            # The bootstrap cannot judge a percentile resting on a handful of requests (with 40
+            # requests the P99 is the slowest one): say how many it needs.
+            need = math.ceil(TAIL_SAMPLES / (1 - q))
+            note = (
+                f"{point.upper()} of {fewest:,} requests rests on fewer than {TAIL_SAMPLES} "
+                f"requests above it: needs {need:,} a side"
+            )
+            return Check(scope, gate.text, None, None, None, "insufficient", note)
         bp, bse = self._bootstrap(b, scope, "base", kind)
         cp, cse = self._bootstrap(c, scope, "candidate", kind)
         bv, cv = bp[index], cp[index]
