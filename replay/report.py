@@ -946,5 +946,22 @@ def print_summary(report: Report, *, file: Any = None) -> None:
                 "-" if service is None else f"{service.p95:.1f}",
             )
         console.print(table)
+    odd = [r for r in report.routes if r.failures or set(r.status_classes or {}) - {"2xx", "3xx"}]
+    if odd:
+        answers = Table(title="answers other than 2xx/3xx (examples: captured paths, redacted)")
+        for column in ("route", "status classes", "failures", "vs capture", "examples"):
+            answers.add_column(column)
+        for route in odd[:20]:
+            answers.add_row(
+                route.key,
+                " ".join(f"{k} {n:,}" for k, n in (route.status_classes or {}).items()),
+                " ".join(f"{k} {n:,}" for k, n in (route.failures or {}).items()),
+                " ".join(f"{k} x{n:,}" for k, n in list((route.transitions or {}).items())[:3]),
+                "; ".join(
+                    f"{k}: {' '.join(paths[:2])}"
+                    for k, paths in list((route.examples or {}).items())[:3]
+                ),
+            )
+        console.print(answers)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", markup=True, highlight=False)

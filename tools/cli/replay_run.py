@@ -242,6 +242,13 @@ def _options_named() -> Iterator[None]:
     show_default=True,
     help="Refuse when the request counts differ by more than this many percent.",
 )
+@click.option(
+    "--max-lag",
+    type=float,
+    default=100.0,
+    show_default=True,
+    help="Refuse a report whose schedule lag P99 is above this (ms).",
+)
 @click.option("--allow-interrupted", is_flag=True, help="Judge interrupted runs and lost workers.")
 @click.option("--allow-lag", is_flag=True, help="Judge runs whose generator was the bottleneck.")
 @click.option("--allow-different-captures", is_flag=True, help="Judge replays of other captures.")
@@ -272,6 +279,7 @@ def compare_command(
     min_effect: float,
     alpha: float,
     count_tolerance: float,
+    max_lag: float,
     allow_interrupted: bool,
     allow_lag: bool,
     allow_different_captures: bool,
@@ -294,6 +302,7 @@ def compare_command(
         min_effect=min_effect,
         alpha=alpha,
         count_tolerance=count_tolerance / 100,
+        max_lag=max_lag,
         allow=Allow(
             interrupted=allow_interrupted,
             lag=allow_lag,
