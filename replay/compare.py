@@ -9,11 +9,11 @@ the smallest change it could have detected with that many requests.
 
 Before judging, :func:`compare_reports` refuses two reports it cannot trust
 (:class:`~hlthz.errors.ReplayError`, exit 2, one line naming the report and the reason): an
-interrupted run or one with lost workers, a generator that was the bottleneck (schedule lag P99
-over 100 ms, ``max_lag``), reports of different captures (``run.capture_fingerprint``), request counts further
-apart than ``count_tolerance``, a run that sent nothing, reports without latency samples (written
-by an older hlthz). Each refusal but the last-but-one has an ``Allow`` switch
-(``--allow-...``).
+interrupted run or one with lost workers, a generator that was the bottleneck (schedule lag
+P99 over ``max_lag``, 100 ms), reports of different captures (``run.capture_fingerprint``),
+request counts further apart than ``count_tolerance``, reports without latency samples (written
+by an older hlthz), each with an :class:`Allow` switch (``--allow-...``); and a run that sent
+nothing, always.
 
 A gate is ``METRIC OP VALUE``:
 

@@ -202,6 +202,7 @@ PUBLIC = {
         "recording",
     ],
     "hlthz.replay": [
+        "Allow",
         "CaptureFormatError",
         "CaptureReader",
         "CaptureRecord",
@@ -211,6 +212,7 @@ PUBLIC = {
         "DiffResult",
         "Gate",
         "GateFailed",
+        "GateOptions",
         "PlanError",
         "ReadStats",
         "Redactor",
