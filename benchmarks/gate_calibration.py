@@ -42,6 +42,8 @@ ROUTES = {  # name: (median ms, requests per replay)
 }
 SIGMA = 0.35
 RATE = 300.0
+#: The checks that failed, for the A/A rows' footnote.
+FAILED_CHECKS: list[str] = []
 STRONG_GATE = ("p95 > +5%", "p99 > +20%", "error_rate > 1%", "status_change > 5%")
 
 
@@ -150,6 +152,8 @@ def verdict(base, cand, gates=None) -> str:
         return f"refused: {exc}"
     if not comparison.judged:
         return "unjudged"
+    if comparison.failed and gates is None:
+        FAILED_CHECKS.extend(f"{c.scope}: {c.gate}" for c in comparison.failures)
     return "fail" if comparison.failed else "pass"
 
 
@@ -159,6 +163,8 @@ def main() -> None:
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--slow", help=argparse.SUPPRESS)
     parser.add_argument("--modes", default="sequential,interleaved")
+    parser.add_argument("--aa", type=int, help="A/A comparisons per mode (default 50)")
+    parser.add_argument("--ab", type=int, help="A/B comparisons per scenario (default 20)")
     args = parser.parse_args()
     if args.serve:
         slow = {}
@@ -168,6 +174,7 @@ def main() -> None:
         serve(args.serve, slow)
         return
     aa, ab = (10, 5) if args.quick else (50, 20)
+    aa, ab = args.aa or aa, args.ab or ab
     scenarios = {"+30% search": "search=1.3", "+10% search": "search=1.1", "+10% all": "*=1.1"}
     load0 = os.getloadavg()
     started = time.monotonic()
@@ -187,8 +194,10 @@ def main() -> None:
                     runs = [
                         replay(capture, url["a" if i % 2 == 0 else "a2"]) for i in range(aa + 1)
                     ]
+                    del FAILED_CHECKS[:]
                     outcomes = [verdict(runs[i], runs[i + 1]) for i in range(aa)]
                 else:
+                    del FAILED_CHECKS[:]
                     for _ in range(aa):
                         report = replay(capture, url["a2"], baseline=url["a"])
                         outcomes.append(verdict(report.baseline, report))
@@ -196,6 +205,8 @@ def main() -> None:
                 fails = sum(o == "fail" for o in outcomes)
                 rows.append((mode, "A/A", "false fails", fails, len(outcomes), "<= 1 in 50"))
                 print(f"{mode} A/A: {fails}/{len(outcomes)} false fails", flush=True)
+                if FAILED_CHECKS:
+                    print(f"  failed checks: {', '.join(sorted(set(FAILED_CHECKS)))}", flush=True)
                 for label in scenarios:
                     caught = strong = n = 0
                     for _ in range(ab):

@@ -108,7 +108,7 @@ def test_interleaved_a_a_is_judged_from_one_report_and_passes(
     assert out.returncode == 0, out.stderr
     report = Report.load(path)
     assert report.baseline is not None and report.run is not None
-    assert report.run.mode == "interleaved" and report.run.block == 50
+    assert report.run.mode == "interleaved" and report.run.block == 10
     assert report.summary.requests == report.baseline.summary.requests == 360
     assert report.baseline.run and report.baseline.run.target == servers["a"]
     assert report.run.capture_fingerprint == report.baseline.run.capture_fingerprint

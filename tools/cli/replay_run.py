@@ -85,7 +85,7 @@ from hlthz.extras import require
 @click.option(
     "--block",
     type=int,
-    default=50,
+    default=10,
     show_default=True,
     help="Requests per block of an interleaved replay.",
 )
