@@ -57,11 +57,12 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def servers(folder: Path) -> Iterator[dict[str, str]]:
-    """Two identical targets and one three times slower."""
+    """Two identical targets and one 25 times slower (6 ms -> 150 ms: beyond the scheduling noise
+    of a busy shared test machine, where a 6 ms route's P95 can reach tens of ms)."""
     procs = {
         "a": start_target(folder),
         "a2": start_target(folder),
-        "slow": start_target(folder, slow=3.0),
+        "slow": start_target(folder, slow=25.0),
     }
     try:
         yield {name: proc.url for name, proc in procs.items()}  # type: ignore[attr-defined]
@@ -242,7 +243,6 @@ def test_a_damaged_report_is_one_line_never_a_traceback(
         broken.write_bytes(os.urandom(512))
     elif name == "inf":
         broken.write_text(base_report.read_text().replace('"seen": ', '"seen": 1e999, "x": ', 1))
-        where = "not a replay report" if "1e999" in broken.read_text() else where
     else:
         _damaged(base_report, broken, change)
     gate = hlthz("replay", "compare", str(base_report), str(broken))
