@@ -527,7 +527,7 @@ class _Judge:
                 block=stats.block_length(len(values)),
             )
             points = [stats.quantile(ordered, q) for q in qs]
-            self._boot[key] = (points, [_sd(column) for column in boot])
+            self._boot[key] = (points, [stats.sd(column) for column in boot])
         return self._boot[key]
 
     def latency(self, scope: str, gate: Gate, b: Entry, c: Entry) -> Check | None:
@@ -694,20 +694,8 @@ def _requests(report: Report, scope: str) -> int:
 def _p_worse(x: float, se: float) -> float:
     """The one-sided p-value of "not worse" for an estimate ``x`` with standard error ``se``."""
     if se > 0 and math.isfinite(se):
-        return _upper(x / se)
+        return stats.upper_p(x / se)
     return 0.0 if x > 0 else 1.0
-
-
-def _upper(z: float) -> float:
-    return 0.5 * math.erfc(z / math.sqrt(2))
-
-
-def _sd(values: list[float]) -> float:
-    n = len(values)
-    if n < 2:
-        return 0.0
-    mean = math.fsum(values) / n
-    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
 
 
 def compare_reports(

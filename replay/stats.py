@@ -37,8 +37,11 @@ __all__ = [
     "holm_adjust",
     "percentile_change",
     "quantile",
+    "sd",
+    "share_against",
     "share_change",
     "status_shift",
+    "upper_p",
     "z_of",
 ]
 
@@ -54,7 +57,7 @@ def z_of(p: float) -> float:
     return _NORMAL.inv_cdf(min(max(p, 1e-15), 1 - 1e-15))
 
 
-def _upper_p(z: float) -> float:
+def upper_p(z: float) -> float:
     """P(Z >= z) for a standard normal Z."""
     return 1.0 - _NORMAL.cdf(z) if z < 5 else 0.5 * math.erfc(z / math.sqrt(2))
 
@@ -137,7 +140,8 @@ def bootstrap_quantiles(
     return out
 
 
-def _sd(values: Sequence[float]) -> float:
+def sd(values: Sequence[float]) -> float:
+    """The sample standard deviation (0 for fewer than two values)."""
     n = len(values)
     if n < 2:
         return 0.0
@@ -163,7 +167,7 @@ def percentile_change(
     out = []
     for i, q in enumerate(qs):
         b, c = quantile(b_sorted, q), quantile(c_sorted, q)
-        se = math.hypot(_sd(b_boot[i]), _sd(c_boot[i]))
+        se = math.hypot(sd(b_boot[i]), sd(c_boot[i]))
         out.append(_estimate(b, c, se, lower_is_worse))
     return out
 
@@ -171,7 +175,7 @@ def percentile_change(
 def _estimate(b: float, c: float, se: float, lower_is_worse: bool) -> Estimate:
     diff = c - b
     worse = -diff if lower_is_worse else diff
-    p = _upper_p(worse / se) if se > 0 else 0.0 if worse > 0 else 1.0
+    p = upper_p(worse / se) if se > 0 else 0.0 if worse > 0 else 1.0
     return Estimate(b, c, diff, se, p)
 
 
@@ -189,7 +193,7 @@ def share_change(
     se = math.sqrt(pb * (1 - pb) / base_n + pc * (1 - pc) / cand_n)
     diff = pc - pb
     worse = -diff if lower_is_worse else diff
-    p = _upper_p(worse / se0) if se0 > 0 else (0.0 if worse > 0 else 1.0)
+    p = upper_p(worse / se0) if se0 > 0 else (0.0 if worse > 0 else 1.0)
     # A run without any hit has a zero unpooled error; the pooled one still bounds it.
     return Estimate(pb, pc, diff, max(se, se0), p)
 
@@ -202,7 +206,7 @@ def share_against(hits: int, n: int, limit: float) -> Estimate:
         return Estimate(limit, share, share - limit, math.inf, 1.0)
     se0 = math.sqrt(max(limit * (1 - limit), 1e-12) / n)
     se = math.sqrt(max(share * (1 - share), limit * (1 - limit)) / n)
-    return Estimate(limit, share, share - limit, se, _upper_p((share - limit) / se0))
+    return Estimate(limit, share, share - limit, se, upper_p((share - limit) / se0))
 
 
 def _gamma_q(a: float, x: float) -> float:
