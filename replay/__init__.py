@@ -29,7 +29,7 @@ from hlthz.replay.capture import (
 )
 
 if TYPE_CHECKING:
-    from hlthz.replay.compare import Comparison, Gate, compare_reports
+    from hlthz.replay.compare import Allow, Comparison, Gate, GateOptions, compare_reports
     from hlthz.replay.diff import DiffResult, run_diff
     from hlthz.replay.engine import run_replay
     from hlthz.replay.html_report import write_html
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from hlthz.replay.schedule import ScheduleOptions
 
 __all__ = [
+    "Allow",
     "CaptureFormatError",
     "CaptureReader",
     "CaptureRecord",
@@ -47,6 +48,7 @@ __all__ = [
     "DiffResult",
     "Gate",
     "GateFailed",
+    "GateOptions",
     "PlanError",
     "ReadStats",
     "Redactor",

@@ -27,10 +27,14 @@ sessions keep their order; its latency still counts from the scheduled time.
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import logging
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -43,6 +47,7 @@ import gevent
 import gevent.event
 import gevent.queue
 from geventhttpclient import HTTPClient
+from geventhttpclient.response import HTTPParseError
 
 from hlthz.errors import HlthzError, PlanError, ReplayError
 from hlthz.files import atomic_write
@@ -51,7 +56,7 @@ from hlthz.replay._lifeline import die_with_parent, parent_alive
 from hlthz.replay._stream import Feed, Streamer
 from hlthz.replay.engine import Target, child_argv, error_from_payload, error_payload
 from hlthz.replay.plan import ReplayPlan
-from hlthz.replay.schedule import Due, schedule
+from hlthz.replay.schedule import Due, interleave, schedule
 from hlthz.replay.timing import Recorder, encode
 from hlthz.routes import Routes
 
@@ -101,13 +106,78 @@ def _open_records(path: str, fmt: str) -> Callable[[], Iterable[Any]]:
     return lambda: iter_records(path, format=fmt)
 
 
+class _Fingerprint:
+    """A digest of the records of the capture's first pass (method, path, body): two reports
+    with the same fingerprint replayed the same requests (``run.capture_fingerprint``)."""
+
+    def __init__(self, open_records: Callable[[], Iterable[Any]]) -> None:
+        self._open = open_records
+        self._digest = hashlib.sha256()
+        self.records = 0
+        self._passes = 0
+
+    def __call__(self) -> Iterable[Any]:
+        self._passes += 1
+        if self._passes > 1:
+            yield from self._open()
+            return
+        update = self._digest.update
+        for record in self._open():
+            body = record.body or b""
+            update(
+                f"{record.method.upper()} {record.path} {len(body)}\n".encode("utf-8", "replace")
+            )
+            if body:
+                update(hashlib.sha256(body).digest())
+            self.records += 1
+            yield record
+
+    @property
+    def value(self) -> str:
+        return f"sha256:{self._digest.hexdigest()[:32]}/{self.records}"
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _failure_kind(exc: BaseException) -> str:
+    """How a request failed, named as in the report's ``failures``."""
+    if isinstance(exc, _BodyTooLarge):
+        return "body_too_large"
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return "tls"
+    if isinstance(exc, gevent.Timeout | socket.timeout | TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        return "reset"
+    if isinstance(exc, HTTPParseError):
+        return "bad_response"
+    if isinstance(exc, OSError) and exc.errno in (errno.ECONNREFUSED,):
+        return "refused"
+    if isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE):
+        return "reset"
+    return "other"
+
+
+class _Deadline(Exception):
+    """The whole request took longer than the plan's ``deadline``."""
+
+
 class Sender:
     """Sends one shard of the timeline into ``recorder`` (the open model, see module doc)."""
 
     def __init__(self, plan: ReplayPlan, recorder: Recorder, shard: int, shards: int) -> None:
         self.plan = plan
         self.recorder = recorder
+        #: The baseline side's measurements (an interleaved replay only).
+        self.baseline_recorder = Recorder()
         self.target = Target(plan.target)
+        self.baseline = None if plan.baseline is None else Target(plan.baseline, what="baseline")
+        self.max_body = plan.max_body
+        self.deadline = plan.deadline
         self.overrides = _header_overrides(plan.headers)
         self.timeout = plan.timeout
         self.shard, self.shards = shard, shards
@@ -122,12 +192,17 @@ class Sender:
         self._busy = 0
         self.sent = 0
         self._sessions: dict[str, gevent.event.Event] = {}
-        self.client = HTTPClient(
-            self.target.host,
-            self.target.port,
-            ssl=self.target.ssl,
-            insecure=plan.insecure,
-            concurrency=plan.concurrency,
+        self.client = self._client(self.target)
+        self.baseline_client = None if self.baseline is None else self._client(self.baseline)
+        self.fingerprint: _Fingerprint | None = None
+
+    def _client(self, target: Target) -> HTTPClient:
+        return HTTPClient(
+            target.host,
+            target.port,
+            ssl=target.ssl,
+            insecure=self.plan.insecure,
+            concurrency=self.plan.concurrency,
             connection_timeout=self.timeout,
             network_timeout=self.timeout,
             headers={"user-agent": "hlthz-replay"},
@@ -140,18 +215,27 @@ class Sender:
     def run(self, t0: float, timeline: Iterable[Due] | None = None) -> None:
         """Walk the timeline from monotonic ``t0`` until it ends or :meth:`stop` is called:
         ``timeline`` (a worker's feed from the master), else this shard of the plan's capture."""
+        records: _Fingerprint | None = None
         if timeline is None:
+            records = self.fingerprint = _Fingerprint(
+                _open_records(str(self.plan.capture), self.plan.format)
+            )
             timeline = schedule(
-                _open_records(str(self.plan.capture), self.plan.format),
+                records,
                 self.plan.schedule,
                 shard=self.shard,
                 shards=self.shards,
                 # The recorder may be swapped (a worker ships intervals): look it up each time.
-                on_skip=lambda reason: self.recorder.skip(reason),
+                on_skip=lambda reason: self._skip(reason),
             )
+        sides: Iterable[tuple[str, Any]]
+        if self.baseline is not None:
+            sides = interleave(timeline, self.plan.block)
+        else:
+            sides = (("candidate", due) for due in timeline)
         now = time.monotonic
         try:
-            for due in timeline:
+            for side, due in sides:
                 when = t0 + due.at
                 delay = when - now()
                 # gevent's timers fire up to a millisecond late (epoll's timeout is in ms), so
@@ -168,7 +252,7 @@ class Sender:
                         self._senders.append(gevent.spawn(self._serve))
                     else:
                         self.recorder.cap_hits += 1
-                self._channel.put((due.record, when, due.at))
+                self._channel.put((due.record, when, due.at, side))
                 self.sent += 1
         finally:
             # In-flight requests end by their own timeout; give them that long, then stop.
@@ -181,6 +265,17 @@ class Sender:
             gevent.joinall(self._senders, timeout=max(0.0, deadline - now()))
             gevent.killall(self._senders, block=True, timeout=1.0)
             self.client.close()
+            if self.baseline_client is not None:
+                self.baseline_client.close()
+            if records is not None:  # a worker's master fingerprints the capture itself
+                self.recorder.fingerprint = records.value
+                self.baseline_recorder.fingerprint = records.value
+
+    def _skip(self, reason: str) -> None:
+        # The recorder may be swapped (a worker ships intervals), so look it up each time.
+        self.recorder.skip(reason)
+        if self.baseline is not None:
+            self.baseline_recorder.skip(reason)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -197,46 +292,82 @@ class Sender:
             finally:
                 self._busy -= 1
 
-    def _send(self, record: Any, when: float, at: float) -> None:
+    def _send(self, record: Any, when: float, at: float, side: str) -> None:
         started = time.monotonic()
         session = record.session
+        if session and side == "baseline":
+            session = "baseline\0" + session  # each side keeps its own session order
         mine: gevent.event.Event | None = None
         if session:
             previous = self._sessions.get(session)
             mine = self._sessions[session] = gevent.event.Event()
             if previous is not None:
                 previous.wait(self.timeout)
-        uri = self.target.uri(record.path)
+        baseline = side == "baseline"
+        target = self.baseline if baseline and self.baseline is not None else self.target
+        client = self.baseline_client if baseline else self.client
+        assert client is not None
+        uri = target.uri(record.path)
         headers = _request_headers(record.headers, self.overrides)
         status: int | None = None
+        failure: str | None = None
         sent = time.monotonic()
         try:
-            with gevent.Timeout(self.timeout):
-                response = self.client.request(
-                    record.method.upper(), uri, body=record.body or None, headers=headers
-                )
-                try:
-                    response.read()
-                    status = int(response.status_code)
-                finally:
-                    response.release()
-        except (gevent.Timeout, Exception):
-            status = None
+            with gevent.Timeout(self.deadline, _Deadline):
+                status = self._exchange(client, record, uri, headers)
+        except _Deadline:
+            failure = "deadline"
+        except (gevent.Timeout, Exception) as exc:
+            failure = _failure_kind(exc)
         ended = time.monotonic()
+        recorder = self.baseline_recorder if baseline else self.recorder
+        captured = getattr(record, "status", None)
         try:
-            self.recorder.record(
+            recorder.record(
                 self.routes.name(record.method, record.path),
                 at,
                 started - when,
                 ended - sent,
                 ended - when,
                 status,
+                failure=failure,
+                captured=captured if isinstance(captured, int) else None,
+                path=record.path,
             )
         finally:
             if mine is not None:
                 mine.set()
                 if self._sessions.get(session) is mine:
                     del self._sessions[session]
+
+    def _exchange(self, client: HTTPClient, record: Any, uri: str, headers: dict[str, str]) -> int:
+        """Send one request and read its whole response, at most ``max_body`` bytes of body;
+        the status code."""
+        response = client.request(
+            record.method.upper(), uri, body=record.body or None, headers=headers
+        )
+        complete = False
+        try:
+            size = 0
+            while True:
+                chunk = response.read(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > self.max_body:
+                    raise _BodyTooLarge()
+            complete = True
+            return int(response.status_code)
+        finally:
+            if not complete:
+                # A body left unread must not go back to the pool with its connection:
+                # close the socket (geventhttpclient has no public call for that).
+                sock, pool = getattr(response, "_sock", None), getattr(response, "_pool", None)
+                if sock is not None and pool is not None:
+                    pool.release_socket(sock)
+                    response._sock = None
+                    response._pool = None
+            response.release()
 
 
 # -- progress --------------------------------------------------------------------------------
@@ -350,11 +481,15 @@ def _run_local(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
         runner.quit()
     if failures:
         raise failures[0]
-    return {
+    out: dict[str, Any] = {
         "elapsed_s": ended - t0,
         "interrupted": interrupted,
         "workers": None,
     }
+    if plan.baseline is not None:
+        base = sender.baseline_recorder
+        out["baseline"] = {"wire": base.to_wire(), "series": list(base.series())}
+    return out
 
 
 def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
@@ -446,13 +581,10 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
                 client_id=client_id,
             )
         # The master alone reads the capture: one timeline, shipped to the workers by session.
+        records = _Fingerprint(_open_records(str(plan.capture), plan.format))
         streamer = Streamer(
             assigned,
-            schedule(
-                _open_records(str(plan.capture), plan.format),
-                plan.schedule,
-                on_skip=lambda reason: recorder.skip(reason),
-            ),
+            schedule(records, plan.schedule, on_skip=lambda reason: recorder.skip(reason)),
             t0,
             send=lambda client_id, batch: master.send_message(
                 "hlthz_records", {"records": batch}, client_id=client_id
@@ -513,6 +645,8 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
     for data in done.values():
         if data.get("error"):
             raise error_from_payload(data["error"])
+    if streamer is not None:
+        recorder.fingerprint = records.value  # the master read the capture, not the workers
     lost = [index for index, client_id in enumerate(assigned) if client_id not in done]
     return {
         "elapsed_s": elapsed,
@@ -640,7 +774,9 @@ def run_child(plan_path: str, result_path: str) -> int:
     except (HlthzError, OSError) as exc:
         atomic_write(result_path, json.dumps({"error": error_payload(exc)}), mode=0o600)
         return 2
-    elapsed = max(outcome["elapsed_s"], 1e-9)
+    # The CPU share over at least a second: a run that sent nothing must not claim a
+    # billion percent of a core.
+    elapsed = max(outcome["elapsed_s"], 1.0)
     result = {
         "started_at": started,
         "cpu": (time.process_time() - cpu0) / elapsed,

@@ -1,5 +1,20 @@
 """The release gate: compare a candidate replay report with a baseline, per route and overall.
 
+A verdict is statistical (docs/gate.md): each check estimates the change with its uncertainty
+(:mod:`hlthz.replay.stats`), p-values are corrected across every check of the comparison
+(Benjamini-Hochberg), and a check **fails** only when the change is significant *and* beyond the
+gate's limit *and*, for a relative latency gate, beyond an absolute floor (``min_effect``, 2 ms).
+A check that can neither fail nor be shown to be within its limit is **inconclusive** and says
+the smallest change it could have detected with that many requests.
+
+Before judging, :func:`compare_reports` refuses two reports it cannot trust
+(:class:`~hlthz.errors.ReplayError`, exit 2, one line naming the report and the reason): an
+interrupted run or one with lost workers, a generator that was the bottleneck (schedule lag
+P99 over ``max_lag``, 100 ms), reports of different captures (``run.capture_fingerprint``),
+request counts further apart than ``count_tolerance``, reports without latency samples (written
+by an older hlthz), each with an :class:`Allow` switch (``--allow-...``); and a run that sent
+nothing, always.
+
 A gate is ``METRIC OP VALUE``:
 
 - ``METRIC``: ``p50``, ``p90``, ``p95``, ``p99``, ``max`` (latency from the scheduled time, ms),
@@ -23,19 +38,39 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import re
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from hlthz.errors import ReplayError
 from hlthz.files import atomic_write
+from hlthz.replay import stats
 from hlthz.replay.report import Report, RouteReport, Summary
 
-DEFAULT_GATES = ("p95 > +10%", "p99 > +20%", "error_rate > 1%")
+DEFAULT_GATES = ("p95 > +10%", "p99 > +20%", "error_rate > 1%", "status_change > 5%")
 DEFAULT_MIN_SAMPLES = 20
+#: A relative latency gate fails only on a change of at least this many ms as well.
+DEFAULT_MIN_EFFECT_MS = 2.0
+#: The false discovery rate the checks of one comparison are held to.
+DEFAULT_ALPHA = 0.05
+#: Request counts of the two sides may differ by this share before compare refuses.
+DEFAULT_COUNT_TOLERANCE = 0.05
+#: Schedule lag P99 (ms) beyond which the generator, not the target, shaped the latencies.
+#: Generous: a busy 2-core CI runner reaches tens of ms without the verdict suffering (both
+#: sides see it, and the latency counts it); a stalled generator reaches seconds.
+LAG_REFUSE_MS = 100.0
+#: A percentile is judged only when at least this many requests of a side lie above it.
+TAIL_SAMPLES = 5
+#: The comparison's JSON format (docs/formats.md).
+COMPARISON_VERSION = 2
 _LATENCY = ("p50", "p90", "p95", "p99", "max")
-METRICS = (*_LATENCY, *(f"service_{p}" for p in _LATENCY), "error_rate", "rps")
+_SHARES = ("error_rate", "4xx_rate", "status_change", "capture_mismatch")
+METRICS = (*_LATENCY, *(f"service_{p}" for p in _LATENCY), *_SHARES, "rps")
+#: Share metrics that are a distance, judged against an absolute limit only.
+_ABSOLUTE_ONLY = ("status_change", "capture_mismatch")
 _EXPR = re.compile(
     r"^\s*(?P<metric>[a-z_0-9]+)\s*(?P<op>>=|<=|>|<)\s*"
     r"(?P<value>[+-]?\d+(?:\.\d+)?)\s*(?P<unit>%|ms|s)?\s*$"
@@ -75,13 +110,18 @@ class Gate:
         value = float(raw)
         signed = raw[0] in "+-"
         if unit == "%" and signed:
-            return cls(text, metric, op, value / 100, True)
-        latency = metric not in ("error_rate", "rps")
-        if unit == "%":
-            if metric != "error_rate":
+            if metric in _ABSOLUTE_ONLY:
                 raise ReplayError(
-                    f"--fail-on {text!r}: an absolute percentage applies to error_rate only; "
-                    f"write a relative change with a sign ('+10%')"
+                    f"--fail-on {text!r}: {metric} is a share of requests; give an absolute "
+                    f"limit without a sign, e.g. '{metric} > 5%'"
+                )
+            return cls(text, metric, op, value / 100, True)
+        latency = metric not in (*_SHARES, "rps")
+        if unit == "%":
+            if metric not in _SHARES:
+                raise ReplayError(
+                    f"--fail-on {text!r}: an absolute percentage applies to {', '.join(_SHARES)} "
+                    f"only; write a relative change with a sign ('+10%')"
                 )
             value /= 100
         elif unit in ("ms", "s"):
@@ -91,33 +131,88 @@ class Gate:
         return cls(text, metric, op, value, False)
 
 
-def _value(entry: Summary | RouteReport, metric: str, duration: float) -> float | None:
-    """``metric`` of a summary or a route; ``None`` when the report left that figure out."""
-    if metric == "error_rate":
-        if entry.error_rate is not None:
-            return entry.error_rate
-        return entry.errors / entry.requests if entry.requests else 0.0
-    if metric == "rps":
-        if entry.rps is not None:
-            return entry.rps
-        return entry.requests / duration if duration else 0.0
-    if metric.startswith("service_"):
-        service = entry.service_time_ms
-        return None if service is None else service.value(metric.removeprefix("service_"))
-    return entry.latency_ms.value(metric)
+@dataclass(frozen=True)
+class Allow:
+    """What :func:`compare_reports` judges although it would refuse it (the ``--allow-...``
+    options): an ``interrupted`` run (or one with lost workers), a generator that was late
+    (``lag``), reports of ``different_captures``, a ``count_mismatch``, reports without latency
+    samples (``no_samples``: latency gates are then judged on the reports' percentiles alone,
+    without statistics)."""
+
+    interrupted: bool = False
+    lag: bool = False
+    different_captures: bool = False
+    count_mismatch: bool = False
+    no_samples: bool = False
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """How :func:`compare_reports` judges (checked when made; ``ReplayError`` names the option).
+
+    ``fail_on``: the gates; ``min_samples``: scopes with fewer requests on either side are not
+    judged; ``min_effect``: the absolute floor (ms) of a relative latency gate; ``alpha``: the
+    false discovery rate; ``count_tolerance``: how far apart request counts may be (a share);
+    ``resamples``, ``seed``: the bootstrap; ``max_lag``: the schedule lag P99 (ms) beyond which
+    a report is refused; ``allow``: see :class:`Allow`.
+    """
+
+    fail_on: tuple[str, ...] = DEFAULT_GATES
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    min_effect: float = DEFAULT_MIN_EFFECT_MS
+    alpha: float = DEFAULT_ALPHA
+    count_tolerance: float = DEFAULT_COUNT_TOLERANCE
+    resamples: int = stats.DEFAULT_RESAMPLES
+    seed: int = 0
+    max_lag: float = LAG_REFUSE_MS
+    allow: Allow = field(default_factory=Allow)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fail_on", tuple(self.fail_on))
+        for text in self.fail_on:
+            Gate.parse(text)
+        if not self.fail_on:
+            raise ReplayError("--fail-on: give at least one gate, e.g. 'p95 > +10%'")
+        checks = (
+            ("--min-samples", self.min_samples, 1, None),
+            ("--min-effect", self.min_effect, 0, None),
+            ("--alpha", self.alpha, 1e-9, 0.5),
+            ("--count-tolerance", self.count_tolerance, 0, 1),
+            ("resamples", self.resamples, 20, 100_000),
+            ("--max-lag", self.max_lag, 0, None),
+        )
+        for name, value, low, high in checks:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ReplayError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value < low or (high is not None and value > high):
+                bounds = f">= {low:g}" if high is None else f"from {low:g} to {high:g}"
+                raise ReplayError(f"{name} must be {bounds}, got {value:g}")
 
 
 @dataclass
 class Check:
-    """One gate applied to one scope (``overall`` or a route)."""
+    """One gate applied to one scope (``overall`` or a route).
+
+    ``base``, ``candidate``: the two values in the metric's unit; ``change``: relative to the
+    baseline; ``low``/``high``: the one-sided 95 % bounds of that change (relative for a
+    relative gate, in the metric's unit otherwise); ``p``: the p-value of "no change for the
+    worse", ``p_adjusted`` after the correction across checks; ``detectable``: for an
+    inconclusive check, the smallest change (relative for a relative gate) it could have
+    detected; ``method``: ``bootstrap``, ``binomial``, ``chi-square`` or ``figures``."""
 
     scope: str
     gate: str
     base: float | None
     candidate: float | None
     change: float | None
-    status: str  # pass | fail | insufficient | missing
+    status: str  # pass | fail | inconclusive | insufficient | missing
     note: str = ""
+    low: float | None = None
+    high: float | None = None
+    p: float | None = None
+    p_adjusted: float | None = None
+    detectable: float | None = None
+    method: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         change = self.change
@@ -131,22 +226,42 @@ class Check:
             "change": change,
             "status": self.status,
             "note": self.note,
+            "low": _finite(self.low),
+            "high": _finite(self.high),
+            "p": _finite(self.p),
+            "p_adjusted": _finite(self.p_adjusted),
+            "detectable": _finite(self.detectable),
+            "method": self.method,
         }
+
+
+def _finite(value: float | None, digits: int = 6) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(f"{value:.{digits}g}")
 
 
 @dataclass
 class Comparison:
-    """The outcome of :func:`compare_reports`. ``failed`` is true when any check failed."""
+    """The outcome of :func:`compare_reports`. ``failed`` is true when any check failed;
+    ``judged`` is false when no check could pass or fail (the CLI then exits 2)."""
 
     base: Report
     candidate: Report
     gates: list[Gate]
     checks: list[Check] = field(default_factory=list)
     min_samples: int = DEFAULT_MIN_SAMPLES
+    options: GateOptions = field(default_factory=GateOptions)
+    #: Both reports' warnings, each prefixed with its side.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return any(check.status == "fail" for check in self.checks)
+
+    @property
+    def judged(self) -> bool:
+        return any(check.status in ("pass", "fail") for check in self.checks)
 
     @property
     def failures(self) -> list[Check]:
@@ -157,11 +272,15 @@ class Comparison:
         for check in self.checks:
             counts[check.status] = counts.get(check.status, 0) + 1
         return {
-            "hlthz_comparison": 1,
+            "hlthz_comparison": COMPARISON_VERSION,
             "failed": self.failed,
+            "judged": self.judged,
             "gates": [gate.text for gate in self.gates],
             "min_samples": self.min_samples,
+            "min_effect_ms": self.options.min_effect,
+            "alpha": self.options.alpha,
             "counts": counts,
+            "warnings": list(self.warnings),
             "checks": [check.to_dict() for check in self.checks],
         }
 
@@ -173,21 +292,22 @@ class Comparison:
         write_html(self.candidate, path, baseline=self.base, comparison=self.to_dict(), what=what)
 
     def junit(self) -> bytes:
-        """JUnit XML: one test case per (scope, gate); insufficient samples are skipped."""
+        """JUnit XML: one test case per (scope, gate); checks not judged are skipped."""
+        unjudged = ("insufficient", "missing", "inconclusive")
         suite = ET.Element(
             "testsuite",
             name="hlthz.replay.compare",
             tests=str(len(self.checks)),
             failures=str(len(self.failures)),
-            skipped=str(sum(c.status in ("insufficient", "missing") for c in self.checks)),
+            skipped=str(sum(c.status in unjudged for c in self.checks)),
         )
         for check in self.checks:
             case = ET.SubElement(suite, "testcase", classname=check.scope, name=check.gate)
             if check.status == "fail":
                 failure = ET.SubElement(case, "failure", message=_describe(check))
                 failure.text = _describe(check)
-            elif check.status in ("insufficient", "missing"):
-                ET.SubElement(case, "skipped", message=check.note)
+            elif check.status in unjudged:
+                ET.SubElement(case, "skipped", message=f"{check.status}: {check.note}")
         return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
 
     def write_junit(self, path: str | os.PathLike[str], *, what: str | None = None) -> None:
@@ -195,37 +315,149 @@ class Comparison:
         atomic_write(path, self.junit(), what=what)
 
     def summary_lines(self) -> list[str]:
-        """One line per failed or unjudged check, then a verdict."""
-        lines = [f"FAIL {_describe(c)}" for c in self.failures]
+        """Warnings, one line per failed or unjudged check, then a verdict."""
+        lines = [f"warning: {w}" for w in self.warnings]
+        lines += [f"FAIL {_describe(c)}" for c in self.failures]
+        lines += [
+            f"inconclusive {_describe(c)}: {c.note}"
+            for c in self.checks
+            if c.status == "inconclusive"
+        ]
         lines += [
             f"skip {c.scope}: {c.gate}: {c.note}" for c in self.checks if c.status == "insufficient"
         ]
         judged = sum(c.status in ("pass", "fail") for c in self.checks)
+        unsure = sum(c.status == "inconclusive" for c in self.checks)
+        if not self.judged:
+            lines.append(f"gate NOT JUDGED: no check could pass or fail ({unsure} inconclusive)")
+            return lines
         verdict = "FAILED" if self.failed else "passed"
-        lines.append(f"gate {verdict}: {len(self.failures)} of {judged} checks failed")
+        lines.append(
+            f"gate {verdict}: {len(self.failures)} of {judged} checks failed"
+            + (f", {unsure} inconclusive" if unsure else "")
+        )
         return lines
 
 
 def _describe(check: Check) -> str:
+    if check.base is None or check.candidate is None:
+        return f"{check.scope}: {check.gate}"
     change = ""
     if check.change is not None:
         change = " (from zero)" if not math.isfinite(check.change) else f" ({check.change:+.1%})"
+    extra = ""
+    if check.p_adjusted is not None and check.status in ("fail", "inconclusive"):
+        extra = f", p={check.p_adjusted:.2g}"
     return (
-        f"{check.scope}: {check.gate}: base {check.base:g} -> candidate {check.candidate:g}{change}"
+        f"{check.scope}: {check.gate}: base {check.base:g} -> candidate "
+        f"{check.candidate:g}{change}{extra}"
     )
+
+
+# -- refusing reports that cannot be judged ------------------------------------------------------
+
+
+def refuse_unfit(
+    base: Report, candidate: Report, options: GateOptions, names: tuple[str, str]
+) -> None:
+    """Raise :class:`ReplayError` (exit 2) naming the report and the reason when a verdict on
+    these two reports could not be trusted; see the module doc and :class:`Allow`."""
+    allow = options.allow
+    for report, name in ((base, names[0]), (candidate, names[1])):
+        s = report.summary
+        if s.requests == 0:
+            raise ReplayError(f"{name}: no request was sent or answered; nothing to judge")
+        if report.interrupted and not allow.interrupted:
+            raise ReplayError(
+                f"{name}: the run was interrupted ({s.requests:,} requests): it covers part of "
+                f"the capture only; re-run it, or pass --allow-interrupted"
+            )
+        workers = report.workers
+        if workers is not None and workers.lost and not allow.interrupted:
+            raise ReplayError(
+                f"{name}: {len(workers.lost)} worker(s) were lost, about "
+                f"{workers.missing_share or 0:.0%} of the capture is missing; re-run it, or pass "
+                f"--allow-interrupted"
+            )
+        if s.schedule_lag_ms.p99 > options.max_lag and not allow.lag:
+            raise ReplayError(
+                f"{name}: the generator was the bottleneck (schedule lag p99 "
+                f"{s.schedule_lag_ms.p99:,.0f} ms > {options.max_lag:g} ms): its latencies measure "
+                f"the load generator; re-run on a quieter machine or with --workers, or pass "
+                f"--allow-lag"
+            )
+        if s.samples is None and not allow.no_samples:
+            raise ReplayError(
+                f"{name}: no latency samples (a report of an older hlthz, or made by hand); "
+                f"re-run it with this hlthz, or pass --allow-no-samples to judge on its "
+                f"percentiles alone"
+            )
+    fb = base.run.capture_fingerprint if base.run else None
+    fc = candidate.run.capture_fingerprint if candidate.run else None
+    if fb and fc and fb != fc and not allow.different_captures:
+        raise ReplayError(
+            f"{names[1]}: replayed another capture than {names[0]} (fingerprint {fc} vs {fb}); "
+            f"replay the same capture, or pass --allow-different-captures"
+        )
+    nb, nc = base.summary.requests, candidate.summary.requests
+    apart = abs(nb - nc) / max(nb, nc)
+    if apart > options.count_tolerance and not allow.count_mismatch:
+        # Name the report with fewer requests: it is the one that probably lost some.
+        (few, few_name), (many, many_name) = sorted(((nb, names[0]), (nc, names[1])))
+        raise ReplayError(
+            f"{few_name}: {few:,} requests against {many:,} in {many_name} ({apart:.1%} apart, "
+            f"more than --count-tolerance {options.count_tolerance:.0%}); replay the same "
+            f"capture with the same options, or pass --allow-count-mismatch"
+        )
+
+
+# -- judging ---------------------------------------------------------------------------------
+
+
+Entry = Summary | RouteReport
+
+
+def _value(entry: Entry, metric: str, duration: float) -> float | None:
+    """``metric`` of a summary or a route; ``None`` when the report left that figure out."""
+    if metric == "error_rate":
+        if entry.error_rate is not None:
+            return entry.error_rate
+        return entry.errors / entry.requests if entry.requests else 0.0
+    if metric == "rps":
+        if entry.rps is not None:
+            return entry.rps
+        return entry.requests / duration if duration > 0 else 0.0
+    if metric == "4xx_rate":
+        return _hits(entry, metric) / entry.requests if entry.requests else 0.0
+    if metric.startswith("service_"):
+        service = entry.service_time_ms
+        return None if service is None else service.value(metric.removeprefix("service_"))
+    return entry.latency_ms.value(metric)
+
+
+def _hits(entry: Entry, metric: str) -> int:
+    if metric == "error_rate":
+        return entry.errors
+    statuses = entry.statuses or {}
+    if metric == "4xx_rate":
+        return sum(n for code, n in statuses.items() if code.startswith("4") and len(code) == 3)
+    captured = entry.captured or {}
+    return captured.get("changed", 0)
 
 
 def _field(metric: str) -> str:
     if metric in ("error_rate", "rps"):
         return metric
+    if metric in ("4xx_rate", "status_change"):
+        return "statuses"
+    if metric == "capture_mismatch":
+        return "captured"
     if metric.startswith("service_"):
         return f"service_time_ms.{metric.removeprefix('service_')}"
     return f"latency_ms.{metric}"
 
 
-def _read(
-    entry: Summary | RouteReport, metric: str, duration: float, side: str, scope: str
-) -> float:
+def _read(entry: Entry, metric: str, duration: float, side: str, scope: str) -> float:
     value = _value(entry, metric, duration)
     if value is None:
         raise ReplayError(
@@ -235,34 +467,264 @@ def _read(
     return value
 
 
-def _judge(
-    scope: str,
-    gate: Gate,
-    base: Summary | RouteReport,
-    cand: Summary | RouteReport,
-    durations: tuple[float, float],
-) -> Check:
-    b = _read(base, gate.metric, durations[0], "baseline", scope)
-    c = _read(cand, gate.metric, durations[1], "candidate", scope)
+def _need(entry: Entry, metric: str, side: str, scope: str) -> None:
+    missing = (metric in ("4xx_rate", "status_change") and entry.statuses is None) or (
+        metric == "capture_mismatch" and entry.captured is None
+    )
+    if missing:
+        raise ReplayError(
+            f"{side} report: {scope}: no {_field(metric)}; a gate on {metric} needs reports "
+            f"written by 'hlthz replay run --report'"
+        )
+
+
+def _change(b: float, c: float) -> float:
     # From zero, any growth is infinite: a relative gate then fails on any new latency/errors.
-    change = (c - b) / b if b else (0.0 if c == 0 else math.copysign(math.inf, c))
-    subject = change if gate.relative else c
-    failed = _OPS[gate.op](subject, gate.limit)
-    return Check(scope, gate.text, round(b, 6), round(c, 6), change, "fail" if failed else "pass")
+    return (c - b) / b if b else (0.0 if c == 0 else math.copysign(math.inf, c))
+
+
+@dataclass
+class _Pending:
+    """A check awaiting the correction across checks: ``x`` is how much worse the candidate
+    is (in the metric's unit, signed so that larger is worse), ``threshold`` how much worse
+    it may be, ``estimate`` the statistics, ``ci_pass``: pass only when the upper bound is within
+    the threshold (latency), else when the estimate is (shares)."""
+
+    check: Check
+    x: float
+    threshold: float
+    estimate: stats.Estimate
+    ci_pass: bool
+    scale: float  # divides x-units into the reported unit of low/high/detectable (base or 1)
+
+
+class _Judge:
+    def __init__(self, base: Report, candidate: Report, options: GateOptions) -> None:
+        self.base, self.candidate, self.options = base, candidate, options
+        self.durations = (base.summary.duration_s, candidate.summary.duration_s)
+        self.pending: list[_Pending] = []
+        self._boot: dict[tuple[str, str, str], tuple[list[float], list[float]]] = {}
+
+    # -- latency percentiles -------------------------------------------------------------
+
+    def _bootstrap(self, entry: Entry, scope: str, side: str, kind: str) -> tuple[list, list]:
+        """Point values and bootstrap standard errors of p50..p99 of one side's sample."""
+        key = (scope, side, kind)
+        if key not in self._boot:
+            sample = entry.samples
+            assert sample is not None
+            values = sample.latency_ms if kind == "latency" else sample.service_time_ms
+            qs = (0.5, 0.9, 0.95, 0.99)
+            ordered = sorted(values)
+            seed = self.options.seed + zlib.crc32(f"{scope}|{side}|{kind}".encode())
+            # The sample is in time order (the reservoir appends until it is full): a block
+            # bootstrap keeps bursts together.
+            boot = stats.bootstrap_quantiles(
+                list(values),
+                qs,
+                resamples=self.options.resamples,
+                rng=random.Random(seed),
+                block=stats.block_length(len(values)),
+            )
+            points = [stats.quantile(ordered, q) for q in qs]
+            self._boot[key] = (points, [stats.sd(column) for column in boot])
+        return self._boot[key]
+
+    def latency(self, scope: str, gate: Gate, b: Entry, c: Entry) -> Check | None:
+        metric = gate.metric
+        kind = "service" if metric.startswith("service_") else "latency"
+        point = metric.removeprefix("service_")
+        if point == "max" or b.samples is None or c.samples is None:
+            return None  # judged on the figures
+        if kind == "service" and (not b.samples.service_time_ms or not c.samples.service_time_ms):
+            return None
+        index = ("p50", "p90", "p95", "p99").index(point)
+        q = (0.5, 0.9, 0.95, 0.99)[index]
+        fewest = min(len(b.samples.latency_ms), len(c.samples.latency_ms))
+        if fewest * (1 - q) < TAIL_SAMPLES:
+            # The bootstrap cannot judge a percentile resting on a handful of requests (with 40
+            # requests the P99 is the slowest one): say how many it needs.
+            need = math.ceil(TAIL_SAMPLES / (1 - q))
+            note = (
+                f"{point.upper()} of {fewest:,} requests rests on fewer than {TAIL_SAMPLES} "
+                f"requests above it: needs {need:,} a side"
+            )
+            return Check(scope, gate.text, None, None, None, "insufficient", note)
+        bp, bse = self._bootstrap(b, scope, "base", kind)
+        cp, cse = self._bootstrap(c, scope, "candidate", kind)
+        bv, cv = bp[index], cp[index]
+        sign = 1.0 if gate.op in (">", ">=") else -1.0
+        if gate.relative:
+            se = math.hypot(bse[index], cse[index])
+            x = sign * (cv - bv)
+            threshold = max(sign * gate.limit * bv, self.options.min_effect)
+            scale = bv or 1.0
+            change = _change(bv, cv)
+        else:
+            se = cse[index]
+            x = sign * (cv - gate.limit)
+            threshold = 0.0
+            scale = 1.0
+            change = _change(bv, cv)
+        estimate = stats.Estimate(bv, cv, x, se, _p_worse(x, se))
+        check = Check(scope, gate.text, round(bv, 6), round(cv, 6), change, "pending")
+        check.method = "bootstrap"
+        self.pending.append(_Pending(check, x, threshold, estimate, True, scale))
+        return check
+
+    # -- shares ---------------------------------------------------------------------------
+
+    def share(self, scope: str, gate: Gate, b: Entry, c: Entry) -> Check:
+        metric = gate.metric
+        sign = 1.0 if gate.op in (">", ">=") else -1.0
+        if metric == "status_change":
+            distance, p = stats.status_shift(b.statuses or {}, c.statuses or {})
+            x = sign * (distance - gate.limit)
+            check = Check(scope, gate.text, 0.0, round(distance, 6), None, "pending")
+            check.method = "chi-square"
+            n = min(b.requests, c.requests)
+            # the error of a share near the distance, for the detectable change
+            se = math.sqrt(max(distance * (1 - distance), 0.25 / n) / n) if n else math.inf
+            estimate = stats.Estimate(0.0, distance, x, se, p if sign > 0 else 1.0 - p)
+            self.pending.append(_Pending(check, x, 0.0, estimate, False, 1.0))
+            return check
+        if metric == "capture_mismatch":
+            captured_c = c.captured or {}
+            known = captured_c.get("same", 0) + captured_c.get("changed", 0)
+            hits = captured_c.get("changed", 0)
+            est = stats.share_against(hits, known, gate.limit)
+            x = sign * est.diff
+            check = Check(scope, gate.text, None, round(est.candidate, 6), None, "pending")
+            check.method = "binomial"
+            if not known:
+                check.status, check.note = "insufficient", "the capture has no statuses"
+                return check
+            est = replace(est, diff=x, p=est.p if sign > 0 else 1.0 - est.p)
+            self.pending.append(_Pending(check, x, 0.0, est, False, 1.0))
+            return check
+        hb, hc = _hits(b, metric), _hits(c, metric)
+        if gate.relative:
+            est = stats.share_change(hb, b.requests, hc, c.requests, lower_is_worse=sign < 0)
+            bv, cv = est.base, est.candidate
+            x = sign * (cv - bv)
+            threshold = max(sign * gate.limit * bv, 0.0)
+            scale = bv or 1.0
+        else:
+            est = stats.share_against(hc, c.requests, gate.limit)
+            bv, cv = hb / b.requests if b.requests else 0.0, est.candidate
+            x = sign * (cv - gate.limit)
+            est = replace(est, p=est.p if sign > 0 else 1.0 - est.p)
+            threshold, scale = 0.0, 1.0
+        check = Check(scope, gate.text, round(bv, 6), round(cv, 6), _change(bv, cv), "pending")
+        check.method = "binomial"
+        self.pending.append(_Pending(check, x, threshold, replace(est, diff=x), False, scale))
+        return check
+
+    # -- figures only (max, rps, reports without samples) ---------------------------------
+
+    def figures(self, scope: str, gate: Gate, b: Entry, c: Entry) -> Check:
+        bv = _read(b, gate.metric, self.durations[0], "baseline", scope)
+        cv = _read(c, gate.metric, self.durations[1], "candidate", scope)
+        change = _change(bv, cv)
+        subject = change if gate.relative else cv
+        failed = _OPS[gate.op](subject, gate.limit)
+        if (
+            failed
+            and gate.relative
+            and gate.metric != "rps"
+            and abs(cv - bv) < (self.options.min_effect)
+        ):
+            failed = False  # within the absolute floor
+        check = Check(scope, gate.text, round(bv, 6), round(cv, 6), change, "pass")
+        check.status, check.method = ("fail" if failed else "pass"), "figures"
+        return check
+
+    # -- the correction and the verdicts --------------------------------------------------
+
+    def settle(self) -> None:
+        alpha = self.options.alpha
+        if not self.pending:
+            return
+        adjusted = stats.bh_adjust([p.estimate.p for p in self.pending])
+        m = len(self.pending)
+        for item, p_adj in zip(self.pending, adjusted, strict=True):
+            check, est = item.check, item.estimate
+            check.p, check.p_adjusted = est.p, p_adj
+            finite = math.isfinite(est.se)
+            upper = est.upper(alpha) if finite else math.inf
+            lower = est.lower(alpha) if finite else -math.inf
+            check.low, check.high = lower / item.scale, upper / item.scale
+            if p_adj < alpha and item.x > item.threshold:
+                check.status = "fail"
+                continue
+            within = upper <= item.threshold if item.ci_pass else item.x <= item.threshold
+            if within:
+                check.status = "pass"
+                continue
+            check.status = "inconclusive"
+            detectable = est.detectable(alpha / m) if finite else math.inf
+            check.detectable = detectable / item.scale
+            n = min(self.base_n(check.scope), self.cand_n(check.scope))
+            if item.scale != 1.0:
+                what = f"{check.detectable:.0%} ({detectable:.3g} ms)"
+            else:
+                what = f"{check.detectable:.3g}"
+            why = "not significant" if item.x > item.threshold else "the uncertainty is too large"
+            check.note = (
+                f"{why}: with {n:,} requests a side, only a change of {what} or more is "
+                f"reliably detected"
+            )
+
+    def base_n(self, scope: str) -> int:
+        return _requests(self.base, scope)
+
+    def cand_n(self, scope: str) -> int:
+        return _requests(self.candidate, scope)
+
+
+def _requests(report: Report, scope: str) -> int:
+    if scope == "overall":
+        return report.summary.requests
+    for route in report.routes:
+        if route.key == scope:
+            return route.requests
+    return 0
+
+
+def _p_worse(x: float, se: float) -> float:
+    """The one-sided p-value of "not worse" for an estimate ``x`` with standard error ``se``."""
+    if se > 0 and math.isfinite(se):
+        return stats.upper_p(x / se)
+    return 0.0 if x > 0 else 1.0
 
 
 def compare_reports(
     base: Report,
     candidate: Report,
+    options: GateOptions | None = None,
     *,
-    fail_on: list[str] | tuple[str, ...] = DEFAULT_GATES,
-    min_samples: int = DEFAULT_MIN_SAMPLES,
+    fail_on: list[str] | tuple[str, ...] | None = None,
+    min_samples: int | None = None,
+    names: tuple[str, str] = ("baseline report", "candidate report"),
 ) -> Comparison:
-    """Apply every gate of ``fail_on`` overall and per route; see the module doc."""
-    gates = [Gate.parse(text) for text in fail_on]
-    comparison = Comparison(base, candidate, gates, min_samples=min_samples)
-    durations = (base.summary.duration_s, candidate.summary.duration_s)
-    scopes: list[tuple[str, Summary | RouteReport | None, Summary | RouteReport | None]] = [
+    """Judge ``candidate`` against ``base``: every gate overall and per route (see the module
+    doc). ``fail_on`` and ``min_samples`` override ``options``. ``names`` start the one-line
+    refusals (the CLI passes the file names). Raises :class:`ReplayError` for reports that
+    cannot be judged."""
+    options = options or GateOptions()
+    if fail_on is not None:
+        options = replace(options, fail_on=tuple(fail_on))
+    if min_samples is not None:
+        options = replace(options, min_samples=min_samples)
+    refuse_unfit(base, candidate, options, names)
+    gates = [Gate.parse(text) for text in options.fail_on]
+    comparison = Comparison(base, candidate, gates, min_samples=options.min_samples)
+    comparison.options = options
+    comparison.warnings = [f"baseline: {w}" for w in base.warnings] + [
+        f"candidate: {w}" for w in candidate.warnings
+    ]
+    judge = _Judge(base, candidate, options)
+    scopes: list[tuple[str, Entry | None, Entry | None]] = [
         ("overall", base.summary, candidate.summary)
     ]
     base_routes = {route.key: route for route in base.routes}
@@ -277,11 +739,28 @@ def compare_reports(
                 comparison.checks.append(Check(scope, gate.text, None, None, None, "missing", note))
                 continue
             fewest = min(b.requests, c.requests)
-            if fewest < min_samples:
-                note = f"{fewest} requests < {min_samples}: too few to judge"
+            if fewest < options.min_samples:
+                note = f"{fewest} requests < {options.min_samples}: too few to judge"
                 comparison.checks.append(
                     Check(scope, gate.text, None, None, None, "insufficient", note)
                 )
                 continue
-            comparison.checks.append(_judge(scope, gate, b, c, durations))
+            comparison.checks.append(_check(judge, scope, gate, b, c))
+    judge.settle()
     return comparison
+
+
+def _check(judge: _Judge, scope: str, gate: Gate, b: Entry, c: Entry) -> Check:
+    metric = gate.metric
+    if metric in _SHARES:
+        if metric in ("4xx_rate", "status_change") and (b.statuses is None or c.statuses is None):
+            note = "a report holds no statuses (written by hand or by an older hlthz)"
+            return Check(scope, gate.text, None, None, None, "insufficient", note)
+        for entry, side in ((b, "baseline"), (c, "candidate")):
+            _need(entry, metric, side, scope)
+        return judge.share(scope, gate, b, c)
+    if metric != "rps":
+        check = judge.latency(scope, gate, b, c)
+        if check is not None:
+            return check
+    return judge.figures(scope, gate, b, c)

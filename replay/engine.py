@@ -127,6 +127,8 @@ def run_replay(
             with naming(name):
                 ensure_parent(output, what=name)
     Target(plan.target).check_reachable(plan.timeout)
+    if plan.baseline is not None:
+        Target(plan.baseline, what="baseline").check_reachable(plan.timeout)
     # The child may run in another folder (a worker on another machine reads its own copy).
     result = _run_child(replace(plan, capture=plan.capture.resolve()))
 
@@ -148,8 +150,19 @@ def run_replay(
         workers=plan.workers + plan.remote_workers,
         started_at=result.get("started_at"),
         interrupted=bool(result["interrupted"]),
+        mode="single" if plan.baseline is None else "interleaved",
+        block=None if plan.baseline is None else plan.block,
+        max_body=plan.max_body,
+        deadline=plan.deadline,
     )
     out = build_report(Recorder.from_wire(result["wire"]), result, run)
+    side = result.get("baseline")
+    if plan.baseline is not None and side is not None:
+        base_run = replace(run, target=plan.baseline, name=f"{plan.run_name} (baseline)")
+        base_report = build_report(
+            Recorder.from_wire(side["wire"]), {**result, "series": side["series"]}, base_run
+        )
+        out = replace(out, baseline=base_report)
     if report is not None:
         with naming("report"):
             out.write(report, what="report")
@@ -157,8 +170,27 @@ def run_replay(
         from hlthz.replay.html_report import write_html
 
         with naming("html"):
-            write_html(out, html, what="html")
+            write_html(out, html, what="html", baseline=out.baseline)
+    if out.summary.requests == 0 and not out.interrupted:
+        raise ReplayError(_nothing_sent(out, plan))
     return out
+
+
+def _nothing_sent(report: Report, plan: ReplayPlan) -> str:
+    """Why a replay sent no request, and what to do (the run exits 2: nothing can be judged)."""
+    summary = report.summary
+    writes = (summary.skipped_by_reason or {}).get("method", 0)
+    if writes and writes == summary.skipped:
+        return (
+            f"nothing was sent: all {writes:,} requests of {plan.capture} are writes "
+            f"(POST/PUT/PATCH/DELETE); pass --allow-writes (against a disposable copy of the data)"
+        )
+    if plan.schedule.duration is not None:
+        return (
+            f"nothing was sent: --duration {plan.schedule.duration:g} ended the timeline before "
+            f"the first request of {plan.capture}; raise it or use --max-gap"
+        )
+    return f"nothing was sent: {plan.capture} holds no requests to replay"
 
 
 #: The engine's plan and result files, in a folder of their own (see the module doc).

@@ -45,6 +45,7 @@ __all__ = [
     "Report",
     "RouteReport",
     "RunInfo",
+    "Samples",
     "SeriesPoint",
     "Shard",
     "Summary",
@@ -100,6 +101,24 @@ class LagPercentiles:
 
 
 @dataclass(frozen=True)
+class Samples:
+    """A uniform sample of the requests' latencies (``samples``): ``seen`` requests, of which
+    ``latency_ms`` and ``service_time_ms`` keep at most a few thousand (the gate's statistics
+    read them; docs/gate.md)."""
+
+    seen: int
+    latency_ms: tuple[float, ...]
+    service_time_ms: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seen": self.seen,
+            "latency_ms": list(self.latency_ms),
+            "service_time_ms": list(self.service_time_ms),
+        }
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """What was replayed, where and how (``run``). ``None``: the report does not say."""
 
@@ -116,6 +135,11 @@ class RunInfo:
     workers: int | None = None
     started_at: str | None = None
     interrupted: bool = False
+    capture_fingerprint: str | None = None
+    mode: str | None = None
+    block: int | None = None
+    max_body: int | None = None
+    deadline: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -132,6 +156,11 @@ class RunInfo:
         _put(out, "workers", self.workers)
         _put(out, "started_at", self.started_at)
         out["interrupted"] = self.interrupted
+        _put(out, "capture_fingerprint", self.capture_fingerprint)
+        _put(out, "mode", self.mode)
+        _put(out, "block", self.block)
+        _put(out, "max_body", self.max_body)
+        _put(out, "deadline", self.deadline)
         return out
 
 
@@ -154,6 +183,9 @@ class Summary:
     concurrency: int | None = None
     cap_hits: int | None = None
     generator_cpu: float | None = None
+    failures: Mapping[str, int] | None = None
+    captured: Mapping[str, int] | None = None
+    samples: Samples | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -175,6 +207,10 @@ class Summary:
         _put(out, "concurrency", self.concurrency)
         _put(out, "cap_hits", self.cap_hits)
         _put(out, "generator_cpu", self.generator_cpu)
+        _put(out, "failures", _plain(self.failures))
+        _put(out, "captured", _plain(self.captured))
+        if self.samples is not None:
+            out["samples"] = self.samples.to_dict()
         return out
 
 
@@ -192,6 +228,12 @@ class RouteReport:
     rps: float | None = None
     service_time_ms: Percentiles | None = None
     statuses: Mapping[str, int] | None = None
+    status_classes: Mapping[str, int] | None = None
+    failures: Mapping[str, int] | None = None
+    captured: Mapping[str, int] | None = None
+    transitions: Mapping[str, int] | None = None
+    examples: Mapping[str, tuple[str, ...]] | None = None
+    samples: Samples | None = None
 
     @property
     def key(self) -> str:
@@ -212,6 +254,14 @@ class RouteReport:
         if self.service_time_ms is not None:
             out["service_time_ms"] = self.service_time_ms.to_dict()
         _put(out, "statuses", _plain(self.statuses))
+        _put(out, "status_classes", _plain(self.status_classes))
+        _put(out, "failures", _plain(self.failures))
+        _put(out, "captured", _plain(self.captured))
+        _put(out, "transitions", _plain(self.transitions))
+        if self.examples is not None:
+            out["examples"] = {kind: list(paths) for kind, paths in self.examples.items()}
+        if self.samples is not None:
+            out["samples"] = self.samples.to_dict()
         return out
 
 
@@ -309,6 +359,8 @@ class Report:
     histograms: Histograms | None = None
     workers: Workers | None = None
     warnings: tuple[str, ...] = ()
+    #: An interleaved replay's baseline side (the report itself is the candidate's side).
+    baseline: Report | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -335,6 +387,10 @@ class Report:
             out["histograms"] = self.histograms.to_dict()
         out["workers"] = None if self.workers is None else self.workers.to_dict()
         out["warnings"] = list(self.warnings)
+        if self.baseline is not None:
+            inner = self.baseline.to_dict()
+            inner.pop("hlthz_report", None)
+            out["baseline"] = inner
         return out
 
     def write(self, path: str | os.PathLike[str], *, what: str | None = None) -> None:
@@ -511,7 +567,47 @@ class _Reader:
             workers=self.opt(data, "workers", where, count),
             started_at=self.opt(data, "started_at", where, text),
             interrupted=bool(self.opt(data, "interrupted", where, flag)),
+            capture_fingerprint=self.opt(data, "capture_fingerprint", where, text),
+            mode=self.opt(data, "mode", where, text),
+            block=self.opt(data, "block", where, count),
+            max_body=self.opt(data, "max_body", where, count),
+            deadline=self.opt(data, "deadline", where, number),
         )
+
+    def samples(self, value: object, where: str) -> Samples:
+        data = self.obj(value, where)
+        seen = self.count(self.need(data, "seen", where), f"{where}.seen")
+        latency = self.values(self.need(data, "latency_ms", where), f"{where}.latency_ms")
+        service = self.values(data.get("service_time_ms", []), f"{where}.service_time_ms")
+        if len(latency) > seen:
+            raise self.fail(f"{where}.latency_ms", f"holds {len(latency)} values, seen {seen}")
+        return Samples(seen, latency, service)
+
+    def values(self, value: object, where: str) -> tuple[float, ...]:
+        items = self.items(value, where)
+        out = []
+        for i, item in enumerate(items):
+            # The fast path: a finite float or a small int; anything else says which.
+            if type(item) is float and 0 <= item < 1e12:
+                out.append(item)
+            elif type(item) is int and 0 <= item < 10**12:
+                out.append(float(item))
+            else:
+                number = self.number(item, f"{where}[{i}]")
+                if number >= 1e12:
+                    raise self.fail(f"{where}[{i}]", f"must be below 1e12 ms, got {number:g}")
+                out.append(number)
+        return tuple(out)
+
+    def examples(self, value: object, where: str) -> dict[str, tuple[str, ...]]:
+        data = self.obj(value, where)
+        return {
+            str(kind): tuple(
+                self.text(v, f"{where}.{kind}[{i}]")
+                for i, v in enumerate(self.items(paths, f"{where}.{kind}"))
+            )
+            for kind, paths in data.items()
+        }
 
     def summary(self, value: object, where: str) -> Summary:
         data = self.obj(value, where)
@@ -535,6 +631,9 @@ class _Reader:
             concurrency=self.opt(data, "concurrency", where, self.count),
             cap_hits=self.opt(data, "cap_hits", where, self.count),
             generator_cpu=self.opt(data, "generator_cpu", where, self.number),
+            failures=self.opt(data, "failures", where, self.counts),
+            captured=self.opt(data, "captured", where, self.counts),
+            samples=self.opt(data, "samples", where, self.samples),
         )
 
     def share(self, value: object, where: str) -> float:
@@ -571,6 +670,12 @@ class _Reader:
             rps=self.opt(data, "rps", where, self.number),
             service_time_ms=self.opt(data, "service_time_ms", where, self.percentiles),
             statuses=self.opt(data, "statuses", where, self.counts),
+            status_classes=self.opt(data, "status_classes", where, self.counts),
+            failures=self.opt(data, "failures", where, self.counts),
+            captured=self.opt(data, "captured", where, self.counts),
+            transitions=self.opt(data, "transitions", where, self.counts),
+            examples=self.opt(data, "examples", where, self.examples),
+            samples=self.opt(data, "samples", where, self.samples),
         )
 
     def point(self, value: object, where: str) -> SeriesPoint:
@@ -628,9 +733,16 @@ class _Reader:
             shards=self.opt(data, "shards", where, shards),
         )
 
-    def report(self, value: object) -> Report:
-        if not isinstance(value, dict) or not _is_version(value.get("hlthz_report")):
+    def report(self, value: object, *, nested: bool = False) -> Report:
+        if not nested and (
+            not isinstance(value, dict) or not _is_version(value.get("hlthz_report"))
+        ):
             raise InputError(self.source, 0, 'not a replay report v1 (no "hlthz_report": 1)')
+        if not isinstance(value, dict):
+            raise self.fail("baseline", f"must be an object, got {_describe(value)}")
+        baseline = None
+        if not nested and value.get("baseline") is not None:
+            baseline = _Reader(self.source + ": baseline").report(value["baseline"], nested=True)
         routes = self.items(self.need(value, "routes", ""), "routes")
         series = self.opt(value, "series", "", self.items) or []
         warnings = self.opt(value, "warnings", "", self.items) or []
@@ -642,6 +754,7 @@ class _Reader:
             histograms=self.opt(value, "histograms", "", self.histograms),
             workers=self.opt(value, "workers", "", self.workers),
             warnings=tuple(self.text(w, f"warnings[{i}]") for i, w in enumerate(warnings)),
+            baseline=baseline,
         )
 
 
@@ -664,16 +777,39 @@ def _percentiles(hist: Any) -> Percentiles:
     return Percentiles(**percentiles_ms(hist, _POINTS))
 
 
+def _samples(reservoir: Any) -> Samples:
+    return Samples(
+        reservoir.seen,
+        tuple(round(v, 3) for v in reservoir.latency),
+        tuple(round(v, 3) for v in reservoir.service),
+    )
+
+
+def _classes(statuses: Mapping[str, int]) -> dict[str, int]:
+    classes: Counter[str] = Counter()
+    for status, count in statuses.items():
+        classes[status_class(status)] += count
+    return dict(sorted(classes.items()))
+
+
+#: The shortest duration a rate is computed over (seconds): no division by a near-zero time.
+MIN_DURATION_S = 0.001
+
+
 def build_report(recorder: Recorder, result: Mapping[str, Any], run: RunInfo) -> Report:
     """The report of one run: ``recorder`` holds the merged measurements, ``result`` the engine's
     outcome (``elapsed_s``, ``cpu``, ``series``, ``workers``), ``run`` the settings to echo."""
-    duration = max(float(result["elapsed_s"]), 1e-9)
+    duration = max(float(result["elapsed_s"]), MIN_DURATION_S)
     requests, errors = recorder.requests, recorder.errors
     statuses: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    captured: Counter[str] = Counter()
     routes = []
     for key in sorted(recorder.routes):
         stats = recorder.routes[key]
         statuses.update(stats.statuses)
+        failures.update(stats.failures)
+        captured.update(stats.captured)
         # Recorder keys are Routes.name(): "METHOD template" (or "METHOD {other}").
         method, _, template = key.partition(" ")
         routes.append(
@@ -687,11 +823,14 @@ def build_report(recorder: Recorder, result: Mapping[str, Any], run: RunInfo) ->
                 latency_ms=_percentiles(stats.latency),
                 service_time_ms=_percentiles(stats.service),
                 statuses=dict(sorted(stats.statuses.items())),
+                status_classes=_classes(stats.statuses),
+                failures=dict(sorted(stats.failures.items())),
+                captured=dict(sorted(stats.captured.items())),
+                transitions=dict(stats.transitions.most_common()),
+                examples={k: tuple(v) for k, v in sorted(stats.examples.items())},
+                samples=_samples(stats.samples),
             )
         )
-    classes: Counter[str] = Counter()
-    for status, count in statuses.items():
-        classes[status_class(status)] += count
     service = recorder.service  # summed over routes on demand
     summary = Summary(
         requests=requests,
@@ -704,14 +843,19 @@ def build_report(recorder: Recorder, result: Mapping[str, Any], run: RunInfo) ->
         latency_ms=_percentiles(recorder.latency),
         service_time_ms=_percentiles(service),
         schedule_lag_ms=LagPercentiles(**percentiles_ms(recorder.lag, (50, 99))),
-        status_classes=dict(sorted(classes.items())),
+        status_classes=_classes(statuses),
         statuses=dict(sorted(statuses.items())),
         concurrency=run.concurrency,
         cap_hits=recorder.cap_hits,
         generator_cpu=round(float(result.get("cpu", 0.0)), 3),
+        failures=dict(sorted(failures.items())),
+        captured=dict(sorted(captured.items())),
+        samples=_samples(recorder.samples),
     )
     reader = _Reader("the replay engine's result")
     workers = result.get("workers")
+    if recorder.fingerprint is not None:
+        run = replace(run, capture_fingerprint=recorder.fingerprint)
     report = Report(
         summary=summary,
         routes=tuple(routes),
@@ -748,6 +892,18 @@ def _warnings(report: Report) -> list[str]:
             f"the concurrency cap ({summary.concurrency}) was reached {summary.cap_hits:,} "
             f"times: requests waited for a free slot; raise --concurrency if the target allows"
         )
+    if summary.failures:
+        kinds = ", ".join(f"{kind} {count:,}" for kind, count in summary.failures.items())
+        out.append(f"transport failures: {kinds}")
+    for route in report.routes:
+        changed = (route.captured or {}).get("changed", 0)
+        known = changed + (route.captured or {}).get("same", 0)
+        if known and changed / known > 0.5:
+            top = ", ".join(f"{k} x{v}" for k, v in list((route.transitions or {}).items())[:3])
+            out.append(
+                f"{route.key}: {changed / known:.0%} of the answers differ from the captured "
+                f"status ({top})"
+            )
     workers = report.workers
     if workers is not None and workers.lost:
         unsent = sum(shard.unsent or 0 for shard in workers.shards or ())
@@ -804,5 +960,22 @@ def print_summary(report: Report, *, file: Any = None) -> None:
                 "-" if service is None else f"{service.p95:.1f}",
             )
         console.print(table)
+    odd = [r for r in report.routes if r.failures or set(r.status_classes or {}) - {"2xx", "3xx"}]
+    if odd:
+        answers = Table(title="answers other than 2xx/3xx (examples: captured paths, redacted)")
+        for column in ("route", "status classes", "failures", "vs capture", "examples"):
+            answers.add_column(column)
+        for route in odd[:20]:
+            answers.add_row(
+                route.key,
+                " ".join(f"{k} {n:,}" for k, n in (route.status_classes or {}).items()),
+                " ".join(f"{k} {n:,}" for k, n in (route.failures or {}).items()),
+                " ".join(f"{k} x{n:,}" for k, n in list((route.transitions or {}).items())[:3]),
+                "; ".join(
+                    f"{k}: {' '.join(paths[:2])}"
+                    for k, paths in list((route.examples or {}).items())[:3]
+                ),
+            )
+        console.print(answers)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", markup=True, highlight=False)

@@ -163,3 +163,39 @@ def schedule(
             offset = last_at + average_gap
         else:
             offset = 0.0  # seq keeps counting, so rate slots continue seamlessly
+
+
+#: The two sides of an interleaved replay, in the order of the first block.
+SIDES = ("baseline", "candidate")
+
+
+def interleave(timeline: Iterable[Due], block: int) -> Iterator[tuple[str, Due]]:
+    """An A/B timeline: every ``block`` requests of ``timeline`` are replayed twice in a row,
+    once against each side, the first side alternating ABBA (block 0: baseline then candidate,
+    block 1: candidate then baseline, ...), so drift of the machine over the run hits both sides
+    equally. Each pass keeps the block's own spacing; the run takes twice the timeline's time.
+    Holds at most ``block`` requests in memory."""
+    if block < 1:
+        raise ReplayError(f"block must be >= 1, got {block}")
+    shift = 0.0
+    index = 0
+    pending: list[Due] = []
+    source = iter(timeline)
+    while True:
+        pending.clear()
+        for due in source:
+            pending.append(due)
+            if len(pending) >= block:
+                break
+        if not pending:
+            return
+        first, last = pending[0].at, pending[-1].at
+        # The second pass starts one average gap after the first pass's last request.
+        gap = (last - first) / (len(pending) - 1) if len(pending) > 1 else 0.001
+        span = last - first + gap
+        order = SIDES if index % 2 == 0 else SIDES[::-1]
+        for pass_, side in enumerate(order):
+            for due in pending:
+                yield side, Due(due.at + shift + pass_ * span, due.seq, due.record)
+        shift += span
+        index += 1

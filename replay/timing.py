@@ -16,6 +16,9 @@ averages of percentiles. A per-second time series (coarser, 2 digits) feeds the 
 
 from __future__ import annotations
 
+import random
+import zlib
+from array import array
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +33,81 @@ _SERIES_DIGITS = 2
 MAX_ROUTES = 500
 #: Per-second bins older than this (seconds) are kept compressed.
 _SERIES_HOT = 10
+#: Latency samples kept per route (a uniform reservoir: every request equally likely to be
+#: kept), for the gate's statistics. 2,000 pin a P95 to about 1 % of its value; memory is
+#: bounded: 2 x 8 bytes a sample, at most ``MAX_ROUTES`` routes.
+ROUTE_SAMPLES = 2000
+#: Samples kept over all routes (the ``overall`` scope of the gate).
+OVERALL_SAMPLES = 5000
+#: Example requests kept per route and per kind of answer (a failure kind or a status).
+EXAMPLES = 3
+#: Characters of an example's path kept (the capture's path, already redacted).
+_EXAMPLE_CHARS = 200
+#: Status transitions (captured -> replayed) kept apart per route; the rest are ``other``.
+_TRANSITIONS = 20
+#: How a transport failure is named (``failures`` in the report).
+FAILURE_KINDS = (
+    "refused",
+    "reset",
+    "timeout",
+    "tls",
+    "bad_response",
+    "body_too_large",
+    "deadline",
+    "other",
+)
+
+
+class Reservoir:
+    """A uniform sample of at most ``cap`` (latency, service time) pairs in ms (Algorithm R,
+    seeded by ``key`` so a run's sample is repeatable)."""
+
+    __slots__ = ("cap", "latency", "rng", "seen", "service")
+
+    def __init__(self, cap: int, key: str = "") -> None:
+        self.cap = cap
+        self.seen = 0
+        self.latency = array("d")
+        self.service = array("d")
+        self.rng = random.Random(zlib.crc32(key.encode("utf-8", "surrogatepass")))
+
+    def add(self, latency_ms: float, service_ms: float) -> None:
+        self.seen += 1
+        if len(self.latency) < self.cap:
+            self.latency.append(latency_ms)
+            self.service.append(service_ms)
+            return
+        slot = self.rng.randrange(self.seen)
+        if slot < self.cap:
+            self.latency[slot] = latency_ms
+            self.service[slot] = service_ms
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "seen": self.seen,
+            "latency_ms": [round(v, 3) for v in self.latency],
+            "service_time_ms": [round(v, 3) for v in self.service],
+        }
+
+    def merge_wire(self, data: dict[str, Any]) -> None:
+        """Add another reservoir's sample: the union, thinned to ``cap`` in proportion to what
+        each side saw (so the merged sample stays uniform over both)."""
+        seen = int(data["seen"])
+        lat = [float(v) for v in data["latency_ms"]]
+        svc = [float(v) for v in data["service_time_ms"]]
+        total = self.seen + seen
+        if len(self.latency) + len(lat) <= self.cap:
+            self.latency.extend(lat)
+            self.service.extend(svc)
+        else:
+            mine = round(self.cap * self.seen / total) if total else 0
+            mine = min(mine, len(self.latency))
+            theirs = min(self.cap - mine, len(lat))
+            keep = self.rng.sample(range(len(self.latency)), mine)
+            take = self.rng.sample(range(len(lat)), theirs)
+            self.latency = array("d", [self.latency[i] for i in keep] + [lat[i] for i in take])
+            self.service = array("d", [self.service[i] for i in keep] + [svc[i] for i in take])
+        self.seen = total
 
 
 def new_histogram(digits: int = _DIGITS) -> HdrHistogram:
@@ -59,17 +137,42 @@ def percentiles_ms(hist: HdrHistogram, points: tuple[float, ...]) -> dict[str, f
 
 
 class RouteStats:
-    """Counts and histograms of one route."""
+    """Counts, histograms, a latency sample and example requests of one route."""
 
-    __slots__ = ("errors", "latency", "requests", "service", "statuses")
+    __slots__ = (
+        "captured",
+        "errors",
+        "examples",
+        "failures",
+        "latency",
+        "requests",
+        "samples",
+        "service",
+        "statuses",
+        "transitions",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = "") -> None:
         self.requests = 0
         self.errors = 0
         self.latency = new_histogram()
         self.service = new_histogram()
         # status code as text ("200"), or "error" for a transport failure
         self.statuses: Counter[str] = Counter()
+        # transport failures by kind (FAILURE_KINDS)
+        self.failures: Counter[str] = Counter()
+        # against the captured status: "same", "changed" (unknown ones are not counted)
+        self.captured: Counter[str] = Counter()
+        # "200->401": requests whose captured status was 200 and replayed one 401
+        self.transitions: Counter[str] = Counter()
+        # a few request paths per failure kind or non-2xx status
+        self.examples: dict[str, list[str]] = {}
+        self.samples = Reservoir(ROUTE_SAMPLES, key)
+
+    def example(self, kind: str, path: str) -> None:
+        kept = self.examples.setdefault(kind, [])
+        if len(kept) < EXAMPLES and path not in kept:
+            kept.append(path[:_EXAMPLE_CHARS])
 
 
 class _Bin:
@@ -101,6 +204,9 @@ class Recorder:
         self.skipped: Counter[str] = Counter()
         self.cap_hits = 0
         self.in_flight = 0
+        self.samples = Reservoir(OVERALL_SAMPLES, "overall")
+        #: A digest of the requests the timeline went through (``run.capture_fingerprint``).
+        self.fingerprint: str | None = None
         self._series: dict[int, _Bin] = {}
         self._hot_from = 0
 
@@ -113,7 +219,7 @@ class Recorder:
                 key = key.split(" ", 1)[0] + " {other}"
                 stats = self.routes.get(key)
             if stats is None:
-                stats = self.routes[key] = RouteStats()
+                stats = self.routes[key] = RouteStats(key)
         return stats
 
     def record(
@@ -124,8 +230,14 @@ class Recorder:
         service_s: float,
         latency_s: float,
         status: int | None,
+        *,
+        failure: str | None = None,
+        captured: int | None = None,
+        path: str | None = None,
     ) -> None:
-        """One finished request. ``status`` None means a transport failure (an error)."""
+        """One finished request. ``status`` None means a transport failure (an error) of kind
+        ``failure``; ``captured`` is the status the capture recorded (None: unknown); ``path``
+        (the captured, redacted path) is kept as an example of failures and non-2xx answers."""
         error = status is None or status >= 500
         latency_us = max(1, min(_HIGHEST_US, int(latency_s * 1e6)))
         service_us = max(1, min(_HIGHEST_US, int(service_s * 1e6)))
@@ -135,7 +247,28 @@ class Recorder:
         stats.errors += error
         stats.latency.record_value(latency_us)
         stats.service.record_value(service_us)
-        stats.statuses["error" if status is None else str(status)] += 1
+        if status is None:
+            kind = failure or "other"
+            stats.statuses["error"] += 1
+            stats.failures[kind] += 1
+            if path is not None:
+                stats.example(kind, path)
+        else:
+            code = str(status)
+            stats.statuses[code] += 1
+            if path is not None and not 200 <= status < 400:
+                stats.example(code, path)
+        if captured is not None:
+            same = status == captured
+            stats.captured["same" if same else "changed"] += 1
+            if not same:
+                change = f"{captured}->{'error' if status is None else status}"
+                if change in stats.transitions or len(stats.transitions) < _TRANSITIONS:
+                    stats.transitions[change] += 1
+                else:
+                    stats.transitions["other"] += 1
+        stats.samples.add(latency_us / 1000.0, service_us / 1000.0)
+        self.samples.add(latency_us / 1000.0, service_us / 1000.0)
         self.latency.record_value(latency_us)
         self.lag.record_value(lag_us)
         second = int(due_s) if due_s > 0 else 0
@@ -208,9 +341,16 @@ class Recorder:
                     "latency": encode(s.latency),
                     "service": encode(s.service),
                     "statuses": dict(s.statuses),
+                    "failures": dict(s.failures),
+                    "captured": dict(s.captured),
+                    "transitions": dict(s.transitions),
+                    "examples": s.examples,
+                    "samples": s.samples.to_wire(),
                 }
                 for key, s in self.routes.items()
             },
+            "samples": self.samples.to_wire(),
+            "fingerprint": self.fingerprint,
             "latency": encode(self.latency),
             "lag": encode(self.lag),
             "skipped": dict(self.skipped),
@@ -235,6 +375,19 @@ class Recorder:
             stats.latency.decode_and_add(data["latency"].encode("ascii"))
             stats.service.decode_and_add(data["service"].encode("ascii"))
             stats.statuses.update({str(k): int(v) for k, v in data["statuses"].items()})
+            stats.failures.update({str(k): int(v) for k, v in data.get("failures", {}).items()})
+            stats.captured.update({str(k): int(v) for k, v in data.get("captured", {}).items()})
+            stats.transitions.update(
+                {str(k): int(v) for k, v in data.get("transitions", {}).items()}
+            )
+            for kind, paths in data.get("examples", {}).items():
+                for one in paths:
+                    stats.example(str(kind), str(one))
+            if "samples" in data:
+                stats.samples.merge_wire(data["samples"])
+        if "samples" in wire:
+            self.samples.merge_wire(wire["samples"])
+        self.fingerprint = self.fingerprint or wire.get("fingerprint")
         self.latency.decode_and_add(wire["latency"].encode("ascii"))
         self.lag.decode_and_add(wire["lag"].encode("ascii"))
         self.skipped.update({str(k): int(v) for k, v in wire["skipped"].items()})

@@ -245,6 +245,7 @@ PUBLIC = {
         "recording",
     ],
     "hlthz.replay": [
+        "Allow",
         "CaptureFormatError",
         "CaptureReader",
         "CaptureRecord",
@@ -254,6 +255,7 @@ PUBLIC = {
         "DiffResult",
         "Gate",
         "GateFailed",
+        "GateOptions",
         "PlanError",
         "ReadStats",
         "Redactor",

@@ -24,10 +24,11 @@ REPO = Path(__file__).resolve().parents[2]
 T0_NS = 1_700_000_000_000_000_000
 
 
-def start_target(log_dir: Path, *, variant: int = 0) -> ManagedProcess:
-    """Start ``target_app`` on a free loopback port; ``proc.url`` is its base URL."""
+def start_target(log_dir: Path, *, variant: int = 0, slow: float = 1.0) -> ManagedProcess:
+    """Start ``target_app`` on a free loopback port; ``proc.url`` is its base URL. ``slow``
+    multiplies its ``/delay/`` waits."""
     port = free_port()
-    env = {**os.environ, "TARGET_VARIANT": str(variant)}
+    env = {**os.environ, "TARGET_VARIANT": str(variant), "TARGET_SLOW": str(slow)}
     proc = ManagedProcess(
         f"target-{port}",
         [sys.executable, "-m", "tests.replay.target_app", str(port)],

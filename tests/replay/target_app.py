@@ -6,6 +6,8 @@ wait until the stall ends (a frozen server); ``GET /json/{n}`` returns a JSON bo
 stable part and a random ``request_id`` (``price`` is one higher when the environment has
 ``TARGET_VARIANT=1``: a planted difference); ``GET /flaky`` returns 503; ``GET /count`` the
 requests served so far by method, and the ``Authorization`` and ``Host`` values seen.
+``TARGET_SLOW=F`` in the environment multiplies every ``/delay/`` wait by F (a planted
+slowdown).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _served: Counter[str] = Counter()
 _stall_until = 0.0
 _seen: dict[str, list[str]] = {"authorization": [], "host": []}
 _VARIANT = int(os.environ.get("TARGET_VARIANT", "0"))
+_SLOW = float(os.environ.get("TARGET_SLOW", "1"))
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -36,7 +39,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await asyncio.sleep(_stall_until - now)
     status, body, ctype = 200, b"ok", "text/plain"
     if path.startswith("/delay/"):
-        await asyncio.sleep(int(path.rsplit("/", 1)[1]) / 1000)
+        await asyncio.sleep(int(path.rsplit("/", 1)[1]) * _SLOW / 1000)
     elif path == "/stall":
         seconds = float(query.partition("=")[2] or 1)
         _stall_until = time.monotonic() + seconds

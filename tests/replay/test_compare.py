@@ -11,6 +11,7 @@ import pytest
 
 from hlthz.errors import InputError, ReplayError
 from hlthz.replay import Gate, Report, compare_reports
+from hlthz.replay.compare import Allow, GateOptions
 from tests.replay.conftest import hlthz
 
 
@@ -20,6 +21,10 @@ def _lat(p95: float) -> dict[str, float]:
 
 def _typed(data: dict[str, Any]) -> Report:
     return Report.from_dict(data)
+
+
+#: These reports hold the required keys only (no latency samples): judged on their figures.
+FIGURES = GateOptions(allow=Allow(no_samples=True))
 
 
 def _report(
@@ -77,17 +82,21 @@ def test_bad_gate_expressions_say_how_to_write_them(text: str) -> None:
 def test_regressions_fail_and_small_routes_are_reported_not_judged() -> None:
     base = _typed(_report())
     cand = _typed(_report(p95=125, rare_p95=5000))  # +25 % overall; the rare route is 100x slower
-    result = compare_reports(base, cand, fail_on=["p95 > +10%"])
+    result = compare_reports(base, cand, fail_on=["p95 > +10%"], options=FIGURES)
     assert result.failed
     failed = {c.scope for c in result.failures}
     assert failed == {"overall", "GET /api/products"}
     rare = [c for c in result.checks if c.scope == "GET /api/rare"]
     assert [c.status for c in rare] == ["insufficient"]
-    assert not compare_reports(base, _typed(_report(p95=105)), fail_on=["p95 > +10%"]).failed
-    assert compare_reports(base, _typed(_report(errors=20)), fail_on=["error_rate > 1%"]).failed
+    assert not compare_reports(
+        base, _typed(_report(p95=105)), fail_on=["p95 > +10%"], options=FIGURES
+    ).failed
+    assert compare_reports(
+        base, _typed(_report(errors=20)), fail_on=["error_rate > 1%"], options=FIGURES
+    ).failed
     slower = _report()
     slower["summary"]["rps"] = 9.0
-    assert compare_reports(base, _typed(slower), fail_on=["rps < -5%"]).failed
+    assert compare_reports(base, _typed(slower), fail_on=["rps < -5%"], options=FIGURES).failed
 
 
 def test_cli_exit_codes_and_junit(tmp_path: Path) -> None:
@@ -98,6 +107,7 @@ def test_cli_exit_codes_and_junit(tmp_path: Path) -> None:
     ok = hlthz(
         "replay",
         "compare",
+        "--allow-no-samples",
         str(base),
         str(good),
         "--fail-on",
@@ -110,6 +120,7 @@ def test_cli_exit_codes_and_junit(tmp_path: Path) -> None:
     failed = hlthz(
         "replay",
         "compare",
+        "--allow-no-samples",
         str(base),
         str(bad),
         "--fail-on",
@@ -121,7 +132,9 @@ def test_cli_exit_codes_and_junit(tmp_path: Path) -> None:
     assert "FAIL overall: error_rate > 1%" in failed.stdout
     suite = ET.parse(junit).getroot()
     assert suite.get("failures") == "2" and suite.get("skipped") == "1"
-    usage = hlthz("replay", "compare", str(base), str(good), "--fail-on", "p95 >>> 1")
+    usage = hlthz(
+        "replay", "compare", "--allow-no-samples", str(base), str(good), "--fail-on", "p95 >>> 1"
+    )
     assert usage.returncode == 2 and "--fail-on" in usage.stderr
     notreport = tmp_path / "x.json"
     notreport.write_text("{}")
@@ -155,7 +168,9 @@ def test_damaged_report_is_one_line_naming_the_field(damage: Any, message: str) 
 def test_a_gate_on_a_figure_a_report_left_out_names_it() -> None:
     # Routes may leave out service_time_ms (docs/formats.md): a gate on it cannot be judged.
     with pytest.raises(ReplayError) as raised:
-        compare_reports(_typed(_report()), _typed(_report()), fail_on=["service_p95 > +10%"])
+        compare_reports(
+            _typed(_report()), _typed(_report()), fail_on=["service_p95 > +10%"], options=FIGURES
+        )
     assert str(raised.value).startswith(
         "baseline report: GET /api/products: no service_time_ms.p95;"
     )
@@ -181,7 +196,15 @@ def test_cli_unwritable_output_is_one_line(tmp_path: Path, option: str) -> None:
     report.write_text(json.dumps(_report()))
     blocker = tmp_path / "file"
     blocker.write_text("")
-    out = hlthz("replay", "compare", str(report), str(report), option, str(blocker / "x"))
+    out = hlthz(
+        "replay",
+        "compare",
+        "--allow-no-samples",
+        str(report),
+        str(report),
+        option,
+        str(blocker / "x"),
+    )
     assert out.returncode == 2
     assert out.stderr.startswith(f"hlthz: error: {option} ") and "Traceback" not in out.stderr
 
@@ -193,7 +216,9 @@ def test_html_of_contract_only_reports(tmp_path: Path) -> None:
     base.write_text(json.dumps(_report()))
     cand.write_text(json.dumps(_report(p95=300)))
     html = tmp_path / "gate.html"
-    out = hlthz("replay", "compare", str(base), str(cand), "--html", str(html))
+    out = hlthz(
+        "replay", "compare", "--allow-no-samples", str(base), str(cand), "--html", str(html)
+    )
     assert out.returncode == 1, out.stderr  # the P95 gate fails; the page is still written
     page = html.read_text()
     assert "Release gate" in page and "GET /api/products" in page

@@ -82,6 +82,32 @@ from hlthz.extras import require
     type=click.Path(dir_okay=False, path_type=Path),
     help="Name routes by these templates: an OpenAPI document or one template per line.",
 )
+@click.option(
+    "--baseline",
+    metavar="URL",
+    help="Interleaved A/B: also replay against this released build, in alternating blocks.",
+)
+@click.option(
+    "--block",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Requests per block of an interleaved replay.",
+)
+@click.option(
+    "--max-body",
+    type=int,
+    default=16 * 2**20,
+    show_default=True,
+    help="Cut off longer response bodies (bytes; a failure).",
+)
+@click.option(
+    "--deadline",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Abandon a request after this many seconds in all (a failure).",
+)
 @click.option("--no-progress", is_flag=True, help="No live progress line.")
 def run_command(
     capture: Path,
@@ -106,9 +132,14 @@ def run_command(
     metrics_port: int | None,
     insecure: bool,
     routes: Path | None,
+    baseline: str | None,
+    block: int,
+    max_body: int,
+    deadline: float,
     no_progress: bool,
 ) -> None:
-    """Replay CAPTURE against --target on its original timeline (open model)."""
+    """Replay CAPTURE against --target on its original timeline (open model); with
+    --baseline URL, against both builds in alternating blocks (one report holds both)."""
     require("replay", what="hlthz replay run")
     from hlthz.replay.engine import run_replay
     from hlthz.replay.plan import ReplayPlan, parse_header
@@ -141,8 +172,16 @@ def run_command(
             metrics_port=metrics_port,
             insecure=insecure,
             routes=tuple(Routes.from_file(routes).templates) if routes else (),
+            baseline=baseline,
+            block=block,
+            max_body=max_body,
+            deadline=deadline,
         )
         result = run_replay(plan, report=report, html=html)
+    if result.baseline is not None:
+        click.echo(f"baseline side ({baseline}):")
+        print_summary(result.baseline)
+        click.echo(f"candidate side ({target}):")
     print_summary(result)
     if report is not None:
         click.echo(f"report: {report}", err=True)
@@ -174,8 +213,7 @@ def _options_named() -> Iterator[None]:
 
 
 @click.command("compare")
-@click.argument("base", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("candidate", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--fail-on",
     "fail_on",
@@ -189,6 +227,43 @@ def _options_named() -> Iterator[None]:
     default=20,
     show_default=True,
     help="Routes with fewer requests are not judged.",
+)
+@click.option(
+    "--min-effect",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="A relative latency gate fails only on a change of at least this many ms too.",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="False discovery rate across all checks.",
+)
+@click.option(
+    "--count-tolerance",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Refuse when the request counts differ by more than this many percent.",
+)
+@click.option(
+    "--max-lag",
+    type=float,
+    default=100.0,
+    show_default=True,
+    help="Refuse a report whose schedule lag P99 is above this (ms).",
+)
+@click.option("--allow-interrupted", is_flag=True, help="Judge interrupted runs and lost workers.")
+@click.option("--allow-lag", is_flag=True, help="Judge runs whose generator was the bottleneck.")
+@click.option("--allow-different-captures", is_flag=True, help="Judge replays of other captures.")
+@click.option("--allow-count-mismatch", is_flag=True, help="Judge request counts far apart.")
+@click.option(
+    "--allow-no-samples",
+    is_flag=True,
+    help="Judge reports without latency samples on their percentiles alone.",
 )
 @click.option(
     "--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML here."
@@ -205,35 +280,73 @@ def _options_named() -> Iterator[None]:
     help="Write the comparison as JSON.",
 )
 def compare_command(
-    base: Path,
-    candidate: Path,
+    reports: tuple[Path, ...],
     fail_on: tuple[str, ...],
     min_samples: int,
+    min_effect: float,
+    alpha: float,
+    count_tolerance: float,
+    max_lag: float,
+    allow_interrupted: bool,
+    allow_lag: bool,
+    allow_different_captures: bool,
+    allow_count_mismatch: bool,
+    allow_no_samples: bool,
     junit: Path | None,
     html: Path | None,
     json_out: Path | None,
 ) -> None:
-    """Gate CANDIDATE against BASE (two replay reports); exit 1 when a gate fails."""
+    """Gate CANDIDATE against BASE (REPORTS: BASE CANDIDATE, or one interleaved report of
+    'replay run --baseline'); exit 1 when a gate fails, 2 when nothing could be judged."""
     require("replay", what="hlthz replay compare")
     from hlthz.files import atomic_write
-    from hlthz.replay.compare import DEFAULT_GATES, compare_reports
+    from hlthz.replay.compare import DEFAULT_GATES, Allow, GateOptions, compare_reports
     from hlthz.replay.report import Report
 
-    comparison = compare_reports(
-        Report.load(base),
-        Report.load(candidate),
-        fail_on=list(fail_on) or list(DEFAULT_GATES),
+    options = GateOptions(
+        fail_on=tuple(fail_on) or DEFAULT_GATES,
         min_samples=min_samples,
+        min_effect=min_effect,
+        alpha=alpha,
+        count_tolerance=count_tolerance / 100,
+        max_lag=max_lag,
+        allow=Allow(
+            interrupted=allow_interrupted,
+            lag=allow_lag,
+            different_captures=allow_different_captures,
+            count_mismatch=allow_count_mismatch,
+            no_samples=allow_no_samples,
+        ),
     )
+    if len(reports) == 1:
+        report = Report.load(reports[0])
+        if report.baseline is None:
+            raise ReplayError(
+                f"{reports[0]}: not an interleaved report (no baseline side); give BASE "
+                f"CANDIDATE, or replay with 'hlthz replay run --baseline URL'"
+            )
+        base, cand = report.baseline, report
+        names = (f"{reports[0]} (baseline side)", f"{reports[0]} (candidate side)")
+    elif len(reports) == 2:
+        base, cand = Report.load(reports[0]), Report.load(reports[1])
+        names = (str(reports[0]), str(reports[1]))
+    else:
+        raise ReplayError("give BASE CANDIDATE (two reports) or one interleaved report")
+    comparison = compare_reports(base, cand, options, names=names)
     if junit is not None:
         comparison.write_junit(junit, what="--junit")
     if html is not None:
         comparison.write_html(html, what="--html")
     if json_out is not None:
-        document = json.dumps(comparison.to_dict(), indent=1) + "\n"
+        document = json.dumps(comparison.to_dict(), indent=1, allow_nan=False) + "\n"
         atomic_write(json_out, document, what="--json")
     for line in comparison.summary_lines():
         click.echo(line)
+    if not comparison.judged:
+        raise ReplayError(
+            "nothing was judged: every check was inconclusive or had too few requests; "
+            "replay a longer capture (docs/gate.md: how many requests a capture needs)"
+        )
     if comparison.failed:
         raise GateFailed(f"{len(comparison.failures)} release gate check(s) failed (see above)")
 

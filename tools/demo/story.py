@@ -46,7 +46,7 @@ from hlthz.procs import (
     http_ok,
     port_open,
 )
-from hlthz.replay import Report, compare_reports, read_capture
+from hlthz.replay import Allow, GateOptions, Report, compare_reports, read_capture
 from hlthz.tools.demo import DEFAULT_DATA_DIR, DEFAULT_OUT
 from hlthz.tools.demo.evidence import Scrape, histogram_quantile, scrape, server_delta
 from hlthz.tools.demo.report import (
@@ -487,7 +487,11 @@ class Demo:
             api.stop()
             singles[switch] = summarize_run(run["report"], run["server"])
 
-        comparison = compare_reports(runs["before"]["report"], runs["after"]["report"])
+        # The story shows the difference on any machine: a busy laptop's late generator is
+        # said in the warnings instead of refusing the comparison (a CI gate would refuse it).
+        comparison = compare_reports(
+            runs["before"]["report"], runs["after"]["report"], GateOptions(allow=Allow(lag=True))
+        )
         html = self.out / "report.html"
         comparison.write_html(html)
 
