@@ -100,10 +100,13 @@ def _request_headers(
     return headers
 
 
-def _open_records(path: str, fmt: str) -> Callable[[], Iterable[Any]]:
+def _open_records(plan: ReplayPlan, on_skip: Callable[[str], None]) -> Callable[[], Iterable[Any]]:
+    """The plan's capture, one pass per call, through its run-time controls (filters,
+    sampling, rewriting; ``on_skip`` counts what they leave out)."""
     from hlthz.replay.capture.sources import iter_records
 
-    return lambda: iter_records(path, format=fmt)
+    path, fmt = str(plan.capture), plan.format
+    return plan.controls.wrap(lambda: iter_records(path, format=fmt), Routes(plan.routes), on_skip)
 
 
 class _Fingerprint:
@@ -177,6 +180,7 @@ class Sender:
         self.target = Target(plan.target)
         self.baseline = None if plan.baseline is None else Target(plan.baseline, what="baseline")
         self.max_body = plan.max_body
+        self.warmup = plan.controls.warmup
         self.deadline = plan.deadline
         self.overrides = _header_overrides(plan.headers)
         self.timeout = plan.timeout
@@ -217,9 +221,7 @@ class Sender:
         ``timeline`` (a worker's feed from the master), else this shard of the plan's capture."""
         records: _Fingerprint | None = None
         if timeline is None:
-            records = self.fingerprint = _Fingerprint(
-                _open_records(str(self.plan.capture), self.plan.format)
-            )
+            records = self.fingerprint = _Fingerprint(_open_records(self.plan, self._skip))
             timeline = schedule(
                 records,
                 self.plan.schedule,
@@ -323,6 +325,9 @@ class Sender:
         recorder = self.baseline_recorder if baseline else self.recorder
         captured = getattr(record, "status", None)
         try:
+            if at < self.warmup:
+                recorder.skip("warmup")  # sent, but left out of the statistics
+                return
             recorder.record(
                 self.routes.name(record.method, record.path),
                 at,
@@ -581,7 +586,7 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
                 client_id=client_id,
             )
         # The master alone reads the capture: one timeline, shipped to the workers by session.
-        records = _Fingerprint(_open_records(str(plan.capture), plan.format))
+        records = _Fingerprint(_open_records(plan, recorder.skip))
         streamer = Streamer(
             assigned,
             schedule(records, plan.schedule, on_skip=lambda reason: recorder.skip(reason)),

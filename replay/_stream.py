@@ -49,9 +49,10 @@ _CHECK = 0.25
 
 
 class ShippedRecord:
-    """The part of a capture record the sender uses (method, path, headers, body, session)."""
+    """The part of a capture record the sender uses: method, path, headers, body, session and
+    the captured status (compared with the target's)."""
 
-    __slots__ = ("body", "headers", "method", "path", "session")
+    __slots__ = ("body", "headers", "method", "path", "session", "status")
 
     def __init__(
         self,
@@ -60,9 +61,10 @@ class ShippedRecord:
         headers: list[tuple[str, str]],
         body: bytes,
         session: str | None,
+        status: int | None = None,
     ) -> None:
         self.method, self.path, self.headers = method, path, headers
-        self.body, self.session = body, session
+        self.body, self.session, self.status = body, session, status
 
 
 def pack(due: Due) -> list[Any]:
@@ -76,14 +78,20 @@ def pack(due: Due) -> list[Any]:
         [[name, value] for name, value in record.headers],
         record.body or b"",
         record.session,
+        getattr(record, "status", None),
     ]
 
 
 def unpack(item: list[Any]) -> Due:
     """:func:`pack` reversed."""
-    at, seq, method, path, headers, body, session = item
+    at, seq, method, path, headers, body, session, status = item
     record = ShippedRecord(
-        str(method), str(path), [(str(n), str(v)) for n, v in headers], bytes(body), session
+        str(method),
+        str(path),
+        [(str(n), str(v)) for n, v in headers],
+        bytes(body),
+        session,
+        status if isinstance(status, int) else None,
     )
     return Due(float(at), int(seq), record)
 

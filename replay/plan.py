@@ -29,6 +29,7 @@ from typing import Any
 
 from hlthz.errors import ConfigError, PlanError, UsageError
 from hlthz.net import parse_host_port, parse_http_url
+from hlthz.replay.controls import Controls
 from hlthz.replay.schedule import ScheduleOptions, finite_number
 
 __all__ = [
@@ -131,7 +132,9 @@ class ReplayPlan:
     skips the certificate check of an https target; ``routes`` are route templates naming the
     report's routes (none: path normalization, :class:`hlthz.routes.Routes`).
 
-    ``baseline`` (a URL) makes the replay interleaved: every ``block`` requests go to the
+    ``controls`` filter, sample and rewrite the records on their way out and set a warm-up
+    (:class:`~hlthz.replay.controls.Controls`). ``baseline`` (a URL) makes the replay
+    interleaved: every ``block`` requests go to the
     baseline and to ``target`` (the candidate) in turn, ABBA, and one report holds both sides.
     ``max_body`` (bytes) cuts off a longer response body and ``deadline`` (seconds) abandons a
     request that takes longer in all (both counted as failures), so an endless body cannot grow
@@ -158,6 +161,7 @@ class ReplayPlan:
     routes: tuple[str, ...] = ()
     baseline: str | None = None
     block: int = DEFAULT_BLOCK
+    controls: Controls = field(default_factory=Controls)
     max_body: int = DEFAULT_MAX_BODY
     deadline: float = DEFAULT_DEADLINE
 
@@ -213,6 +217,8 @@ class ReplayPlan:
                     "baseline", "an interleaved replay runs in one process; drop --workers"
                 )
         _integer("block", self.block, minimum=1)
+        if not isinstance(self.controls, Controls):
+            raise PlanError("controls", f"must be a Controls, got {_shown(self.controls)}")
         _integer("max_body", self.max_body, minimum=1)
         set_(self, "deadline", finite_number("deadline", self.deadline))
         if not self.deadline > 0:
@@ -260,6 +266,7 @@ class ReplayPlan:
             "routes": list(self.routes),
             "baseline": self.baseline,
             "block": self.block,
+            "controls": self.controls.to_dict(),
             "max_body": self.max_body,
             "deadline": self.deadline,
         }
@@ -291,6 +298,8 @@ class ReplayPlan:
                 raise PlanError(key, "missing")
         if "schedule" in values:
             values["schedule"] = _schedule_from(values["schedule"])
+        if "controls" in values:
+            values["controls"] = Controls.from_dict(values["controls"])
         if "capture" in values and isinstance(values["capture"], str):
             values["capture"] = Path(values["capture"])
         return cls(**values)

@@ -283,7 +283,9 @@ class Recorder:
             bin_.lag_max_us = lag_us
 
     def skip(self, reason: str, count: int = 1) -> None:
-        """Count requests not sent, by reason (``method``: a write without --allow-writes)."""
+        """Count requests left out, by reason: not sent (``method``: a write without
+        --allow-writes; ``filtered``, ``sampled``: run-time filters), or sent but not measured
+        (``warmup``)."""
         self.skipped[reason] += count
 
     def _freeze_before(self, second: int) -> None:

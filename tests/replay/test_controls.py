@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +13,7 @@ from hlthz.errors import PlanError
 from hlthz.replay.capture import CaptureRecord
 from hlthz.replay.controls import Controls
 from hlthz.routes import Routes
+from tests.replay.conftest import REPO, target_seen, write_capture
 
 
 def _records() -> list[CaptureRecord]:
@@ -65,3 +69,44 @@ def test_json_round_trip_and_validation() -> None:
         Controls(routes=("nope",))
     with pytest.raises(PlanError, match=r"^controls\.bogus: unknown field"):
         Controls.from_dict({"bogus": 1})
+
+
+def test_run_filters_rewrites_and_warms_up_against_a_real_target(
+    tmp_path: Path, target: object
+) -> None:
+    url = target.url  # type: ignore[attr-defined]
+    records = [(i * 0.02, "GET", "/v1/delay/1" if i % 3 else "/admin/stats") for i in range(90)]
+    capture = write_capture(tmp_path / "c.jsonl", records)
+    report = tmp_path / "r.json"
+    done = subprocess.run(
+        [
+            sys.executable, "-c", "from hlthz.tools.cli import main; main()", "replay", "run",
+            str(capture), "--target", url, "--report", str(report), "--no-progress",
+            "--exclude-route", "/admin/*", "--rewrite-path", "^/v1/", "/",
+            "--set-header", "Authorization: Bearer fresh-token", "--warmup", "0.5",
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(report.read_text())
+    skipped = data["summary"]["skipped_by_reason"]
+    assert skipped["filtered"] == 30  # every third record is /admin/stats
+    # The warm-up runs on the replay's timeline, which starts at the first request sent.
+    kept = [at for at, _, p in records if p != "/admin/stats"]
+    warm = sum(1 for at in kept if at - kept[0] < 0.5 - 1e-9)
+    assert skipped["warmup"] == warm > 0
+    assert data["summary"]["requests"] == 60 - warm
+    assert [r["route"] for r in data["routes"]] == ["GET /delay/{id}"]  # rewritten first
+    seen = target_seen(url)
+    assert seen["methods"] == {"GET": 60}  # warm-up requests were sent
+    assert seen["authorization"] == ["Bearer fresh-token"]
+
+    bad = subprocess.run(
+        [
+            sys.executable, "-c", "from hlthz.tools.cli import main; main()", "replay", "run",
+            str(capture), "--target", url, "--rewrite-path", "(", "/",
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("hlthz: error: --rewrite-path '(': not a valid regular")

@@ -24,6 +24,7 @@ def _timeline(count: int, sessions: int = 7) -> list[Due]:
                 headers=[("X-A", "1"), ("X-A", "2")],
                 body=bytes([i % 256]) * 3,
                 session=f"s{i % sessions}" if i % 5 else None,
+                status=200 + i % 3,
             ),
         )
         for i in range(count)
@@ -61,7 +62,7 @@ def test_pack_keeps_what_the_sender_uses() -> None:
     due = _timeline(3)[2]
     back = unpack(pack(due))
     assert (back.at, back.seq) == (due.at, due.seq)
-    for name in ("method", "path", "headers", "body", "session"):
+    for name in ("method", "path", "headers", "body", "session", "status"):
         assert getattr(back.record, name) == getattr(due.record, name)
 
 

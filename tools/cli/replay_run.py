@@ -12,11 +12,14 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
 from hlthz.errors import GateFailed, ReplayError
 from hlthz.extras import require
+from hlthz.tools.cli._options import rewrite_from, rewrite_options
+from hlthz.tools.cli.replay_capture import parse_sample
 
 
 @click.command("run")
@@ -108,6 +111,36 @@ from hlthz.extras import require
     show_default=True,
     help="Abandon a request after this many seconds in all (a failure).",
 )
+@click.option(
+    "--route",
+    "routes_in",
+    multiple=True,
+    metavar="ROUTE",
+    help="Send only this route: 'GET /api/products/{id}' or '/api/*' (repeatable).",
+)
+@click.option(
+    "--exclude-route", multiple=True, metavar="ROUTE", help="Do not send this route (repeatable)."
+)
+@click.option("--method", "methods", multiple=True, metavar="METHOD", help="Send only METHOD.")
+@click.option(
+    "--sample",
+    default="100%",
+    show_default=True,
+    help="Share of sessions sent: 0.1 or 10% (the same sessions every run).",
+)
+@click.option(
+    "--sample-key",
+    metavar="header:NAME|cookie:NAME",
+    help="Sample by this value (default: the record's session, else its id).",
+)
+@click.option(
+    "--warmup",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Send the first SECONDS of the timeline but leave them out of the statistics.",
+)
+@rewrite_options
 @click.option("--no-progress", is_flag=True, help="No live progress line.")
 def run_command(
     capture: Path,
@@ -137,10 +170,12 @@ def run_command(
     max_body: int,
     deadline: float,
     no_progress: bool,
+    **controls: Any,
 ) -> None:
     """Replay CAPTURE against --target on its original timeline (open model); with
     --baseline URL, against both builds in alternating blocks (one report holds both)."""
     require("replay", what="hlthz replay run")
+    from hlthz.replay.controls import Controls
     from hlthz.replay.engine import run_replay
     from hlthz.replay.plan import ReplayPlan, parse_header
     from hlthz.replay.report import print_summary
@@ -148,6 +183,21 @@ def run_command(
     from hlthz.routes import Routes
 
     with _options_named():
+        rewrite = rewrite_from(controls)
+        plan_controls = Controls(
+            routes=controls["routes_in"],
+            exclude_routes=controls["exclude_route"],
+            methods=controls["methods"],
+            sample=parse_sample(controls["sample"]),
+            sample_key=controls["sample_key"],
+            rewrite_paths=tuple(rewrite.paths),
+            set_query=tuple(rewrite.set_query),
+            drop_query=tuple(rewrite.drop_query),
+            header_rules=tuple(rewrite.header_rules),
+            set_headers=tuple(rewrite.set_headers),
+            drop_headers=tuple(rewrite.drop_headers),
+            warmup=controls["warmup"],
+        )
         plan = ReplayPlan(
             capture=capture,
             target=target,
@@ -176,6 +226,7 @@ def run_command(
             block=block,
             max_body=max_body,
             deadline=deadline,
+            controls=plan_controls,
         )
         result = run_replay(plan, report=report, html=html)
     if result.baseline is not None:
@@ -209,6 +260,8 @@ def _options_named() -> Iterator[None]:
     try:
         yield
     except PlanError as exc:
+        if exc.field == "controls":  # the problem names its option already
+            raise ReplayError(exc.problem) from None
         raise ReplayError(f"{option_of(exc.field)} {exc.problem}") from None
 
 
