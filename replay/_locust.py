@@ -38,7 +38,8 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ from hlthz.replay._lifeline import die_with_parent, parent_alive
 from hlthz.replay._stream import Feed, Streamer
 from hlthz.replay.engine import Target, child_argv, error_from_payload, error_payload
 from hlthz.replay.plan import ReplayPlan
-from hlthz.replay.schedule import Due, interleave, schedule
+from hlthz.replay.schedule import SAFE_METHODS, Due, interleave, schedule
 from hlthz.replay.timing import Recorder, encode
 from hlthz.routes import Routes
 
@@ -65,6 +66,8 @@ _log = logging.getLogger("hlthz.replay")
 # Never replayed as captured: hop-by-hop headers, and what the client sets itself (the target's
 # Host, the body's length, Expect).
 _NOT_REPLAYED = HOP_BY_HOP | {"host", "content-length", "expect"}
+#: Capture marks of a body that is not the original (docs/formats.md).
+_MARKED_BODIES = ("body_truncated", "body_unknown", "body_dropped")
 #: The last stretch before a due time is waited by yielding, not by a timer (seconds).
 _SPIN = 0.0005
 #: How often a worker ships its measurements to the master (seconds).
@@ -100,13 +103,39 @@ def _request_headers(
     return headers
 
 
-def _open_records(plan: ReplayPlan, on_skip: Callable[[str], None]) -> Callable[[], Iterable[Any]]:
+def _open_records(
+    plan: ReplayPlan, on_skip: Callable[[str], None], notes: Callable[[], Counter[str]]
+) -> Callable[[], Iterable[Any]]:
     """The plan's capture, one pass per call, through its run-time controls (filters,
-    sampling, rewriting; ``on_skip`` counts what they leave out)."""
+    sampling, rewriting; ``on_skip`` counts what they leave out), what deserves a warning
+    counted in ``notes()`` (first pass only)."""
     from hlthz.replay.capture.sources import iter_records
 
     path, fmt = str(plan.capture), plan.format
-    return plan.controls.wrap(lambda: iter_records(path, format=fmt), Routes(plan.routes), on_skip)
+    controlled = plan.controls.wrap(
+        lambda: iter_records(path, format=fmt), Routes(plan.routes), on_skip
+    )
+    writes = plan.schedule.allow_writes
+    passes = 0
+
+    def records() -> Iterator[Any]:
+        nonlocal passes
+        passes += 1
+        if passes > 1:
+            yield from controlled()
+            return
+        last = 0
+        for record in controlled():
+            if record.ts_ns < last:
+                notes()["out_of_order"] += 1
+            last = max(last, record.ts_ns)
+            if writes and record.extra and record.method.upper() not in SAFE_METHODS:
+                for kind in _MARKED_BODIES:
+                    if record.extra.get(kind):
+                        notes()[kind] += 1
+            yield record
+
+    return records
 
 
 class _Fingerprint:
@@ -221,7 +250,9 @@ class Sender:
         ``timeline`` (a worker's feed from the master), else this shard of the plan's capture."""
         records: _Fingerprint | None = None
         if timeline is None:
-            records = self.fingerprint = _Fingerprint(_open_records(self.plan, self._skip))
+            records = self.fingerprint = _Fingerprint(
+                _open_records(self.plan, self._skip, lambda: self.recorder.notes)
+            )
             timeline = schedule(
                 records,
                 self.plan.schedule,
@@ -586,7 +617,7 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
                 client_id=client_id,
             )
         # The master alone reads the capture: one timeline, shipped to the workers by session.
-        records = _Fingerprint(_open_records(plan, recorder.skip))
+        records = _Fingerprint(_open_records(plan, recorder.skip, lambda: recorder.notes))
         streamer = Streamer(
             assigned,
             schedule(records, plan.schedule, on_skip=lambda reason: recorder.skip(reason)),

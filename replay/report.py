@@ -870,7 +870,28 @@ def build_report(recorder: Recorder, result: Mapping[str, Any], run: RunInfo) ->
         ),
         workers=None if workers is None else reader.workers(workers, "workers"),
     )
-    return replace(report, warnings=tuple(_warnings(report)))
+    return replace(report, warnings=tuple(_warnings(report) + _capture_warnings(recorder.notes)))
+
+
+def _capture_warnings(notes: Mapping[str, int]) -> list[str]:
+    """Warnings about the capture the engine read (:attr:`Recorder.notes`)."""
+    out = []
+    marked = {
+        kind: notes.get(kind, 0) for kind in ("body_truncated", "body_unknown", "body_dropped")
+    }
+    if any(marked.values()):
+        what = ", ".join(f"{n:,} {kind}" for kind, n in marked.items() if n)
+        out.append(
+            f"--allow-writes sent writes whose captured body is not the original ({what}): the "
+            "target got shorter, empty or no bodies, and may have answered them differently"
+        )
+    if notes.get("out_of_order"):
+        out.append(
+            f"{notes['out_of_order']:,} records are earlier than the one before them in the "
+            "capture; each was sent right after its predecessor (merge or re-import the capture "
+            "to sort it)"
+        )
+    return out
 
 
 def _warnings(report: Report) -> list[str]:

@@ -202,6 +202,9 @@ class Recorder:
         self.latency = new_histogram()
         self.lag = new_histogram()
         self.skipped: Counter[str] = Counter()
+        #: Things about the capture worth a warning (``out_of_order``; writes sent with a body
+        #: the capture marked ``body_truncated``, ``body_unknown`` or ``body_dropped``).
+        self.notes: Counter[str] = Counter()
         self.cap_hits = 0
         self.in_flight = 0
         self.samples = Reservoir(OVERALL_SAMPLES, "overall")
@@ -356,6 +359,7 @@ class Recorder:
             "latency": encode(self.latency),
             "lag": encode(self.lag),
             "skipped": dict(self.skipped),
+            "notes": dict(self.notes),
             "cap_hits": self.cap_hits,
             "series": {
                 str(second): [
@@ -393,6 +397,7 @@ class Recorder:
         self.latency.decode_and_add(wire["latency"].encode("ascii"))
         self.lag.decode_and_add(wire["lag"].encode("ascii"))
         self.skipped.update({str(k): int(v) for k, v in wire["skipped"].items()})
+        self.notes.update({str(k): int(v) for k, v in wire.get("notes", {}).items()})
         self.cap_hits += int(wire["cap_hits"])
         for second_text, (requests, errors, lat, lag_max_us) in wire["series"].items():
             second = int(second_text)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hlthz.errors import PlanError
-from hlthz.replay.capture import CaptureRecord
+from hlthz.replay.capture import CaptureRecord, CaptureWriter
 from hlthz.replay.controls import Controls
 from hlthz.routes import Routes
 from tests.replay.conftest import REPO, target_seen, write_capture
@@ -110,3 +110,40 @@ def test_run_filters_rewrites_and_warms_up_against_a_real_target(
     )  # fmt: skip
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("hlthz: error: --rewrite-path '(': not a valid regular")
+
+
+def test_writes_with_marked_bodies_and_records_out_of_order_are_warned(
+    tmp_path: Path, target: object
+) -> None:
+    url = target.url  # type: ignore[attr-defined]
+    capture = tmp_path / "c.jsonl"
+    with CaptureWriter(capture, source="test") as writer:
+        for i, (ts, method, extra) in enumerate(
+            [
+                (0, "GET", {}),
+                (20_000_000, "POST", {"body_truncated": True}),
+                (10_000_000, "GET", {}),  # earlier than the one before it
+                (30_000_000, "PUT", {"body_unknown": True}),
+                (40_000_000, "POST", {}),
+            ]
+        ):
+            writer.write(
+                CaptureRecord(
+                    id=str(i), ts_ns=ts, method=method, path="/delay/1", headers=[], extra=extra
+                )
+            )
+    report = tmp_path / "r.json"
+    done = subprocess.run(
+        [
+            sys.executable, "-c", "from hlthz.tools.cli import main; main()", "replay", "run",
+            str(capture), "--target", url, "--report", str(report), "--no-progress",
+            "--allow-writes",
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    warnings = json.loads(report.read_text())["warnings"]
+    assert any("1 body_truncated, 1 body_unknown" in w for w in warnings), warnings
+    assert any(w.startswith("1 records are earlier than the one before") for w in warnings)
+    shown = " ".join(done.stdout.split())  # the terminal table wraps long lines
+    assert "1 body_truncated, 1 body_unknown" in shown  # shown in the terminal too
