@@ -109,11 +109,17 @@ def _open_records(
     """The plan's capture, one pass per call, through its run-time controls (filters,
     sampling, rewriting; ``on_skip`` counts what they leave out), what deserves a warning
     counted in ``notes()`` (first pass only)."""
+    from hlthz.replay.capture.inputs import merged_records
     from hlthz.replay.capture.sources import iter_records
 
     path, fmt = str(plan.capture), plan.format
+    paths = [str(p) for p in plan.captures]
     controlled = plan.controls.wrap(
-        lambda: iter_records(path, format=fmt), Routes(plan.routes), on_skip
+        (lambda: merged_records(paths, format=fmt))
+        if len(paths) > 1
+        else (lambda: iter_records(path, format=fmt)),
+        Routes(plan.routes),
+        on_skip,
     )
     writes = plan.schedule.allow_writes
     passes = 0

@@ -121,7 +121,8 @@ def run_replay(
     or parameter for a setting that cannot be used (``master_bind``, ``metrics_port``: the port
     is taken; ``report``, ``html``: cannot be written).
     """
-    _check_capture(plan.capture, plan.format)
+    for capture in plan.captures:
+        _check_capture(capture, plan.format)
     for name, output in (("report", report), ("html", html)):
         if output is not None:
             with naming(name):
@@ -129,8 +130,14 @@ def run_replay(
     Target(plan.target).check_reachable(plan.timeout)
     if plan.baseline is not None:
         Target(plan.baseline, what="baseline").check_reachable(plan.timeout)
-    # The child may run in another folder (a worker on another machine reads its own copy).
-    result = _run_child(replace(plan, capture=plan.capture.resolve()))
+    # The child may run in another folder.
+    result = _run_child(
+        replace(
+            plan,
+            capture=plan.capture.resolve(),
+            more_captures=tuple(p.resolve() for p in plan.more_captures),
+        )
+    )
 
     from hlthz.replay.report import build_report
     from hlthz.replay.timing import Recorder

@@ -132,10 +132,12 @@ class ReplayPlan:
     skips the certificate check of an https target; ``routes`` are route templates naming the
     report's routes (none: path normalization, :class:`hlthz.routes.Routes`).
 
-    ``controls`` filter, sample and rewrite the records on their way out and set a warm-up
+    ``more_captures`` are merged with ``capture`` by send time (several instances' or
+    workers' captures replayed as one, ids kept unique). ``controls`` filter, sample and
+    rewrite the records on their way out and set a warm-up
     (:class:`~hlthz.replay.controls.Controls`). ``baseline`` (a URL) makes the replay
-    interleaved: every ``block`` requests go to the
-    baseline and to ``target`` (the candidate) in turn, ABBA, and one report holds both sides.
+    interleaved: every ``block`` requests go to the baseline and to ``target`` (the
+    candidate) in turn, ABBA, and one report holds both sides.
     ``max_body`` (bytes) cuts off a longer response body and ``deadline`` (seconds) abandons a
     request that takes longer in all (both counted as failures), so an endless body cannot grow
     the engine's memory or hold a sender forever.
@@ -162,6 +164,7 @@ class ReplayPlan:
     baseline: str | None = None
     block: int = DEFAULT_BLOCK
     controls: Controls = field(default_factory=Controls)
+    more_captures: tuple[Path, ...] = ()
     max_body: int = DEFAULT_MAX_BODY
     deadline: float = DEFAULT_DEADLINE
 
@@ -217,6 +220,15 @@ class ReplayPlan:
                     "baseline", "an interleaved replay runs in one process; drop --workers"
                 )
         _integer("block", self.block, minimum=1)
+        more = self.more_captures
+        if isinstance(more, str) or not isinstance(more, list | tuple):
+            raise PlanError(
+                "more_captures", f"must be a list of paths, got {_shown(self.more_captures)}"
+            )
+        for item in self.more_captures:
+            if not isinstance(item, str | os.PathLike) or not os.fspath(item):
+                raise PlanError("more_captures", f"must be file paths, got {_shown(item)}")
+        set_(self, "more_captures", tuple(Path(item) for item in self.more_captures))
         if not isinstance(self.controls, Controls):
             raise PlanError("controls", f"must be a Controls, got {_shown(self.controls)}")
         _integer("max_body", self.max_body, minimum=1)
@@ -225,6 +237,11 @@ class ReplayPlan:
             raise PlanError("deadline", f"must be > 0 seconds, got {self.deadline:g}")
 
     # -- reading ------------------------------------------------------------------------------
+
+    @property
+    def captures(self) -> tuple[Path, ...]:
+        """Every capture file replayed: ``capture``, then ``more_captures`` (merged by time)."""
+        return (self.capture, *self.more_captures)
 
     @property
     def run_name(self) -> str:
@@ -267,6 +284,7 @@ class ReplayPlan:
             "baseline": self.baseline,
             "block": self.block,
             "controls": self.controls.to_dict(),
+            "more_captures": [str(p) for p in self.more_captures],
             "max_body": self.max_body,
             "deadline": self.deadline,
         }

@@ -147,3 +147,29 @@ def test_writes_with_marked_bodies_and_records_out_of_order_are_warned(
     assert any(w.startswith("1 records are earlier than the one before") for w in warnings)
     shown = " ".join(done.stdout.split())  # the terminal table wraps long lines
     assert "1 body_truncated, 1 body_unknown" in shown  # shown in the terminal too
+
+
+def test_run_replays_several_captures_merged_by_time(tmp_path: Path, target: object) -> None:
+    url = target.url  # type: ignore[attr-defined]
+    # Two instances' captures, interleaved in time: /delay/1 from one, /json/N from the other.
+    write_capture(tmp_path / "shop-1.jsonl", [(i * 0.02, "GET", "/delay/1") for i in range(20)])
+    write_capture(
+        tmp_path / "shop-2.jsonl", [(0.01 + i * 0.02, "GET", f"/json/{i}") for i in range(20)]
+    )
+    report = tmp_path / "r.json"
+    done = subprocess.run(
+        [
+            sys.executable, "-c", "from hlthz.tools.cli import main; main()", "replay", "run",
+            str(tmp_path / "shop-*.jsonl"), "--target", url, "--report", str(report),
+            "--no-progress",
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(report.read_text())
+    assert data["summary"]["requests"] == 40
+    assert {r["route"]: r["requests"] for r in data["routes"]} == {
+        "GET /delay/{id}": 20,
+        "GET /json/{id}": 20,
+    }
+    assert not any("earlier than the one before" in w for w in data["warnings"])  # merged

@@ -23,7 +23,7 @@ from hlthz.tools.cli.replay_capture import parse_sample
 
 
 @click.command("run")
-@click.argument("capture", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @click.option(
     "--target", required=True, help="Base URL every request goes to, e.g. http://127.0.0.1:8000."
 )
@@ -143,7 +143,7 @@ from hlthz.tools.cli.replay_capture import parse_sample
 @rewrite_options
 @click.option("--no-progress", is_flag=True, help="No live progress line.")
 def run_command(
-    capture: Path,
+    captures: tuple[str, ...],
     target: str,
     speed: float,
     rate: float | None,
@@ -173,8 +173,12 @@ def run_command(
     **controls: Any,
 ) -> None:
     """Replay CAPTURE against --target on its original timeline (open model); with
-    --baseline URL, against both builds in alternating blocks (one report holds both)."""
+    --baseline URL, against both builds in alternating blocks (one report holds both).
+
+    Several CAPTUREs (or quoted globs: 'captures/shop-*.jsonl') are replayed as one, merged
+    by send time."""
     require("replay", what="hlthz replay run")
+    from hlthz.replay.capture.inputs import expand_inputs
     from hlthz.replay.controls import Controls
     from hlthz.replay.engine import run_replay
     from hlthz.replay.plan import ReplayPlan, parse_header
@@ -198,8 +202,10 @@ def run_command(
             drop_headers=tuple(rewrite.drop_headers),
             warmup=controls["warmup"],
         )
+        files = expand_inputs(captures)
         plan = ReplayPlan(
-            capture=capture,
+            capture=files[0],
+            more_captures=tuple(files[1:]),
             target=target,
             format=fmt,
             schedule=ScheduleOptions(
