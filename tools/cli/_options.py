@@ -12,7 +12,45 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["rewrite_from", "rewrite_options"]
+__all__ = ["rewrite_from", "rewrite_options", "selection_options"]
+
+
+def selection_options(func: F) -> F:
+    """``--route``, ``--exclude-route``, ``--method``, ``--sample``, ``--sample-key``: which
+    records an import keeps or a run sends (docs/capture.md, docs/replay.md)."""
+    options = [
+        click.option(
+            "--route",
+            "routes_in",
+            multiple=True,
+            metavar="ROUTE",
+            help="Only this route: 'GET /api/products/{id}' or '/api/*' (repeatable; named as "
+            "inspect names them).",
+        ),
+        click.option(
+            "--exclude-route",
+            multiple=True,
+            metavar="ROUTE",
+            help="Leave out this route (repeatable).",
+        ),
+        click.option(
+            "--method", "methods", multiple=True, metavar="METHOD", help="Only METHOD (repeatable)."
+        ),
+        click.option(
+            "--sample",
+            default="100%",
+            show_default=True,
+            help="Share of sessions: 0.1 or 10% (the same sessions every run).",
+        ),
+        click.option(
+            "--sample-key",
+            metavar="header:NAME|cookie:NAME",
+            help="Sample by this value (default: the record's session, else its id).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 def rewrite_options(func: F) -> F:

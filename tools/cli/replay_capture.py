@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from hlthz.extras import require
-from hlthz.tools.cli._options import rewrite_from, rewrite_options
+from hlthz.tools.cli._options import rewrite_from, rewrite_options, selection_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -294,34 +294,12 @@ _FORMATS = ["auto", "gor", "har", "nginx", "hlthz"]
     "common, main, json. Default: recognised from the first lines.",
 )
 @click.option("-o", "--out", required=True, metavar="FILE", help="Capture to write (.jsonl[.gz]).")
-@click.option(
-    "--route",
-    "routes_in",
-    multiple=True,
-    metavar="ROUTE",
-    help="Keep only this route: 'GET /api/products/{id}' or '/api/*' (repeatable; named as "
-    "inspect names them).",
-)
-@click.option(
-    "--exclude-route", multiple=True, metavar="ROUTE", help="Leave out this route (repeatable)."
-)
+@selection_options
 @click.option(
     "--routes",
     "routes_file",
     type=click.Path(dir_okay=False),
     help="Name routes by these templates: an OpenAPI document or one template per line.",
-)
-@click.option("--method", "methods", multiple=True, metavar="METHOD", help="Keep only METHOD.")
-@click.option(
-    "--sample",
-    default="100%",
-    show_default=True,
-    help="Share of sessions kept: 0.1 or 10% (the same sessions every run).",
-)
-@click.option(
-    "--sample-key",
-    metavar="header:NAME|cookie:NAME",
-    help="Sample by this value (default: the record's session, else its id).",
 )
 @click.option("--skip-invalid", is_flag=True, help="Skip and count malformed lines/entries.")
 @click.option("--rotate-size", metavar="SIZE", help="Start a new file after this many bytes.")

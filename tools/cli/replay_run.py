@@ -18,7 +18,7 @@ import click
 
 from hlthz.errors import GateFailed, ReplayError
 from hlthz.extras import require
-from hlthz.tools.cli._options import rewrite_from, rewrite_options
+from hlthz.tools.cli._options import rewrite_from, rewrite_options, selection_options
 from hlthz.tools.cli.replay_capture import parse_sample
 
 
@@ -111,28 +111,7 @@ from hlthz.tools.cli.replay_capture import parse_sample
     show_default=True,
     help="Abandon a request after this many seconds in all (a failure).",
 )
-@click.option(
-    "--route",
-    "routes_in",
-    multiple=True,
-    metavar="ROUTE",
-    help="Send only this route: 'GET /api/products/{id}' or '/api/*' (repeatable).",
-)
-@click.option(
-    "--exclude-route", multiple=True, metavar="ROUTE", help="Do not send this route (repeatable)."
-)
-@click.option("--method", "methods", multiple=True, metavar="METHOD", help="Send only METHOD.")
-@click.option(
-    "--sample",
-    default="100%",
-    show_default=True,
-    help="Share of sessions sent: 0.1 or 10% (the same sessions every run).",
-)
-@click.option(
-    "--sample-key",
-    metavar="header:NAME|cookie:NAME",
-    help="Sample by this value (default: the record's session, else its id).",
-)
+@selection_options
 @click.option(
     "--warmup",
     type=float,
