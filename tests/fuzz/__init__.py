@@ -1,1 +1,1 @@
-"""Hostile inputs against every file-reading command (``make fuzz``; a sample runs in ``make test``)."""
+"""Hostile inputs against every file-reading command (``make fuzz``; a sample in ``make test``)."""

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (a corpus of literal hostile inputs: long lines keep each input whole)
 """The hostile inputs: a deterministic list of :class:`Case`, one command each.
 
 Every case is a command line of ``hlthz`` (``{d}`` stands for the case's own folder, where its
@@ -131,14 +132,24 @@ def _yaml_documents() -> list[tuple[str, Content]]:
         ("control-chars", b"version: 1\nselector: '\x07\x1b[31m'\n"),
         ("tabs", b"version: 1\n\tselector: ''\n"),
         ("multi-doc", b"version: 1\n---\nversion: 1\n"),
-        ("merge-key", b"version: 1\nx: &x {for: 5m}\nalerts:\n  critical:\n    error_rate: {<<: *x, threshold: 0.1}\n"),
+        (
+            "merge-key",
+            b"version: 1\nx: &x {for: 5m}\nalerts:\n  critical:\n"
+            b"    error_rate: {<<: *x, threshold: 0.1}\n",
+        ),
         ("complex-key", b"version: 1\n? [a, b]\n: c\n"),
         ("python-tag", b"!!python/object/apply:os.system ['true']\n"),
         ("unclosed-quote", b"version: 1\nselector: 'abc\n"),
         ("unclosed-flow", b"version: 1\nbuckets: [1, 2\n"),
         ("huge-20mb", lambda: b"version: 1\n" + b"# padding\n" * 2_000_000),
         ("huge-key", lambda: b"version: 1\n" + b"k" * 5_000_000 + b": 1\n"),
-        ("many-keys", lambda: b"version: 1\nroutes:\n" + b"".join(b"  'GET /r%d': {}\n" % i for i in range(50_000))),
+        (
+            "many-keys",
+            lambda: (
+                b"version: 1\nroutes:\n"
+                + b"".join(b"  'GET /r%d': {}\n" % i for i in range(50_000))
+            ),
+        ),
         ("selector-50mb", lambda: b"version: 1\nselector: 'job=\"" + b"a" * 50_000_000 + b"'\n"),
         ("selector-newline", b'version: 1\nselector: "job=\\"a\\"\\nsecret=1"\n'),
         ("anchor-unknown", b"version: 1\nselector: *nope\n"),
@@ -146,8 +157,15 @@ def _yaml_documents() -> list[tuple[str, Content]]:
         ("null-key", b"version: 1\n~: 2\n"),
         ("float-key-inf", b"version: 1\n.inf: 2\n"),
         ("services-bad", b"version: 1\nservices: {shop: {selector: 'job==', alerts: 7}}\n"),
-        ("service-for-300y", b"version: 1\nservices: {shop: {alerts: {critical: {error_rate: {threshold: 0.1, for: 300y}}}}}\n"),
-        ("receivers-bad", b"version: 1\nreceivers: [{name: x, webhook_configs: [{url: 'http://a:secret@h/'}]}, {name: x}]\n"),
+        (
+            "service-for-300y",
+            b"version: 1\nservices: {shop: {alerts: {critical: "
+            b"{error_rate: {threshold: 0.1, for: 300y}}}}}\n",
+        ),
+        (
+            "receivers-bad",
+            b"version: 1\nreceivers: [{name: x, webhook_configs: [{url: 'http://a:secret@h/'}]}, {name: x}]\n",
+        ),
         ("routes-bad-key", b"version: 1\nroutes: {'GET\r\n/x': {latency_p95: 1}}\n"),
     ]
     for key, template in _KEYS:
@@ -173,7 +191,11 @@ def _yaml_cases() -> list[Case]:
     for target in ("/dev/zero", "/dev/urandom", "/", "/proc/self/environ", "{d}/missing.yaml"):
         for cmd in ("alerts", "dashboards"):
             cases.append(
-                Case(f"{cmd}-generate/config={target}", "thresholds", (cmd, "generate", "--config", target, "--out", "{d}/out"))
+                Case(
+                    f"{cmd}-generate/config={target}",
+                    "thresholds",
+                    (cmd, "generate", "--config", target, "--out", "{d}/out"),
+                )
             )
     for name, value in (
         ("newline", "/var/lib/grafana\nevil: 1"),
@@ -260,7 +282,7 @@ def _record_line(key: str, raw_value: str) -> bytes:
     rest = base[len(head) + len(key) + 3 :]
     # Drop the old value: up to the next top-level comma or the closing brace.
     depth, end = 0, 0
-    for end, char in enumerate(rest):
+    for end, char in enumerate(rest):  # noqa: B007 (end is used after the loop)
         if char in "[{":
             depth += 1
         elif char in "]}":
@@ -303,12 +325,26 @@ def _capture_files() -> list[tuple[str, str, Content]]:
         ("gzip-corrupt", "c.jsonl.gz", gzip.compress(_HEADER)[:-12] + b"garbage" * 10),
         ("gzip-bomb-zeros", "c.jsonl.gz", _gzip_bomb(1 << 30)),
         ("gzip-bomb-newlines", "c.jsonl.gz", _gzip_bomb(1 << 30, b"\n")),
-        ("gzip-bomb-after-header", "c.jsonl.gz", lambda: gzip.compress(_HEADER) + _gzip_bomb(1 << 30, b" ")()),
+        (
+            "gzip-bomb-after-header",
+            "c.jsonl.gz",
+            lambda: gzip.compress(_HEADER) + _gzip_bomb(1 << 30, b" ")(),
+        ),
         ("line-100mb", "c.jsonl", lambda: _HEADER + b'{"id":"' + b"a" * 100_000_000 + b'"}\n'),
         ("line-100mb-nonl", "c.jsonl", lambda: _HEADER + b"a" * 100_000_000),
         ("many-lines", "c.jsonl", lambda: _HEADER + _record_line("id", '"r"') * 200_000),
     ]
-    for key in ("id", "ts_ns", "method", "path", "headers", "body_b64", "session", "status", "duration_ns"):
+    for key in (
+        "id",
+        "ts_ns",
+        "method",
+        "path",
+        "headers",
+        "body_b64",
+        "session",
+        "status",
+        "duration_ns",
+    ):
         for name, value in _JSON_VALUES:
             files.append((f"{key}={name}", "c.jsonl", _HEADER + _record_line(key, value)))
     return files
@@ -322,10 +358,17 @@ def _capture_cases() -> list[Case]:
         commands = [
             ("import", ("replay", "import", f"{{d}}/{filename}", "-o", "{d}/out.jsonl")),
             ("inspect", ("replay", "inspect", f"{{d}}/{filename}", "--json")),
-            ("export", ("replay", "export", f"{{d}}/{filename}", "--format", "gor", "-o", "{d}/out.gor")),
+            (
+                "export",
+                ("replay", "export", f"{{d}}/{filename}", "--format", "gor", "-o", "{d}/out.gor"),
+            ),
         ]
         for cmd, argv in commands:
-            if cmd == "export" and "=" in name and not name.startswith(("method", "path", "headers", "ts_ns")):
+            if (
+                cmd == "export"
+                and "=" in name
+                and not name.startswith(("method", "path", "headers", "ts_ns"))
+            ):
                 continue
             cases.append(
                 Case(
@@ -410,7 +453,12 @@ def _har_files() -> list[tuple[str, Content]]:
     files: list[tuple[str, Content]] = [("valid", _har())]
     for field_path in _HAR_FIELDS:
         for name, value in _HAR_WRONG:
-            files.append((f"{field_path.replace('log__entries__0__', 'e.')}={name}", _har(**{field_path: value})))
+            files.append(
+                (
+                    f"{field_path.replace('log__entries__0__', 'e.')}={name}",
+                    _har(**{field_path: value}),
+                )
+            )
     for name, value in (
         ("ipv6-bad", "http://[::1/x"),
         ("crlf", "http://h/a\r\nX: y"),
@@ -425,7 +473,9 @@ def _har_files() -> list[tuple[str, Content]]:
         ("empty", ""),
         ("unicode", "GËT"),
     ):
-        files.append((f"e.request.method={name}", _har(**{"log__entries__0__request__method": value})))
+        files.append(
+            (f"e.request.method={name}", _har(**{"log__entries__0__request__method": value}))
+        )
     for name, value in (
         ("year-1", "0001-01-01T00:00:00Z"),
         ("year-9999", "9999-12-31T23:59:59.999Z"),
@@ -435,14 +485,34 @@ def _har_files() -> list[tuple[str, Content]]:
         ("year-1900", "1900-01-01T00:00:00Z"),
         ("year-2300", "2300-01-01T00:00:00Z"),
     ):
-        files.append((f"e.startedDateTime={name}", _har(**{"log__entries__0__startedDateTime": value})))
+        files.append(
+            (f"e.startedDateTime={name}", _har(**{"log__entries__0__startedDateTime": value}))
+        )
     files += [
         ("headers-list-of-str", _har(**{"log__entries__0__request__headers": ["a", "b"]})),
-        ("headers-name-int", _har(**{"log__entries__0__request__headers": [{"name": 1, "value": 2}]})),
-        ("headers-crlf", _har(**{"log__entries__0__request__headers": [{"name": "X\r\nY", "value": "1\r\n2"}]})),
+        (
+            "headers-name-int",
+            _har(**{"log__entries__0__request__headers": [{"name": 1, "value": 2}]}),
+        ),
+        (
+            "headers-crlf",
+            _har(**{"log__entries__0__request__headers": [{"name": "X\r\nY", "value": "1\r\n2"}]}),
+        ),
         ("params-list-of-str", _har(**{"log__entries__0__request__postData": {"params": ["a"]}})),
-        ("params-deep", _har(**{"log__entries__0__request__postData": {"params": [{"name": [1], "value": {"a": 1}}]}})),
-        ("base64-bad", _har(**{"log__entries__0__request__postData": {"text": "%%%", "encoding": "base64"}})),
+        (
+            "params-deep",
+            _har(
+                **{
+                    "log__entries__0__request__postData": {
+                        "params": [{"name": [1], "value": {"a": 1}}]
+                    }
+                }
+            ),
+        ),
+        (
+            "base64-bad",
+            _har(**{"log__entries__0__request__postData": {"text": "%%%", "encoding": "base64"}}),
+        ),
         ("not-json", b"{not json"),
         ("deep", b'{"log": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
         ("nan", b'{"log": {"entries": [{"time": NaN}]}}'),
@@ -450,7 +520,10 @@ def _har_files() -> list[tuple[str, Content]]:
         ("utf16", _har().decode().encode("utf-16")),
         ("latin1", b'{"log": {"entries": [], "x": "\xe9"}}'),
         ("gzip-bomb", _gzip_bomb(1 << 30, b" ")),
-        ("huge-string", lambda: _har(**{"log__entries__0__request__postData__text": "a" * 200_000_000})),
+        (
+            "huge-string",
+            lambda: _har(**{"log__entries__0__request__postData__text": "a" * 200_000_000}),
+        ),
     ]
     return files
 
@@ -462,7 +535,11 @@ def _har_cases() -> list[Case]:
             ("import", ("replay", "import", "{d}/t.har", "-o", "{d}/out.jsonl")),
             ("inspect", ("replay", "inspect", "{d}/t.har")),
         ):
-            if cmd == "inspect" and "=" in name and not name.startswith(("e.startedDateTime", "e.request.url")):
+            if (
+                cmd == "inspect"
+                and "=" in name
+                and not name.startswith(("e.startedDateTime", "e.request.url"))
+            ):
                 continue
             cases.append(
                 Case(
@@ -502,7 +579,12 @@ def _gor_files() -> list[tuple[str, Content]]:
         ("latin1", b"/caf\xe9"),
         ("nul", b"/a\x00b"),
     ):
-        files.append((f"target={name}", _gor(b"1 a 1796205689341316000 0\nGET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")))
+        files.append(
+            (
+                f"target={name}",
+                _gor(b"1 a 1796205689341316000 0\nGET " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n"),
+            )
+        )
     for name, ts in (
         ("huge", b"99999999999999999999999999"),
         ("neg", b"-5"),
@@ -528,18 +610,39 @@ def _gor_files() -> list[tuple[str, Content]]:
         ("cl-huge", b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\nabc"),
         ("cl-neg", b"POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\nabc"),
         ("cl-abc", b"POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\nabc"),
-        ("chunked-bad", b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"),
-        ("chunked-huge", b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n0\r\n\r\n"),
+        (
+            "chunked-bad",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        ),
+        (
+            "chunked-huge",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+        ),
         ("header-no-colon", b"GET / HTTP/1.1\r\nbroken\r\n\r\n"),
         ("header-latin1", b"GET / HTTP/1.1\r\nX: caf\xe9\r\n\r\n"),
         ("many-headers", b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 100_000 + b"\r\n"),
-        ("gzip-body-bomb", b"POST / HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\n\r\n"),
+        (
+            "gzip-body-bomb",
+            b"POST / HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\n\r\n",
+        ),
     ):
         files.append((f"msg={name}", _gor(b"1 a 1796205689341316000 0\n" + msg)))
-    files.append(("response-status-abc", _gor(ok, b"2 abc 1796205689441316000 0\nHTTP/1.1 abc OK\r\n\r\n")))
-    files.append(("response-status-huge", _gor(ok, b"2 abc 1796205689441316000 0\nHTTP/1.1 99999999999999 OK\r\n\r\n")))
+    files.append(
+        ("response-status-abc", _gor(ok, b"2 abc 1796205689441316000 0\nHTTP/1.1 abc OK\r\n\r\n"))
+    )
+    files.append(
+        (
+            "response-status-huge",
+            _gor(ok, b"2 abc 1796205689441316000 0\nHTTP/1.1 99999999999999 OK\r\n\r\n"),
+        )
+    )
     files.append(("response-before-request", _gor(ok, b"2 abc 1 0\nHTTP/1.1 200 OK\r\n\r\n")))
-    files.append(("no-separator-100mb", lambda: b"1 a 1796205689341316000 0\nGET / HTTP/1.1\r\nX: " + b"a" * 100_000_000))
+    files.append(
+        (
+            "no-separator-100mb",
+            lambda: b"1 a 1796205689341316000 0\nGET / HTTP/1.1\r\nX: " + b"a" * 100_000_000,
+        )
+    )
     files.append(("gzip-bomb", _gzip_bomb(1 << 30, b"a")))
     files.append(("utf16", _gor(ok).decode("utf-8", "replace").encode("utf-16")))
     files.append(("binary", bytes(range(256)) * 100))
@@ -554,7 +657,13 @@ def _gor_cases() -> list[Case]:
             ("inspect", ("replay", "inspect", "{d}/t.gor", "--format", "gor")),
         ):
             cases.append(
-                Case(f"{cmd}/gor/{name}", "gor", argv, (("t.gor", body),), heavy=name in ("no-separator-100mb", "gzip-bomb"))
+                Case(
+                    f"{cmd}/gor/{name}",
+                    "gor",
+                    argv,
+                    (("t.gor", body),),
+                    heavy=name in ("no-separator-100mb", "gzip-bomb"),
+                )
             )
     return cases
 
@@ -562,7 +671,9 @@ def _gor_cases() -> list[Case]:
 # --------------------------------------------------------------------------------------------
 # nginx / Apache access logs
 
-_COMBINED = b'127.0.0.1 - - [02/Dec/2026:07:54:10 +0000] "GET /api/x?a=1 HTTP/1.1" 200 12 "-" "curl/8"'
+_COMBINED = (
+    b'127.0.0.1 - - [02/Dec/2026:07:54:10 +0000] "GET /api/x?a=1 HTTP/1.1" 200 12 "-" "curl/8"'
+)
 
 
 def _nginx_files() -> list[tuple[str, Content]]:
@@ -601,8 +712,15 @@ def _nginx_files() -> list[tuple[str, Content]]:
         ("deep", '"x": ' + "[" * 5000 + "]" * 5000),
         ("nan-literal", '"request_time": NaN'),
     ):
-        line = '{"msec": "1796205689.341", "request": "GET /x HTTP/1.1", "status": "200", ' + value + "}"
-        line = line.replace('{"msec": "1796205689.341", ', '{"msec": "1796205689.341", ' if "msec" not in value else "{")
+        line = (
+            '{"msec": "1796205689.341", "request": "GET /x HTTP/1.1", "status": "200", '
+            + value
+            + "}"
+        )
+        line = line.replace(
+            '{"msec": "1796205689.341", ',
+            '{"msec": "1796205689.341", ' if "msec" not in value else "{",
+        )
         files.append((f"json-{name}", (line + "\n").encode() * 2))
     return files
 
@@ -624,7 +742,10 @@ def _nginx_cases() -> list[Case]:
     cases = []
     for name, body in _nginx_files():
         for cmd, argv in (
-            ("import", ("replay", "import", "{d}/access.log", "--format", "nginx", "-o", "{d}/out.jsonl")),
+            (
+                "import",
+                ("replay", "import", "{d}/access.log", "--format", "nginx", "-o", "{d}/out.jsonl"),
+            ),
             ("inspect", ("replay", "inspect", "{d}/access.log", "--format", "nginx")),
         ):
             cases.append(Case(f"{cmd}/nginx/{name}", "nginx", argv, (("access.log", body),)))
@@ -633,7 +754,17 @@ def _nginx_cases() -> list[Case]:
             Case(
                 f"import/nginx/log-format={name}",
                 "nginx",
-                ("replay", "import", "{d}/access.log", "--format", "nginx", "--log-format", fmt, "-o", "{d}/o.jsonl"),
+                (
+                    "replay",
+                    "import",
+                    "{d}/access.log",
+                    "--format",
+                    "nginx",
+                    "--log-format",
+                    fmt,
+                    "-o",
+                    "{d}/o.jsonl",
+                ),
                 (("access.log", _COMBINED + b"\n"),),
             )
         )
@@ -647,21 +778,60 @@ def _nginx_cases() -> list[Case]:
 def _option_cases() -> list[Case]:
     cap = (("c.jsonl", _HEADER + _record_line("id", '"r1"')),)
     cases = []
-    bad_hosts = (":abc", "127.0.0.1:99999", "http://[::1", "[::1", "127.0.0.1:-1", "127.0.0.1:", "a b:80", "h:80\r\nX: y", "")
+    bad_hosts = (
+        ":abc",
+        "127.0.0.1:99999",
+        "http://[::1",
+        "[::1",
+        "127.0.0.1:-1",
+        "127.0.0.1:",
+        "a b:80",
+        "h:80\r\nX: y",
+        "",
+    )
     for value in bad_hosts:
         cases.append(
             Case(
                 f"record/listen={value!r}",
                 "options",
-                ("replay", "record", "--listen", value, "--upstream", "http://127.0.0.1:1", "-o", "{d}/o.jsonl", "--no-progress"),
+                (
+                    "replay",
+                    "record",
+                    "--listen",
+                    value,
+                    "--upstream",
+                    "http://127.0.0.1:1",
+                    "-o",
+                    "{d}/o.jsonl",
+                    "--no-progress",
+                ),
             )
         )
-    for value in ("http://127.0.0.1:99999", ":abc", "http://[::1", "ftp://x", "http://h/\r\nX: y", "http://", "", "http://a:b@/"):
+    for value in (
+        "http://127.0.0.1:99999",
+        ":abc",
+        "http://[::1",
+        "ftp://x",
+        "http://h/\r\nX: y",
+        "http://",
+        "",
+        "http://a:b@/",
+    ):
         cases.append(
             Case(
                 f"record/upstream={value!r}",
                 "options",
-                ("replay", "record", "--listen", "127.0.0.1:1", "--upstream", value, "-o", "{d}/o.jsonl", "--no-progress"),
+                (
+                    "replay",
+                    "record",
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    value,
+                    "-o",
+                    "{d}/o.jsonl",
+                    "--no-progress",
+                ),
             )
         )
     for option, values in (
@@ -675,10 +845,28 @@ def _option_cases() -> list[Case]:
         for value in values:
             argv = ["replay", "import", "{d}/c.jsonl", "-o", "{d}/o.jsonl", option, value]
             if option == "--max-body":
-                argv = ["replay", "record", "--listen", "127.0.0.1:1", "--upstream", "http://127.0.0.1:1", "-o", "{d}/o.jsonl", option, value]
+                argv = [
+                    "replay",
+                    "record",
+                    "--listen",
+                    "127.0.0.1:1",
+                    "--upstream",
+                    "http://127.0.0.1:1",
+                    "-o",
+                    "{d}/o.jsonl",
+                    option,
+                    value,
+                ]
             cases.append(Case(f"{argv[1]}/{option}={value[:20]!r}", "options", tuple(argv), cap))
     for value in ("0", "-1", "abc", "9" * 30):
-        cases.append(Case(f"inspect/--top={value[:10]}", "options", ("replay", "inspect", "{d}/c.jsonl", "--top", value), cap))
+        cases.append(
+            Case(
+                f"inspect/--top={value[:10]}",
+                "options",
+                ("replay", "inspect", "{d}/c.jsonl", "--top", value),
+                cap,
+            )
+        )
     # --routes FILE: an OpenAPI document (YAML or JSON) or templates, one a line.
     for name, body in (
         ("yaml-bomb", _alias_bomb_lists),
@@ -703,7 +891,11 @@ def _option_cases() -> list[Case]:
             )
         )
     for value in ("http://127.0.0.1:99999", ":abc", "http://[::1", "file:///etc/passwd"):
-        cases.append(Case(f"init/from-metrics={value}", "options", ("init", "{d}/p", "--from-metrics", value)))
+        cases.append(
+            Case(
+                f"init/from-metrics={value}", "options", ("init", "{d}/p", "--from-metrics", value)
+            )
+        )
     return cases
 
 
@@ -735,9 +927,22 @@ def _report(**summary: object) -> bytes:
 def _gate_cases() -> list[Case]:
     cap = (("c.jsonl", _HEADER + _record_line("id", '"r1"')),)
     cases = []
-    for value in ("http://127.0.0.1:99999", ":abc", "http://[::1", "http://h/\r\nX: y", "ftp://x", ""):
+    for value in (
+        "http://127.0.0.1:99999",
+        ":abc",
+        "http://[::1",
+        "http://h/\r\nX: y",
+        "ftp://x",
+        "",
+    ):
         cases.append(
-            Case(f"run/target={value!r}", "replay-run", ("replay", "run", "{d}/c.jsonl", "--target", value, "--no-progress"), cap, owner="gate")
+            Case(
+                f"run/target={value!r}",
+                "replay-run",
+                ("replay", "run", "{d}/c.jsonl", "--target", value, "--no-progress"),
+                cap,
+                owner="gate",
+            )
         )
     for option, value in (
         ("--metrics-port", "99999"),
@@ -757,7 +962,16 @@ def _gate_cases() -> list[Case]:
             Case(
                 f"run/{option}={value}",
                 "replay-run",
-                ("replay", "run", "{d}/c.jsonl", "--target", "http://127.0.0.1:1", option, value, "--no-progress"),
+                (
+                    "replay",
+                    "run",
+                    "{d}/c.jsonl",
+                    "--target",
+                    "http://127.0.0.1:1",
+                    option,
+                    value,
+                    "--no-progress",
+                ),
                 cap,
                 owner="gate",
             )
@@ -848,7 +1062,11 @@ def all_cases() -> list[Case]:
     for case in cases:
         n = seen.get(case.id, 0)
         seen[case.id] = n + 1
-        out.append(case if n == 0 else Case(f"{case.id}#{n}", case.area, case.argv, case.files, case.owner, case.heavy))
+        out.append(
+            case
+            if n == 0
+            else Case(f"{case.id}#{n}", case.area, case.argv, case.files, case.owner, case.heavy)
+        )
     return out
 
 

@@ -89,13 +89,19 @@ def run_case(case: Case, *, timeout: float = TIMEOUT, python: str = sys.executab
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=timeout,
-                preexec_fn=_limit_memory,  # noqa: PLW1509 (no threads started before it)
+                preexec_fn=_limit_memory,
             )
         except subprocess.TimeoutExpired as exc:
             err = exc.stderr.decode("utf-8", "replace") if exc.stderr else ""
             return Outcome(case, "hang", None, err, time.monotonic() - started)
         stderr = done.stderr.decode("utf-8", "replace")
-        return Outcome(case, classify(done.returncode, stderr), done.returncode, stderr, time.monotonic() - started)
+        return Outcome(
+            case,
+            classify(done.returncode, stderr),
+            done.returncode,
+            stderr,
+            time.monotonic() - started,
+        )
 
 
 def run_cases(cases: Iterable[Case], *, jobs: int = 2, timeout: float = TIMEOUT) -> list[Outcome]:
@@ -146,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             print(outcome.describe())
     print(table(outcomes))
     load = os.getloadavg()
-    print(f"{len(outcomes)} cases in {time.monotonic() - started:.0f} s, {args.jobs} at a time; "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(
+        f"{len(outcomes)} cases in {time.monotonic() - started:.0f} s, {args.jobs} at a time; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
     return 0 if all(o.ok for o in outcomes) else 1
 
 
