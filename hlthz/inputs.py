@@ -372,7 +372,7 @@ def _too_deep(value: Any, max_depth: int) -> bool:
 
 
 def parse_json(
-    data: str | bytes,
+    data: str | bytes | bytearray,
     *,
     source: str,
     line: int = 0,
@@ -386,7 +386,7 @@ def parse_json(
     ``line`` is the line ``data`` starts on (JSON lines: its line; a whole file: 0, and the
     parser's line is used); ``hint`` is appended to syntax errors (``; is this a HAR file?``).
     """
-    if isinstance(data, bytes):
+    if isinstance(data, bytes | bytearray):
         if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(data) > 1 and b"\0" in data[:4]):
             raise error(source, line or 1, "the file is UTF-16 or binary; save it as UTF-8")
         try:
@@ -410,6 +410,8 @@ def parse_json(
         raise error(source, where, f"not valid JSON ({exc.msg}){hint}") from None
     except RecursionError:
         raise error(source, line, f"nested more than {max_depth} levels deep{hint}") from None
+    except MemoryError:
+        raise error(source, line, "too large to parse in the memory available") from None
     if _too_deep(value, max_depth):
         raise error(source, line, f"nested more than {max_depth} levels deep{hint}")
     return value

@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hlthz.errors import CaptureFormatError, ReplayError
+from hlthz.errors import CaptureFormatError, HlthzError, ReplayError
+from hlthz.inputs import parse_json
 from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_lines, reject_line
 from hlthz.replay.capture.formats.http1 import origin_form
 
@@ -308,14 +309,14 @@ def _decoder(escape: str) -> Callable[[str], bytes]:
 def _json_fields(fmt: LogFormat, line: str) -> dict[str, str]:
     """A JSON log line as ``{variable: value}`` (values already decoded by the JSON parser)."""
     try:
-        doc = json.loads(line)
-    except ValueError as exc:
+        doc = parse_json(line, source="", line=1)
+    except HlthzError as exc:
         # escape=default inside a JSON template: nginx wrote \x22, which JSON does not know.
         try:
-            doc = json.loads(re.sub(r"\\x([0-9A-Fa-f]{2})", r"\\u00\1", line))
-        except ValueError:
-            column = getattr(exc, "colno", 0)
-            raise ValueError(f"column {column}: not a JSON object (log format: json)") from None
+            doc = parse_json(re.sub(r"\\x([0-9A-Fa-f]{2})", r"\\u00\1", line), source="", line=1)
+        except HlthzError:
+            problem = str(exc).removeprefix(":1: ")
+            raise ValueError(f"{problem} (log format: json)") from None
     if not isinstance(doc, dict):
         raise ValueError("column 1: not a JSON object (log format: json)")
     fields: dict[str, str] = {}
