@@ -287,9 +287,9 @@ def parse_yaml(
     """Parse one YAML document with the limits of this module (bytes must be UTF-8)."""
     if isinstance(text, bytes):
         text = _decode(text, source, error)
-    loader = _Loader(text)
-    loader.max_depth = max_depth
     try:
+        loader = _Loader(text)  # the reader refuses control characters here already
+        loader.max_depth = max_depth
         try:
             node = loader.get_single_node()
             if node is None:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tests.fuzz.corpus import Case, all_cases, sample
 
@@ -91,6 +92,8 @@ def run_case(case: Case, *, timeout: float = TIMEOUT, python: str = sys.executab
                 timeout=timeout,
                 preexec_fn=_limit_memory,
             )
+        except OSError as exc:  # the command line itself is refused (too long)
+            return Outcome(case, "unrunnable", None, str(exc), 0.0)
         except subprocess.TimeoutExpired as exc:
             err = exc.stderr.decode("utf-8", "replace") if exc.stderr else ""
             return Outcome(case, "hang", None, err, time.monotonic() - started)
@@ -104,15 +107,26 @@ def run_case(case: Case, *, timeout: float = TIMEOUT, python: str = sys.executab
         )
 
 
-def run_cases(cases: Iterable[Case], *, jobs: int = 2, timeout: float = TIMEOUT) -> list[Outcome]:
-    """Every case, ``jobs`` at a time, in the cases' order."""
+def run_cases(
+    cases: Iterable[Case], *, jobs: int = 2, timeout: float = TIMEOUT, log: IO[str] | None = None
+) -> list[Outcome]:
+    """Every case, ``jobs`` at a time, in the cases' order; each outcome also goes to ``log``
+    as it comes (one line), so a long run's partial results survive."""
+
+    def one(case: Case) -> Outcome:
+        outcome = run_case(case, timeout=timeout)
+        if log is not None:
+            log.write(outcome.describe() + "\n")
+            log.flush()
+        return outcome
+
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(lambda c: run_case(c, timeout=timeout), cases))
+        return list(pool.map(one, cases))
 
 
 def table(outcomes: list[Outcome]) -> str:
     """Outcome counts per area, one row each, and a total."""
-    kinds = ("exit2", "accepted", "traceback", "hang", "oom", "messy")
+    kinds = ("exit2", "accepted", "traceback", "hang", "oom", "messy", "unrunnable")
     counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for outcome in outcomes:
         counts[outcome.case.area][outcome.kind] += 1
@@ -133,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", dest="match", help="only case ids containing this")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=TIMEOUT)
+    parser.add_argument("--log", type=argparse.FileType("w"), help="every outcome, as it comes")
     args = parser.parse_args(argv)
     cases = all_cases()
     if args.sample:
@@ -146,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.match:
         cases = [c for c in cases if args.match in c.id]
     started = time.monotonic()
-    outcomes = run_cases(cases, jobs=args.jobs, timeout=args.timeout)
+    outcomes = run_cases(cases, jobs=args.jobs, timeout=args.timeout, log=args.log)
     for outcome in outcomes:
         if not outcome.ok:
             print(outcome.describe())
