@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--owner", choices=("hostile", "gate", "any"), default="any")
     parser.add_argument("-k", dest="match", help="only case ids containing this")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--limit", type=int, help="only the first N cases chosen")
     parser.add_argument("--timeout", type=float, default=TIMEOUT)
     parser.add_argument("--log", type=argparse.FileType("w"), help="every outcome, as it comes")
     args = parser.parse_args(argv)
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         cases = [c for c in cases if c.owner == args.owner]
     if args.match:
         cases = [c for c in cases if args.match in c.id]
+    if args.limit:
+        cases = cases[: args.limit]
     started = time.monotonic()
     outcomes = run_cases(cases, jobs=args.jobs, timeout=args.timeout, log=args.log)
     for outcome in outcomes:
