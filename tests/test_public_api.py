@@ -30,6 +30,17 @@ PUBLIC = {
         "request_target",
     ],
     "hlthz.routes": ["Routes", "normalize_path"],
+    "hlthz.inputs": [
+        "MAX_NUMBER",
+        "YamlDocument",
+        "config_error",
+        "excerpt",
+        "json_field",
+        "load_yaml",
+        "parse_json",
+        "parse_yaml",
+        "read_limited",
+    ],
     "hlthz.procs": [
         "LOOPBACK",
         "ManagedProcess",

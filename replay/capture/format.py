@@ -468,6 +468,11 @@ class CaptureWriter:
             self.close()
 
 
+def _problem(message: str) -> str:
+    # The syntax error's detail helps nobody fix a capture line; out-of-range numbers do.
+    return "not valid JSON" if message.startswith("not valid JSON") else message
+
+
 class _NotJson(InputError):
     """A capture line that is not strict JSON (a torn tail, or a malformed line)."""
 
@@ -570,7 +575,7 @@ class CaptureReader:
                     raise CaptureFormatError(
                         name,
                         lineno,
-                        f"{exc.message}; fix or remove the line, or pass --skip-invalid",
+                        f"{_problem(exc.message)}; fix or remove the line, or pass --skip-invalid",
                     ) from None
                 self.records += 1
                 yield record
