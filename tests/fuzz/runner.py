@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="also the heavy cases")
     parser.add_argument("--sample", action="store_true", help="only the sample make test runs")
+    parser.add_argument("--per-area", type=int, help="a wider sample: N cases of each area")
     parser.add_argument("--area", action="append", help="only these areas")
     parser.add_argument("--owner", choices=("hostile", "gate", "any"), default="any")
     parser.add_argument("-k", dest="match", help="only case ids containing this")
@@ -151,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=argparse.FileType("w"), help="every outcome, as it comes")
     args = parser.parse_args(argv)
     cases = all_cases()
-    if args.sample:
-        cases = sample(cases)
+    if args.sample or args.per_area:
+        cases = sample(cases, args.per_area or 14)
     elif not args.all:
         cases = [c for c in cases if not c.heavy]
     if args.area:
