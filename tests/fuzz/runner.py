@@ -141,6 +141,7 @@ def table(outcomes: list[Outcome]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--all", action="store_true", help="also the heavy cases")
+    parser.add_argument("--heavy", action="store_true", help="only the heavy cases")
     parser.add_argument("--sample", action="store_true", help="only the sample make test runs")
     parser.add_argument("--per-area", type=int, help="a wider sample: N cases of each area")
     parser.add_argument("--area", action="append", help="only these areas")
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = all_cases()
     if args.sample or args.per_area:
         cases = sample(cases, args.per_area or 14)
+    elif args.heavy:
+        cases = [c for c in cases if c.heavy]
     elif not args.all:
         cases = [c for c in cases if not c.heavy]
     if args.area:
