@@ -389,6 +389,8 @@ def _seconds_ns(value: str | None) -> int | None:
                 total += float(part)
             except ValueError:
                 raise ValueError("$request_time is not a number of seconds") from None
+    if not 0 <= total <= 86_400 * 365:  # nan, inf, negative or beyond a year: no duration
+        raise ValueError("$request_time is not a number of seconds from 0 to a year")
     return round(total * 1_000_000_000)
 
 
@@ -524,7 +526,7 @@ def iter_nginx(
         stats.detail = f"nginx log format: {fmt.name}"
     # JSON lines are unescaped by the JSON parser; other formats as nginx escaped them.
     decode = _decoder("none" if fmt.json else fmt.escape)
-    not_requests = 0
+    not_requests = yielded = 0
     lineno = 0
     for line, complete in lines:
         lineno += 1
@@ -553,10 +555,13 @@ def iter_nginx(
         if record is None:
             not_requests += 1
             continue
+        yielded += 1
         yield record
     if not_requests:
         if stats is not None:
             stats.not_requests += not_requests
+        if not yielded:
+            return  # "no requests to import (... N not requests)" says it in its one line
         _log.warning(
             "%s: %d line%s not an HTTP request (garbage, TLS handshakes or empty connections "
             "nginx answered with 400) and %s skipped",
