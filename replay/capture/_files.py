@@ -133,6 +133,60 @@ def iter_file_lines(path: Path, *, max_line: int = MAX_LINE_BYTES) -> Iterator[t
         yield b"".join(parts), False
 
 
+_BLANK_RUN = re.compile(rb"[ \t\r\n]*\n")
+
+
+def iter_numbered_lines(
+    path: Path, *, max_line: int = MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes, bool]]:
+    """``(line number, line, complete)`` of every line holding more than white space.
+
+    Runs of blank lines are skipped in one regular-expression step, so a file (or a gzip
+    bomb) of millions of empty lines costs no Python loop per line.
+    """
+    parts: list[bytes] = []
+    size = 0
+    lineno = 0
+    for chunk in iter_file_chunks(path):
+        start = 0
+        while True:
+            if not parts:
+                blank = _BLANK_RUN.match(chunk, start)
+                if blank is not None:
+                    lineno += chunk.count(b"\n", start, blank.end())
+                    start = blank.end()
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                piece = chunk[start:]
+                size += len(piece)
+                if piece:
+                    parts.append(piece)
+                if size > max_line:
+                    raise CaptureFormatError(
+                        str(path),
+                        lineno + 1,
+                        f"line longer than {_size_text(max_line)}; is this a capture or log?",
+                    )
+                break
+            lineno += 1
+            parts.append(chunk[start:end])
+            if size + end - start > max_line:
+                raise CaptureFormatError(
+                    str(path),
+                    lineno,
+                    f"line longer than {_size_text(max_line)}; is this a capture or log?",
+                )
+            line = parts[0] if len(parts) == 1 else b"".join(parts)
+            if line.strip():
+                yield lineno, line, True
+            parts, size = [], 0
+            start = end + 1
+    if parts:
+        line = b"".join(parts)
+        if line.strip():
+            yield lineno + 1, line, False
+
+
 def record_problem(
     ts_ns: int,
     method: str,

@@ -35,7 +35,7 @@ from hlthz.errors import CaptureFormatError, HlthzError, InputError, ReplayError
 from hlthz.inputs import parse_json
 from hlthz.replay.capture._files import iter_file_chunks as iter_file_chunks
 from hlthz.replay.capture._files import iter_file_lines as iter_file_lines
-from hlthz.replay.capture._files import record_problem
+from hlthz.replay.capture._files import iter_numbered_lines, record_problem
 
 __all__ = [
     "FORMAT_VERSION",
@@ -544,18 +544,17 @@ class CaptureReader:
     def _iterate(self) -> Iterator[CaptureRecord]:
         name = str(self.path)
         try:
-            lines = iter_file_lines(self.path)
-            lineno = 0
-            for raw, complete in lines:
-                lineno += 1
-                if lineno == 1:
+            first = True
+            for lineno, raw, complete in iter_numbered_lines(self.path):
+                if first:
+                    first = False
+                    if lineno != 1:
+                        _parse_header(name, b"")  # line 1 is blank: raises, no header
                     if not complete:
                         self.truncated = 1
                         self._warn(f"{name}:1: truncated header skipped; the capture is empty")
                         return
                     self.header = _parse_header(name, raw)
-                    continue
-                if not raw.strip():
                     continue
                 try:
                     record = CaptureRecord.from_dict(
