@@ -43,7 +43,8 @@ from typing import Any
 
 from hlthz.errors import CaptureFormatError, HlthzError, ReplayError
 from hlthz.inputs import parse_json
-from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_lines, reject_line
+from hlthz.replay.capture._files import iter_numbered_lines
+from hlthz.replay.capture.format import CaptureRecord, ReadStats, reject_line
 from hlthz.replay.capture.formats.http1 import origin_form
 
 __all__ = ["COMBINED", "COMMON", "LogFormat", "detect_log_format", "iter_nginx", "parse_log_format"]
@@ -498,21 +499,23 @@ def iter_nginx(
     first lines); ``stats.detail`` names the format used."""
     p = Path(path)
     name = str(p)
-    lines: Iterator[tuple[str, bool]] = (
-        (raw.decode("latin-1").rstrip("\r"), complete) for raw, complete in iter_file_lines(p)
+    # Blank lines are skipped in bulk (a file or gzip bomb of newlines costs no loop a line).
+    lines: Iterator[tuple[int, str, bool]] = (
+        (number, raw.decode("latin-1").rstrip("\r"), complete)
+        for number, raw, complete in iter_numbered_lines(p)
     )
     if log_format is not None:
         fmt = parse_log_format(log_format)
     else:
-        head: collections.deque[tuple[str, bool]] = collections.deque()
+        head: collections.deque[tuple[int, str, bool]] = collections.deque()
         for item in lines:
             head.append(item)
-            if sum(1 for text, _ in head if text.strip()) >= _SAMPLE:
+            if sum(1 for _, text, _ in head if text.strip()) >= _SAMPLE:
                 break
-        found = detect_log_format(text for text, complete in head if complete)
+        found = detect_log_format(text for _, text, complete in head if complete)
         if found is None:
-            first = next((i for i, (text, _) in enumerate(head, 1) if text.strip()), 1)
-            text = head[first - 1][0] if head else ""
+            first = next((n for n, text, _ in head if text.strip()), 1)
+            text = next((text for _, text, _ in head if text.strip()), "")
             where = _diverges(_compile(COMBINED, "combined"), text) if text else "empty file"
             raise CaptureFormatError(
                 name,
@@ -527,9 +530,7 @@ def iter_nginx(
     # JSON lines are unescaped by the JSON parser; other formats as nginx escaped them.
     decode = _decoder("none" if fmt.json else fmt.escape)
     not_requests = yielded = 0
-    lineno = 0
-    for line, complete in lines:
-        lineno += 1
+    for lineno, line, complete in lines:
         if not line.strip():
             continue
         try:
@@ -573,7 +574,7 @@ def iter_nginx(
 
 
 def _chain(
-    head: Iterable[tuple[str, bool]], rest: Iterator[tuple[str, bool]]
-) -> Iterator[tuple[str, bool]]:
+    head: Iterable[tuple[int, str, bool]], rest: Iterator[tuple[int, str, bool]]
+) -> Iterator[tuple[int, str, bool]]:
     yield from head
     yield from rest
