@@ -1070,7 +1070,7 @@ def all_cases() -> list[Case]:
     return out
 
 
-def sample(cases: list[Case], per_area: int = 14) -> list[Case]:
+def sample(cases: list[Case], per_area: int = 10) -> list[Case]:
     """A deterministic sample: ``per_area`` cases of each area spread evenly over it, light
     cases only, none owned by the gate work."""
     by_area: dict[str, list[Case]] = {}

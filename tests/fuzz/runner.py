@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cases = all_cases()
     if args.sample or args.per_area:
-        cases = sample(cases, args.per_area or 14)
+        cases = sample(cases, args.per_area or 10)
     elif args.heavy:
         cases = [c for c in cases if c.heavy]
     elif not args.all:
