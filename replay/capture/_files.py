@@ -93,46 +93,6 @@ def iter_file_chunks(path: Path) -> Iterator[bytes]:
             yield tail
 
 
-def iter_file_lines(path: Path, *, max_line: int = MAX_LINE_BYTES) -> Iterator[tuple[bytes, bool]]:
-    """``(line, complete)`` pairs; ``complete`` is false only for a last line without ``\\n``.
-
-    Linear in the file: a long line's pieces are kept in a list and joined once. A line longer
-    than ``max_line`` raises :class:`CaptureFormatError` naming its number.
-    """
-    parts: list[bytes] = []
-    size = 0
-    lineno = 0
-    for chunk in iter_file_chunks(path):
-        start = 0
-        while True:
-            end = chunk.find(b"\n", start)
-            if end < 0:
-                piece = chunk[start:]
-                size += len(piece)
-                if piece:
-                    parts.append(piece)
-                if size > max_line:
-                    raise CaptureFormatError(
-                        str(path),
-                        lineno + 1,
-                        f"line longer than {_size_text(max_line)}; is this a capture or log?",
-                    )
-                break
-            lineno += 1
-            parts.append(chunk[start:end])
-            if size + end - start > max_line:
-                raise CaptureFormatError(
-                    str(path),
-                    lineno,
-                    f"line longer than {_size_text(max_line)}; is this a capture or log?",
-                )
-            yield (parts[0] if len(parts) == 1 else b"".join(parts)), True
-            parts, size = [], 0
-            start = end + 1
-    if parts:
-        yield b"".join(parts), False
-
-
 _BLANK_RUN = re.compile(rb"[ \t\r\n]*\n")
 
 

@@ -34,7 +34,6 @@ from typing import IO, Any, cast
 from hlthz.errors import CaptureFormatError, HlthzError, InputError, ReplayError
 from hlthz.inputs import parse_json
 from hlthz.replay.capture._files import iter_file_chunks as iter_file_chunks
-from hlthz.replay.capture._files import iter_file_lines as iter_file_lines
 from hlthz.replay.capture._files import iter_numbered_lines, record_problem
 
 __all__ = [
@@ -480,7 +479,9 @@ class _NotJson(InputError):
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The header object of a v1 capture; raise :class:`CaptureFormatError` if there is none."""
     p = Path(path)
-    for line, complete in iter_file_lines(p):
+    for lineno, line, complete in iter_numbered_lines(p):
+        if lineno != 1:
+            return _parse_header(str(p), b"")  # line 1 is blank: raises, no header
         if not complete:
             raise CaptureFormatError(str(p), 1, "truncated header; not a complete capture")
         return _parse_header(str(p), line)
