@@ -6,7 +6,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?= --durations=25
 
-.PHONY: help venv system check lint typecheck typecheck-tree drift test test-fast demo generate golden bench clean
+.PHONY: help venv system check lint typecheck typecheck-tree drift test test-fast fuzz demo generate golden bench clean
 
 help:
 	@echo "make demo   - set up and run the before/after story (hlthz demo)"
@@ -16,6 +16,7 @@ help:
 	@echo "make generate - regenerate alert rules, runbooks, tests and dashboards"
 	@echo "make golden - rewrite tests/golden/*/out/ from each case's in.yaml (review git diff)"
 	@echo "make bench  - run the benchmarks in benchmarks/"
+	@echo "make fuzz   - every hostile input against every file-reading command (tests/fuzz)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +61,12 @@ test: venv system check
 # The inner loop: no service installation, slow end-to-end tests left out (CONTRIBUTING.md).
 test-fast: venv check
 	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The whole hostile corpus (make test runs a sample): each command under a 1 GiB address-space
+# limit and a timeout; prints outcomes per area and every case that failed.
+fuzz: venv
+	$(BIN)/pytest -q -p no:cacheprovider tests/fuzz/test_properties.py
+	$(PY) -m tests.fuzz.runner --all --owner hostile
 
 demo: venv
 	$(BIN)/hlthz demo

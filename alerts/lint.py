@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import yaml
-
 from hlthz.alerts.config import AlertsConfig, parse_duration
+from hlthz.errors import HlthzError
+from hlthz.inputs import load_yaml
 
 SEVERITIES = ("critical", "warning", "info")
 _RANGE = re.compile(r"\b(rate|irate|increase|delta|deriv)\s*\(\s*([^\[\)]*)\[(\w+)\]")
@@ -41,9 +41,9 @@ def lint_rules(
 ) -> list[str]:
     """Findings (one line each, naming the rule) for ``rules_file``; empty when clean."""
     try:
-        doc = yaml.safe_load(rules_file.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        return [f"{rules_file}: cannot read rules: {exc}"]
+        doc = load_yaml(rules_file, what="rule file", max_bytes=64 << 20).data or {}
+    except HlthzError as exc:
+        return [f"cannot read rules: {exc}"]
     if not _is_rule_file(doc):
         # promtool reports the details; the lint only needs to not crash on it.
         return [f"{rules_file}: not a Prometheus rule file (expected groups: [{{name, rules}}])"]
@@ -135,8 +135,10 @@ def _tested_alerts(tests_dir: Path) -> set[str]:
     names: set[str] = set()
     for path in sorted(tests_dir.glob("*.yml")):
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
+            doc = load_yaml(path, what="promtool test file", max_bytes=64 << 20).data or {}
+        except HlthzError:
+            continue
+        if not isinstance(doc, dict) or not isinstance(doc.get("tests"), list):
             continue
         for test in doc.get("tests") or []:
             for check in test.get("alert_rule_test") or []:

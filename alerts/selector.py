@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from hlthz.errors import SelectorError
+from hlthz.inputs import excerpt
 
 _MATCHER_RE = re.compile(
     r"""\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)"""
@@ -50,7 +51,7 @@ def parse_selector(text: str) -> list[Matcher]:
     while pos < len(text):
         match = _MATCHER_RE.match(text, pos)
         if match is None:
-            raise SelectorError(f"cannot parse matchers at {text[pos:]!r}")
+            raise SelectorError(f"cannot parse matchers at {excerpt(text[pos:])}")
         name, op, value, _ = match.groups()
         if name == "__name__":
             raise SelectorError("__name__ cannot be used: the rules choose the metric names")
@@ -58,7 +59,9 @@ def parse_selector(text: str) -> list[Matcher]:
             try:
                 re.compile(value)
             except re.error as exc:
-                raise SelectorError(f'{name}{op}"{value}": bad regular expression: {exc}') from None
+                raise SelectorError(
+                    f"{name}{op}{excerpt(value)}: bad regular expression: {exc.msg}"
+                ) from None
         matchers.append(Matcher(name, op, value))
         pos = match.end()
     return matchers

@@ -29,6 +29,7 @@ from hlthz.dashboards.panels import DATASOURCE_VARIABLE
 from hlthz.dashboards.settings import DashboardSettings, load_settings
 from hlthz.errors import DashboardError
 from hlthz.files import atomic_write
+from hlthz.inputs import excerpt
 
 # The committed files: dashboards/generated in a checkout (where `hlthz stack` looks too).
 DEFAULT_OUT = Path(__file__).resolve().parent / "generated"
@@ -108,7 +109,20 @@ def for_import(board: dict[str, Any]) -> dict[str, Any]:
 
 
 def provider_yaml(path: str = DEFAULT_PROVISIONING_PATH) -> str:
-    """The dashboard provider file that loads the provisioning JSON from ``path``."""
+    """The dashboard provider file that loads the provisioning JSON from ``path``.
+
+    ``path`` must be an absolute path without control characters (:class:`DashboardError`
+    otherwise): it is written into a YAML comment and value that Grafana reads.
+    """
+    if (
+        not path.startswith("/")
+        or len(path) > 4096
+        or any(ord(c) < 32 or ord(c) == 127 for c in path)
+    ):
+        raise DashboardError(
+            f"--provisioning-path {excerpt(path)}: must be an absolute directory path on the "
+            "Grafana host, without line breaks or control characters"
+        )
     provider = {
         "apiVersion": 1,
         "providers": [

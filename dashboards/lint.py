@@ -7,7 +7,6 @@ match what the generator writes for the given thresholds file.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from hlthz.dashboards.generate import PROVISIONING_DIR, build_dashboards, expect
 from hlthz.dashboards.panels import DATASOURCE_VARIABLE
 from hlthz.dashboards.settings import DashboardSettings
 from hlthz.errors import DashboardError
+from hlthz.inputs import parse_json, read_limited
 
 # Panel types implemented in React; everything else built in is Angular (gone in Grafana 11).
 CURRENT_PANEL_TYPES = frozenset(
@@ -271,12 +271,16 @@ def threshold_findings(board: dict[str, Any], expected: dict[str, Any], file: st
 
 def load_dashboard(path: Path) -> dict[str, Any]:
     """Parse a dashboard file; a malformed one is a :class:`DashboardError` naming the line."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DashboardError(f"{path}: cannot read ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise DashboardError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+
+    def error(name: str, line: int, message: str) -> DashboardError:
+        return DashboardError(f"{name}:{line}: {message}" if line else f"{name}: {message}")
+
+    data = parse_json(
+        read_limited(path, max_bytes=64 << 20, what="dashboard", error=error),
+        source=str(path),
+        max_depth=100,
+        error=error,
+    )
     if not isinstance(data, dict):
         raise DashboardError(f"{path}: a dashboard is a JSON object, found {type(data).__name__}")
     # An exported "dashboard" API response wraps the model.

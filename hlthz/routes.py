@@ -18,7 +18,6 @@ a ``path`` parameter spans several segments.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -154,13 +153,12 @@ class Routes:
     def from_file(cls, path: str | os.PathLike[str]) -> Routes:
         """Templates from an OpenAPI document (JSON or YAML, its ``paths`` keys under the first
         server's base path) or from a text file with one template per line (``#`` comments)."""
+        from hlthz.inputs import read_limited
+
         file = Path(path)
+        data = read_limited(file, max_bytes=_MAX_FILE_BYTES, what="route file")
         try:
-            if file.stat().st_size > _MAX_FILE_BYTES:
-                raise InputError(str(file), 0, "larger than 20 MB; is this a route file?")
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(str(file), 0, f"cannot read ({exc.strerror or exc})") from None
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise InputError(
                 str(file),
@@ -203,19 +201,14 @@ def _from_openapi(file: Path, text: str) -> list[str]:
 
 
 def _parse_document(file: Path, text: str) -> Any:
-    if text.lstrip().startswith("{"):
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise InputError(str(file), 0, f"not valid JSON ({exc})") from None
-    import yaml
+    # OpenAPI documents are big and deep (schemas), so the limits are wider than a config's.
+    from hlthz.inputs import parse_json, parse_yaml
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        raise InputError(str(file), line, "not valid YAML or JSON") from None
+    if text.lstrip().startswith("{"):
+        return parse_json(text, source=str(file), max_depth=256)
+    return parse_yaml(
+        text, source=str(file), max_depth=256, max_nodes=5_000_000, error=InputError
+    ).data
 
 
 def _base_path(doc: dict[str, Any]) -> str:

@@ -58,6 +58,17 @@ PUBLIC = {
         "url_fetch",
         "write_json",
     ],
+    "hlthz.inputs": [
+        "MAX_NUMBER",
+        "YamlDocument",
+        "config_error",
+        "excerpt",
+        "json_field",
+        "load_yaml",
+        "parse_json",
+        "parse_yaml",
+        "read_limited",
+    ],
     "hlthz.procs": [
         "LOOPBACK",
         "ManagedProcess",

@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-from hlthz.errors import CaptureFormatError, ReplayError
+from hlthz.errors import CaptureFormatError, HlthzError, InputError, ReplayError
+from hlthz.inputs import parse_json
+from hlthz.replay.capture._files import iter_file_chunks as iter_file_chunks
+from hlthz.replay.capture._files import iter_numbered_lines, record_problem
 
 __all__ = [
     "FORMAT_VERSION",
@@ -134,13 +137,17 @@ class CaptureRecord:
         session = obj.get("session")
         if session is not None and not isinstance(session, str):
             raise CaptureFormatError(path, line, "'session' must be a string or null")
+        headers = [(h[0], h[1]) for h in raw_headers]
+        problem = record_problem(ts_ns, method, rpath, headers, status, duration, http=False)
+        if problem:
+            raise CaptureFormatError(path, line, problem)
         extra = {k: v for k, v in obj.items() if k not in _KNOWN_KEYS}
         return cls(
             id=rid,
             ts_ns=ts_ns,
             method=method,
             path=rpath,
-            headers=[(h[0], h[1]) for h in raw_headers],
+            headers=headers,
             body=body,
             session=session,
             status=status,
@@ -460,57 +467,21 @@ class CaptureWriter:
             self.close()
 
 
-def iter_file_chunks(path: Path) -> Iterator[bytes]:
-    """Bytes of ``path``, gunzipped when it starts with the gzip magic, tolerant of a torn end."""
-    with open(path, "rb") as fh:
-        first = fh.read(_CHUNK)
-        if not first.startswith(b"\x1f\x8b"):
-            while first:
-                yield first
-                first = fh.read(_CHUNK)
-            return
-        # wbits=31: gzip container. A new decompressor per member handles concatenated members.
-        decomp = zlib.decompressobj(31)
-        data = first
-        while data:
-            try:
-                out = decomp.decompress(data)
-            except zlib.error:
-                return  # corrupt compressed data: stop; the reader reports the torn tail
-            if out:
-                yield out
-            while decomp.eof and decomp.unused_data:
-                rest = decomp.unused_data
-                decomp = zlib.decompressobj(31)
-                try:
-                    out = decomp.decompress(rest)
-                except zlib.error:
-                    return
-                if out:
-                    yield out
-            data = fh.read(_CHUNK)
-        tail = decomp.flush()
-        if tail:
-            yield tail
+def _problem(message: str) -> str:
+    # The syntax error's detail helps nobody fix a capture line; out-of-range numbers do.
+    return "not valid JSON" if message.startswith("not valid JSON") else message
 
 
-def iter_file_lines(path: Path) -> Iterator[tuple[bytes, bool]]:
-    """``(line, complete)`` pairs; ``complete`` is false only for a last line without ``\\n``."""
-    pending = b""
-    for chunk in iter_file_chunks(path):
-        pending += chunk
-        lines = pending.split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            yield line, True
-    if pending:
-        yield pending, False
+class _NotJson(InputError):
+    """A capture line that is not strict JSON (a torn tail, or a malformed line)."""
 
 
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The header object of a v1 capture; raise :class:`CaptureFormatError` if there is none."""
     p = Path(path)
-    for line, complete in iter_file_lines(p):
+    for lineno, line, complete in iter_numbered_lines(p):
+        if lineno != 1:
+            return _parse_header(str(p), b"")  # line 1 is blank: raises, no header
         if not complete:
             raise CaptureFormatError(str(p), 1, "truncated header; not a complete capture")
         return _parse_header(str(p), line)
@@ -519,8 +490,10 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _parse_header(path: str, line: bytes) -> dict[str, Any]:
     try:
-        header = json.loads(line)
-    except ValueError:
+        header = parse_json(line, source=path, line=1)
+    except CaptureFormatError:
+        raise
+    except HlthzError:
         header = None
     if not isinstance(header, dict) or "hlthz_capture" not in header:
         raise CaptureFormatError(
@@ -572,22 +545,24 @@ class CaptureReader:
     def _iterate(self) -> Iterator[CaptureRecord]:
         name = str(self.path)
         try:
-            lines = iter_file_lines(self.path)
-            lineno = 0
-            for raw, complete in lines:
-                lineno += 1
-                if lineno == 1:
+            first = True
+            for lineno, raw, complete in iter_numbered_lines(self.path):
+                if first:
+                    first = False
+                    if lineno != 1:
+                        _parse_header(name, b"")  # line 1 is blank: raises, no header
                     if not complete:
                         self.truncated = 1
                         self._warn(f"{name}:1: truncated header skipped; the capture is empty")
                         return
                     self.header = _parse_header(name, raw)
                     continue
-                if not raw.strip():
-                    continue
                 try:
-                    record = CaptureRecord.from_dict(json.loads(raw), where=(name, lineno))
-                except (ValueError, CaptureFormatError) as exc:
+                    record = CaptureRecord.from_dict(
+                        parse_json(raw, source=name, line=lineno, error=_NotJson),
+                        where=(name, lineno),
+                    )
+                except (_NotJson, CaptureFormatError) as exc:
                     if not complete:
                         self.truncated = 1
                         self._warn(f"{name}:{lineno}: truncated record skipped")
@@ -600,7 +575,7 @@ class CaptureReader:
                     raise CaptureFormatError(
                         name,
                         lineno,
-                        "not valid JSON; fix or remove the line, or pass --skip-invalid",
+                        f"{_problem(exc.message)}; fix or remove the line, or pass --skip-invalid",
                     ) from None
                 self.records += 1
                 yield record

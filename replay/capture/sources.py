@@ -9,13 +9,14 @@ else is read as an access log.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from hlthz.errors import ReplayError
+from hlthz.errors import CaptureFormatError, HlthzError, ReplayError
+from hlthz.inputs import excerpt, parse_json
+from hlthz.replay.capture._files import record_problem
 from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_chunks, read_capture
 from hlthz.replay.capture.formats.gor import iter_gor
 from hlthz.replay.capture.formats.har import iter_har
@@ -48,8 +49,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "hlthz"
     if text.startswith(b"{"):
         try:
-            first = json.loads(first_line)
-        except ValueError:
+            first = parse_json(first_line, source=str(p))
+        except HlthzError:
             first = None
         if isinstance(first, dict) and "log" not in first and b"\n" in text:
             return "nginx"  # JSON lines: an escape=json access log
@@ -97,6 +98,24 @@ def iter_records(
         records = iter_nginx(path, log_format=log_format, skip_invalid=skip_invalid, stats=stats)
     try:
         for record in records:
+            problem = record_problem(
+                record.ts_ns,
+                record.method,
+                record.path,
+                record.headers,
+                record.status,
+                record.duration_ns,
+            )
+            if problem:
+                # Refused here, not later by inspect or replay run: the importers build
+                # records from fields that parse but need not make sense (a year-9999 time).
+                if skip_invalid:
+                    if stats is not None:
+                        stats.invalid += 1
+                    continue
+                raise CaptureFormatError(
+                    str(path), 0, f"record {excerpt(record.id)}: {problem}; fix the source"
+                )
             if stats is not None:
                 stats.records += 1
             yield record

@@ -118,6 +118,14 @@ class _LazyGroup(click.Group):
             what = " ".join(["hlthz", *filter(None, [ctx.invoked_subcommand])])
             missing = MissingExtra(what, extra, exc.name or "")
             fail(str(missing), missing.exit_code)
+        except click.UsageError as exc:
+            if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+                raise
+            # One line like every other error (click would print usage, a hint and the error
+            # on three); quoted values are short (excerpt) so the line stays readable.
+            where = exc.ctx.command_path if exc.ctx is not None else "hlthz"
+            message = " ".join(exc.format_message().split())
+            fail(f"{where}: {message} (see {where} --help)", 2)
         except KeyboardInterrupt:
             click.echo("hlthz: interrupted", err=True)
             sys.exit(130)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from hlthz.extras import require
+from hlthz.inputs import excerpt
 from hlthz.tools.cli._options import rewrite_from, rewrite_options, selection_options
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,12 +37,18 @@ def parse_size(value: str | None, option: str) -> int | None:
     match = _SIZE.match(value)
     if not match:
         raise click.BadParameter(
-            f"{value!r}: use a size like 65536, 64KiB or 100MB", param_hint=option
+            f"{excerpt(value)}: use a size like 65536, 64KiB or 100MB", param_hint=option
         )
     unit = (match.group(2) or "").lower()
     base = 1024 if "i" in unit else 1000
     power = "kmgt".find(unit[:1]) + 1 if unit[:1] in "kmgt" and unit else 0
-    return int(float(match.group(1)) * base**power)
+    size = float(match.group(1)) * base**power
+    if not 1 <= size <= 1 << 50:  # zero, or beyond a petabyte (1e300GiB): no size at all
+        raise click.BadParameter(
+            f"{excerpt(value)}: use a size from 1 byte to 1PiB, like 65536, 64KiB or 100MB",
+            param_hint=option,
+        )
+    return int(size)
 
 
 def parse_sample(value: str) -> float:
@@ -50,9 +57,11 @@ def parse_sample(value: str) -> float:
     try:
         fraction = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise click.BadParameter(f"{value!r}: use a fraction (0.1) or a percentage (10%)") from None
+        raise click.BadParameter(
+            f"{excerpt(value)}: use a fraction (0.1) or a percentage (10%)"
+        ) from None
     if not 0.0 <= fraction <= 1.0:
-        raise click.BadParameter(f"{value!r}: must be between 0 and 1 (0 % and 100 %)")
+        raise click.BadParameter(f"{excerpt(value)}: must be between 0 and 1 (0 % and 100 %)")
     return fraction
 
 

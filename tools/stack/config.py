@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hlthz.errors import StackError
 from hlthz.net import parse_http_url
 
@@ -160,12 +158,14 @@ def alertmanager_config(
 
 def load_yaml(path: Path, what: str, hint: str) -> dict[str, Any]:
     """A YAML mapping from ``path``; :class:`StackError` naming the file and ``hint`` if not."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StackError(f"{path}: {what} not found; {hint}") from None
-    except yaml.YAMLError as exc:
-        raise StackError(f"{path}: not valid YAML ({exc}); {hint}") from None
+    from hlthz.inputs import load_yaml as _load
+
+    def error(name: str, line: int, message: str) -> StackError:
+        if message.startswith("no such file"):
+            return StackError(f"{name}: {what} not found; {hint}")
+        return StackError(f"{name}:{line}: {message}; {hint}" if line else f"{name}: {message}")
+
+    data = _load(path, what=what, max_bytes=64 << 20, error=error).data
     if not isinstance(data, dict):
         raise StackError(f"{path}: expected a YAML mapping; {hint}")
     return data

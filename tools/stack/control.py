@@ -24,6 +24,7 @@ import yaml
 
 from hlthz.alerts import find_project
 from hlthz.files import atomic_write
+from hlthz.inputs import parse_json, read_limited
 from hlthz.procs import (
     LOOPBACK,
     ManagedProcess,
@@ -115,12 +116,17 @@ class StackOptions:
 def read_state(state_dir: Path) -> dict[str, Any] | None:
     """The stack's ``state.json``, or None when no stack was started there."""
     path = Path(state_dir) / STATE_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise StackError(f"{path}: unreadable stack state ({exc}); remove it by hand") from None
+
+    def error(name: str, line: int, message: str) -> StackError:
+        return StackError(f"{name}: unreadable stack state ({message}); remove it by hand")
+
+    data = parse_json(
+        read_limited(path, max_bytes=16 << 20, what="stack state", error=error),
+        source=str(path),
+        error=error,
+    )
     if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
         raise StackError(f"{path}: not a stack state file; remove it by hand")
     return data

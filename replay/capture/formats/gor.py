@@ -37,7 +37,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, cast
 
-from hlthz.errors import CaptureFormatError
+from hlthz.errors import CaptureFormatError, ReplayError
+from hlthz.inputs import excerpt
 from hlthz.replay.capture.format import (
     CaptureRecord,
     ReadStats,
@@ -58,27 +59,48 @@ __all__ = ["GOR_SEPARATOR", "export_gor", "iter_gor"]
 
 GOR_SEPARATOR = "\n🐵🙈🙉\n".encode()
 _WINDOW = 10_000
+#: The longest GoReplay message read (GoReplay itself cuts bodies at its copy buffer, 5 MB).
+MAX_MESSAGE_BYTES = 64 << 20
 _log = logging.getLogger("hlthz.replay.capture")
 
 
 def _payloads(path: Path) -> Iterator[tuple[int, bytes, bool]]:
     """``(line of the header, payload, complete)`` for each message; the last one may lack its
-    separator (``complete`` false): GoReplay accepts that, or the writer was killed."""
-    buf = b""
+    separator (``complete`` false): GoReplay accepts that, or the writer was killed.
+
+    Linear in the file: the buffer is searched only where a separator can newly start, and
+    consumed messages are cut off in one go per chunk. A message longer than
+    ``MAX_MESSAGE_BYTES`` is refused naming its line.
+    """
+    buf = bytearray()
     line = 1
     sep_lines = GOR_SEPARATOR.count(b"\n")
+    searched = 0
     for chunk in iter_file_chunks(path):
         buf += chunk
+        start = 0
         while True:
-            idx = buf.find(GOR_SEPARATOR)
+            idx = buf.find(GOR_SEPARATOR, max(start, searched - len(GOR_SEPARATOR) + 1))
             if idx < 0:
                 break
-            payload = buf[:idx]
+            payload = bytes(buf[start:idx])
             yield line, payload, True
             line += payload.count(b"\n") + sep_lines
-            buf = buf[idx + len(GOR_SEPARATOR) :]
-    if buf.strip():
-        yield line, buf, False
+            start = idx + len(GOR_SEPARATOR)
+            searched = start
+        if start:
+            del buf[:start]
+            searched -= start
+        searched = max(searched, len(buf))
+        if len(buf) > MAX_MESSAGE_BYTES:
+            raise CaptureFormatError(
+                str(path),
+                line,
+                f"a message longer than {MAX_MESSAGE_BYTES >> 20} MiB without a GoReplay "
+                "separator; is this a GoReplay file?",
+            )
+    if bytes(buf).strip():
+        yield line, bytes(buf), False
 
 
 def _truncated(name: str, line: int, stats: ReadStats | None) -> None:
@@ -200,7 +222,13 @@ def export_gor(records: Iterable[CaptureRecord], out: str | os.PathLike[str]) ->
         try:
             for index, record in enumerate(records):
                 gid = _gor_id(record, index)
-                request = build_request(record.method, record.path, record.headers, record.body)
+                try:
+                    request = build_request(record.method, record.path, record.headers, record.body)
+                except ValueError as exc:
+                    raise ReplayError(
+                        f"record {excerpt(record.id)}: {exc}; HTTP/1.1 cannot carry it, so "
+                        "GoReplay could not replay it (leave it out: replay import --exclude-route)"
+                    ) from None
                 fh.write(f"1 {gid} {record.ts_ns} 0\n".encode() + request + GOR_SEPARATOR)
                 if record.status is not None:
                     # Stamped so that reading it back gives the same round trip; its own

@@ -21,7 +21,6 @@ import base64
 import binascii
 import datetime as _dt
 import gzip
-import json
 import os
 import urllib.parse
 import zlib
@@ -30,9 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from hlthz.errors import CaptureFormatError
+from hlthz.inputs import json_field, parse_json
 from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_chunks
 
-__all__ = ["iter_har", "parse_har_time"]
+__all__ = ["MAX_HAR_BYTES", "iter_har", "parse_har_time"]
+
+#: The largest HAR (after gunzipping) read: a HAR is one JSON document, loaded whole.
+MAX_HAR_BYTES = 128 << 20
 
 
 def parse_har_time(text: str) -> int:
@@ -69,24 +72,32 @@ def _text_bytes(text: str, mime: str) -> bytes:
 
 
 def _body(post: dict[str, Any]) -> bytes:
-    text = post.get("text")
-    if isinstance(text, str) and text:
-        if post.get("encoding") == "base64":
+    text = _get(post, "text", kind=(str, type(None)), where="request.postData", default=None)
+    if text:
+        encoding = _get(post, "encoding", kind=str, where="request.postData", default=None)
+        if encoding == "base64":
             return base64.b64decode(text, validate=False)
-        return _text_bytes(text, str(post.get("mimeType") or ""))
-    params = post.get("params")
-    if isinstance(params, list) and params:
-        pairs = [(str(p.get("name", "")), str(p.get("value", ""))) for p in params]
+        mime = _get(post, "mimeType", kind=str, where="request.postData", default=None)
+        return _text_bytes(text, mime or "")
+    params = _get(post, "params", kind=list, where="request.postData", default=None)
+    if params:
+        pairs = []
+        for index, param in enumerate(params):
+            where = f"request.postData.params[{index}]"
+            name = _get(param, "name", kind=str, where=where, default="")
+            value = _get(param, "value", kind=(str, type(None)), where=where, default="")
+            pairs.append((name, value or ""))
         return urllib.parse.urlencode(pairs).encode()
     return b""
 
 
 def _duration_ns(entry: dict[str, Any]) -> int | None:
-    wait = (entry.get("timings") or {}).get("wait")
-    if isinstance(wait, int | float) and wait >= 0:
+    timings = _get(entry, "timings", kind=(dict, type(None)), default=None) or {}
+    wait = _get(timings, "wait", kind=(float, type(None)), where="timings", default=None)
+    if wait is not None and 0 <= wait <= _MAX_MS:
         return int(wait * 1_000_000)
-    total = entry.get("time")
-    if isinstance(total, int | float) and total >= 0:
+    total = _get(entry, "time", kind=(float, type(None)), default=None)
+    if total is not None and 0 <= total <= _MAX_MS:
         return int(total * 1_000_000)
     return None
 
@@ -119,29 +130,37 @@ class _BadEntry(ValueError):
     """An entry that cannot be read; the message names the field, never its value."""
 
 
-def _field(entry: dict[str, Any], *keys: str) -> Any:
-    value: Any = entry
-    for key in keys:
-        if not isinstance(value, dict) or key not in value:
-            raise _BadEntry(f"no {'.'.join(keys)!r}")
-        value = value[key]
-    return value
+_MAX_MS = 86_400_000.0  # a duration beyond a day is not a request's
+
+
+def _get(obj: Any, *keys: str, kind: Any, where: str = "", default: Any = ...) -> Any:
+    # Missing keys give ``default`` (when given); a value of the wrong JSON type is an error
+    # naming the field, so a HAR that is JSON but not HAR is one line, not an AttributeError.
+    if default is not ... and isinstance(obj, dict) and obj.get(keys[0]) is None:
+        return default
+    return json_field(obj, *keys, kind=kind, where=where, default=default, error=_BadEntry)
 
 
 def _record(index: int, entry: Any) -> CaptureRecord:
     if not isinstance(entry, dict):
         raise _BadEntry("not an object")
-    request = _field(entry, "request")
-    url = urllib.parse.urlsplit(str(_field(entry, "request", "url")))
+    request = _get(entry, "request", kind=dict)
+    try:
+        url = urllib.parse.urlsplit(_get(entry, "request", "url", kind=str))
+    except ValueError:
+        raise _BadEntry("request.url is not a valid URL") from None
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     headers: list[tuple[str, str]] = []
     authority = None
-    for item in request.get("headers") or []:
+    items = _get(request, "headers", kind=(list, type(None)), where="request", default=[])
+    for number, item in enumerate(items):
+        where = f"request.headers[{number}]"
         if not isinstance(item, dict) or "name" not in item or "value" not in item:
             raise _BadEntry("request.headers: each header needs a 'name' and a 'value'")
         # Some exporters keep a stray space after the name ("Authorization "): a name that
         # no server would match and a redactor comparing names exactly would miss.
-        name, value = str(item["name"]).strip(), str(item["value"])
+        name = _get(item, "name", kind=str, where=where).strip()
+        value = str(_get(item, "value", kind=(str, float), where=where))
         if name.startswith(":"):
             if name == ":authority":
                 authority = value
@@ -149,31 +168,31 @@ def _record(index: int, entry: Any) -> CaptureRecord:
         headers.append((name, value))
     if authority and not any(n.lower() == "host" for n, _ in headers):
         headers.insert(0, ("Host", authority))
-    post = request.get("postData") or {}
-    if not isinstance(post, dict):
-        raise _BadEntry("request.postData is not an object")
+    post = _get(request, "postData", kind=(dict, type(None)), where="request", default={})
     try:
         body = _body(post)
-    except (binascii.Error, ValueError):
+    except binascii.Error:
         raise _BadEntry("request.postData.text is not valid base64") from None
     if body:
         body, headers = _encoded(body, headers)
         headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body))))
-    status = (entry.get("response") or {}).get("status")
-    started = _field(entry, "startedDateTime")
+    response = _get(entry, "response", kind=(dict, type(None)), default={})
+    status = _get(response, "status", kind=(int, type(None)), where="response", default=None)
+    started = _get(entry, "startedDateTime", kind=str)
     try:
-        ts_ns = parse_har_time(str(started))
-    except ValueError:
+        ts_ns = parse_har_time(started)
+    except (ValueError, OverflowError):
         raise _BadEntry("startedDateTime is not an ISO-8601 time") from None
+    rid = _get(entry, "_id", kind=(str, int, type(None)), default=None)
     return CaptureRecord(
-        id=str(entry.get("_id") or f"har-{index}"),
+        id=str(rid or f"har-{index}"),
         ts_ns=ts_ns,
-        method=str(_field(entry, "request", "method")).upper(),
+        method=_get(entry, "request", "method", kind=str).upper(),
         path=path,
         headers=headers,
         body=body,
-        status=int(status) if isinstance(status, int) and status > 0 else None,
+        status=status if status is not None and 0 < status <= 999 else None,
         duration_ns=_duration_ns(entry),
     )
 
@@ -184,22 +203,25 @@ def iter_har(
     """The requests of a HAR file, sorted by send time."""
     p = Path(path)
     name = str(p)
-    raw = b"".join(iter_file_chunks(p))
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        line = getattr(exc, "lineno", 1)
-        raise CaptureFormatError(
-            name, line, f"not valid JSON ({exc}); is this a HAR file?"
-        ) from None
-    entries = doc.get("log", {}).get("entries") if isinstance(doc, dict) else None
+    raw = bytearray()
+    for chunk in iter_file_chunks(p):
+        raw += chunk
+        if len(raw) > MAX_HAR_BYTES:
+            raise CaptureFormatError(
+                name, 0, f"larger than {MAX_HAR_BYTES >> 20} MiB; export fewer pages per HAR"
+            )
+    doc = parse_json(
+        bytes(raw), source=name, hint="; is this a HAR file?", error=CaptureFormatError
+    )
+    log = doc.get("log") if isinstance(doc, dict) else None
+    entries = log.get("entries") if isinstance(log, dict) else None
     if not isinstance(entries, list):
         raise CaptureFormatError(name, 1, "no 'log.entries' list; is this a HAR 1.2 file?")
     records = []
     for index, entry in enumerate(entries):
         try:
             records.append(_record(index, entry))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        except (_BadEntry, AttributeError, KeyError, TypeError, ValueError) as exc:
             # Messages name the field, never its value (a header value may be a secret).
             problem = str(exc) if isinstance(exc, _BadEntry) else "missing or bad field"
             if skip_invalid:

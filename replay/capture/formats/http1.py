@@ -6,6 +6,8 @@ line and the headers, undo ``Transfer-Encoding: chunked`` so a record holds the 
 
 from __future__ import annotations
 
+import re
+
 from hlthz.net import request_target
 
 __all__ = ["ParsedMessage", "build_request", "build_response", "origin_form", "parse_message"]
@@ -132,10 +134,35 @@ def origin_form(target: str) -> str:
         raise ValueError("the request target is not a valid URL") from None
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_UNSAFE_IN_TARGET = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
+
+
+def _escape_target(path: str) -> str:
+    # A request line is METHOD SP TARGET SP VERSION: a space, a line break or a non-ASCII
+    # character in the target would end it early or inject a header. Percent-encode them
+    # (UTF-8), as a browser would; everything else is sent as captured.
+    return _UNSAFE_IN_TARGET.sub(
+        lambda m: "".join(f"%{b:02X}" for b in m.group(0).encode("utf-8", "surrogatepass")),
+        path,
+    )
+
+
 def build_request(method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
-    """A raw HTTP/1.1 request with a ``Content-Length`` matching ``body``."""
-    lines = [f"{method} {path} HTTP/1.1"]
+    """A raw HTTP/1.1 request with a ``Content-Length`` matching ``body``.
+
+    The target is percent-escaped where HTTP/1.1 cannot carry it as is; a method or header name
+    that is no HTTP token, or a header value with a line break, raises ``ValueError`` (naming
+    the header, never quoting a value): written verbatim they would inject headers.
+    """
+    if not _TOKEN.match(method):
+        raise ValueError("the method is not an HTTP method token (like GET)")
+    lines = [f"{method} {_escape_target(path) or '/'} HTTP/1.1"]
     for name, value in headers:
+        if not _TOKEN.match(name):
+            raise ValueError("a header name is not an HTTP token")
+        if any(ch in value for ch in "\r\n\0"):
+            raise ValueError(f"header {name}: the value contains a line break or NUL")
         lname = name.lower()
         if lname in _FRAMING:
             continue

@@ -41,8 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hlthz.errors import CaptureFormatError, ReplayError
-from hlthz.replay.capture.format import CaptureRecord, ReadStats, iter_file_lines, reject_line
+from hlthz.errors import CaptureFormatError, HlthzError, ReplayError
+from hlthz.inputs import parse_json
+from hlthz.replay.capture._files import iter_numbered_lines
+from hlthz.replay.capture.format import CaptureRecord, ReadStats, reject_line
 from hlthz.replay.capture.formats.http1 import origin_form
 
 __all__ = ["COMBINED", "COMMON", "LogFormat", "detect_log_format", "iter_nginx", "parse_log_format"]
@@ -308,14 +310,14 @@ def _decoder(escape: str) -> Callable[[str], bytes]:
 def _json_fields(fmt: LogFormat, line: str) -> dict[str, str]:
     """A JSON log line as ``{variable: value}`` (values already decoded by the JSON parser)."""
     try:
-        doc = json.loads(line)
-    except ValueError as exc:
+        doc = parse_json(line, source="", line=1)
+    except HlthzError as exc:
         # escape=default inside a JSON template: nginx wrote \x22, which JSON does not know.
         try:
-            doc = json.loads(re.sub(r"\\x([0-9A-Fa-f]{2})", r"\\u00\1", line))
-        except ValueError:
-            column = getattr(exc, "colno", 0)
-            raise ValueError(f"column {column}: not a JSON object (log format: json)") from None
+            doc = parse_json(re.sub(r"\\x([0-9A-Fa-f]{2})", r"\\u00\1", line), source="", line=1)
+        except HlthzError:
+            problem = str(exc).removeprefix(":1: ")
+            raise ValueError(f"{problem} (log format: json)") from None
     if not isinstance(doc, dict):
         raise ValueError("column 1: not a JSON object (log format: json)")
     fields: dict[str, str] = {}
@@ -388,6 +390,8 @@ def _seconds_ns(value: str | None) -> int | None:
                 total += float(part)
             except ValueError:
                 raise ValueError("$request_time is not a number of seconds") from None
+    if not 0 <= total <= 86_400 * 365:  # nan, inf, negative or beyond a year: no duration
+        raise ValueError("$request_time is not a number of seconds from 0 to a year")
     return round(total * 1_000_000_000)
 
 
@@ -495,21 +499,23 @@ def iter_nginx(
     first lines); ``stats.detail`` names the format used."""
     p = Path(path)
     name = str(p)
-    lines: Iterator[tuple[str, bool]] = (
-        (raw.decode("latin-1").rstrip("\r"), complete) for raw, complete in iter_file_lines(p)
+    # Blank lines are skipped in bulk (a file or gzip bomb of newlines costs no loop a line).
+    lines: Iterator[tuple[int, str, bool]] = (
+        (number, raw.decode("latin-1").rstrip("\r"), complete)
+        for number, raw, complete in iter_numbered_lines(p)
     )
     if log_format is not None:
         fmt = parse_log_format(log_format)
     else:
-        head: collections.deque[tuple[str, bool]] = collections.deque()
+        head: collections.deque[tuple[int, str, bool]] = collections.deque()
         for item in lines:
             head.append(item)
-            if sum(1 for text, _ in head if text.strip()) >= _SAMPLE:
+            if sum(1 for _, text, _ in head if text.strip()) >= _SAMPLE:
                 break
-        found = detect_log_format(text for text, complete in head if complete)
+        found = detect_log_format(text for _, text, complete in head if complete)
         if found is None:
-            first = next((i for i, (text, _) in enumerate(head, 1) if text.strip()), 1)
-            text = head[first - 1][0] if head else ""
+            first = next((n for n, text, _ in head if text.strip()), 1)
+            text = next((text for _, text, _ in head if text.strip()), "")
             where = _diverges(_compile(COMBINED, "combined"), text) if text else "empty file"
             raise CaptureFormatError(
                 name,
@@ -523,10 +529,8 @@ def iter_nginx(
         stats.detail = f"nginx log format: {fmt.name}"
     # JSON lines are unescaped by the JSON parser; other formats as nginx escaped them.
     decode = _decoder("none" if fmt.json else fmt.escape)
-    not_requests = 0
-    lineno = 0
-    for line, complete in lines:
-        lineno += 1
+    not_requests = yielded = 0
+    for lineno, line, complete in lines:
         if not line.strip():
             continue
         try:
@@ -552,10 +556,13 @@ def iter_nginx(
         if record is None:
             not_requests += 1
             continue
+        yielded += 1
         yield record
     if not_requests:
         if stats is not None:
             stats.not_requests += not_requests
+        if not yielded:
+            return  # "no requests to import (... N not requests)" says it in its one line
         _log.warning(
             "%s: %d line%s not an HTTP request (garbage, TLS handshakes or empty connections "
             "nginx answered with 400) and %s skipped",
@@ -567,7 +574,7 @@ def iter_nginx(
 
 
 def _chain(
-    head: Iterable[tuple[str, bool]], rest: Iterator[tuple[str, bool]]
-) -> Iterator[tuple[str, bool]]:
+    head: Iterable[tuple[int, str, bool]], rest: Iterator[tuple[int, str, bool]]
+) -> Iterator[tuple[int, str, bool]]:
     yield from head
     yield from rest

@@ -1,0 +1,1 @@
+"""Hostile inputs against every file-reading command (``make fuzz``; a sample in ``make test``)."""
