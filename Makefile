@@ -6,7 +6,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?= --durations=25
 
-.PHONY: help venv system check lint typecheck typecheck-tree drift test test-fast fuzz demo generate golden bench clean
+.PHONY: help venv system check lint typecheck typecheck-tree drift test test-fast fuzz soak demo generate golden bench clean
 
 help:
 	@echo "make demo   - set up and run the before/after story (hlthz demo)"
@@ -66,7 +66,12 @@ test-fast: venv check
 # limit and a timeout; prints outcomes per area and every case that failed.
 fuzz: venv
 	$(BIN)/pytest -q -p no:cacheprovider tests/fuzz/test_properties.py
-	$(PY) -m tests.fuzz.runner --all --owner hostile
+	$(PY) -m tests.fuzz.runner --all
+
+# The long proofs at full length (make test runs them shorter; tests/conftest.py SOAK).
+soak: venv
+	HLTHZ_SOAK=1 $(BIN)/pytest -q -p no:cacheprovider tests/capture/test_load.py \
+		tests/replay/test_timeline.py tests/exporter/test_cardinality.py
 
 demo: venv
 	$(BIN)/hlthz demo

@@ -1,4 +1,5 @@
-"""Load: ~2,000 requests/s through the recording middleware for 60 s on loopback, each request
+"""Load: ~2,000 requests/s through the recording middleware for 60 s (``make soak``; 15 s in
+``make test``) on loopback, each request
 carrying a bearer token, a session cookie and a Referer with a token (the full redaction policy
 at work on every record).
 
@@ -25,8 +26,9 @@ import pytest
 from hlthz.procs import ManagedProcess, free_port, port_open
 from hlthz.replay import read_capture
 from tests.capture.conftest import request
+from tests.conftest import SOAK
 
-SECONDS = float(os.environ.get("HLTHZ_LOAD_SECONDS", "60"))
+SECONDS = float(os.environ.get("HLTHZ_LOAD_SECONDS", "60" if SOAK else "15"))
 RPS = float(os.environ.get("HLTHZ_LOAD_RPS", "2000"))
 THREADS = 8
 SECRET = "load-s3cret"
