@@ -15,6 +15,7 @@ import urllib.request
 
 from hlthz.alerts.config import SIGNALS
 from hlthz.errors import UsageError
+from hlthz.net import parse_http_url
 
 #: Series whose presence proves a signal (one is enough).
 SIGNAL_SERIES: dict[str, tuple[str, ...]] = {
@@ -60,8 +61,8 @@ def detect_signals(url: str, *, timeout: float = 10.0) -> tuple[str, ...]:
 
     :class:`UsageError` when the page cannot be read or is not an instrumented app's.
     """
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(f"--from-metrics {url}: expected an http(s) URL of the app's /metrics")
+    # One URL parser for every option (a bad port or "[::1" is one line, not a ValueError).
+    parse_http_url(url, what="--from-metrics")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             body = response.read(_MAX_BYTES + 1)
