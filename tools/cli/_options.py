@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["rewrite_from", "rewrite_options", "selection_options"]
+__all__ = ["rewrite_fields", "rewrite_from", "rewrite_options", "selection_options"]
 
 
 def selection_options(func: F) -> F:
@@ -108,10 +108,10 @@ def rewrite_options(func: F) -> F:
     return func
 
 
-def rewrite_from(kwargs: dict[str, Any]) -> Rewrite:
-    """The :class:`Rewrite` of :func:`rewrite_options`' values (popped from ``kwargs``)."""
+def rewrite_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """:func:`rewrite_options`' values (popped from ``kwargs``) under their option names, which
+    are :class:`~hlthz.replay.controls.Controls`' field names; ``--set-header`` parsed."""
     from hlthz.errors import UsageError
-    from hlthz.replay.capture.rewrite import Rewrite
 
     set_headers = []
     for text in kwargs.pop("set_headers", ()):
@@ -119,11 +119,19 @@ def rewrite_from(kwargs: dict[str, Any]) -> Rewrite:
         if not colon:
             raise UsageError(f"--set-header {text[:60]!r}: use 'NAME: VALUE'")
         set_headers.append((name, value))
-    return Rewrite(
-        paths=kwargs.pop("rewrite_paths", ()),
-        set_query=kwargs.pop("set_query", ()),
-        drop_query=kwargs.pop("drop_query", ()),
-        header_rules=kwargs.pop("header_rules", ()),
-        set_headers=set_headers,
-        drop_headers=kwargs.pop("drop_headers", ()),
-    )
+    return {
+        "rewrite_paths": tuple(kwargs.pop("rewrite_paths", ())),
+        "set_query": tuple(kwargs.pop("set_query", ())),
+        "drop_query": tuple(kwargs.pop("drop_query", ())),
+        "header_rules": tuple(kwargs.pop("header_rules", ())),
+        "set_headers": tuple(set_headers),
+        "drop_headers": tuple(kwargs.pop("drop_headers", ())),
+    }
+
+
+def rewrite_from(kwargs: dict[str, Any]) -> Rewrite:
+    """The :class:`Rewrite` of :func:`rewrite_options`' values (popped from ``kwargs``)."""
+    from hlthz.replay.capture.rewrite import Rewrite
+
+    fields = rewrite_fields(kwargs)
+    return Rewrite(paths=fields.pop("rewrite_paths"), **fields)

@@ -18,7 +18,7 @@ import click
 
 from hlthz.errors import GateFailed, ReplayError
 from hlthz.extras import require
-from hlthz.tools.cli._options import rewrite_from, rewrite_options, selection_options
+from hlthz.tools.cli._options import rewrite_fields, rewrite_options, selection_options
 from hlthz.tools.cli.replay_capture import parse_sample
 
 
@@ -166,20 +166,14 @@ def run_command(
     from hlthz.routes import Routes
 
     with _options_named():
-        rewrite = rewrite_from(controls)
         plan_controls = Controls(
             routes=controls["routes_in"],
             exclude_routes=controls["exclude_route"],
             methods=controls["methods"],
             sample=parse_sample(controls["sample"]),
             sample_key=controls["sample_key"],
-            rewrite_paths=tuple(rewrite.paths),
-            set_query=tuple(rewrite.set_query),
-            drop_query=tuple(rewrite.drop_query),
-            header_rules=tuple(rewrite.header_rules),
-            set_headers=tuple(rewrite.set_headers),
-            drop_headers=tuple(rewrite.drop_headers),
             warmup=controls["warmup"],
+            **rewrite_fields(controls),
         )
         files = expand_inputs(captures)
         plan = ReplayPlan(
