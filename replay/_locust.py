@@ -568,10 +568,15 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
         recorder.merge_wire(msg.data["wire"])
         in_flight[msg.node_id] = int(msg.data.get("in_flight", 0))
 
+    #: Set when a worker is done: the wait below ends then, not at its next poll (the run's
+    #: duration, and so its rate, would otherwise count up to a poll interval of idling).
+    finishing = gevent.event.Event()
+
     def on_done(environment: Any, msg: Any, **_: Any) -> None:
         on_stats(environment, msg)
         done[msg.node_id] = msg.data
         in_flight[msg.node_id] = 0
+        finishing.set()
 
     streamer: Streamer | None = None
 
@@ -654,7 +659,8 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
         try:
             while not finished():
                 progress.update(time.monotonic() - t0)
-                gevent.sleep(0.25)
+                finishing.wait(0.25)
+                finishing.clear()
             if shipping.dead and not shipping.successful():
                 stop_workers()
                 deadline = time.monotonic() + plan.timeout + 3.0

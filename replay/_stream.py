@@ -75,7 +75,7 @@ def pack(due: Due) -> list[Any]:
         due.seq,
         record.method,
         record.path,
-        [[name, value] for name, value in record.headers],
+        record.headers,  # (name, value) pairs travel as msgpack arrays
         record.body or b"",
         record.session,
         getattr(record, "status", None),

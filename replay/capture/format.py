@@ -121,11 +121,7 @@ class CaptureRecord:
             raise CaptureFormatError(path, line, "'id', 'method' and 'path' must be strings")
         if not isinstance(ts_ns, int) or isinstance(ts_ns, bool):
             raise CaptureFormatError(path, line, "'ts_ns' must be an integer (ns since epoch)")
-        if not isinstance(raw_headers, list) or not all(
-            isinstance(h, list) and len(h) == 2 and all(isinstance(p, str) for p in h)
-            for h in raw_headers
-        ):
-            raise CaptureFormatError(path, line, "'headers' must be a list of [name, value]")
+        headers = _headers(raw_headers, where)
         try:
             body = base64.b64decode(body_b64, validate=True) if body_b64 else b""
         except (binascii.Error, TypeError, ValueError):
@@ -137,11 +133,14 @@ class CaptureRecord:
         session = obj.get("session")
         if session is not None and not isinstance(session, str):
             raise CaptureFormatError(path, line, "'session' must be a string or null")
-        headers = [(h[0], h[1]) for h in raw_headers]
         problem = record_problem(ts_ns, method, rpath, headers, status, duration, http=False)
         if problem:
             raise CaptureFormatError(path, line, problem)
-        extra = {k: v for k, v in obj.items() if k not in _KNOWN_KEYS}
+        extra = (
+            {}  # the usual case, settled in C
+            if obj.keys() <= _KNOWN_KEYS
+            else {k: v for k, v in obj.items() if k not in _KNOWN_KEYS}
+        )
         return cls(
             id=rid,
             ts_ns=ts_ns,
@@ -154,6 +153,23 @@ class CaptureRecord:
             duration_ns=duration,
             extra=extra,
         )
+
+
+def _headers(raw: Any, where: tuple[str, int]) -> list[tuple[str, str]]:
+    """A record's ``headers`` as (name, value) pairs; a plain loop, as this runs for every
+    header of every record read."""
+    headers: list[tuple[str, str]] = []
+    if isinstance(raw, list):
+        for pair in raw:
+            if not isinstance(pair, list) or len(pair) != 2:
+                break
+            name, value = pair
+            if not isinstance(name, str) or not isinstance(value, str):
+                break
+            headers.append((name, value))
+        else:
+            return headers
+    raise CaptureFormatError(*where, "'headers' must be a list of [name, value]")
 
 
 @dataclass

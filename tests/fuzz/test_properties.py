@@ -130,6 +130,17 @@ def test_parse_json_returns_strict_values_or_raises_one_line(text: str) -> None:
 def test_json_depth_and_yaml_aliases_are_bounded() -> None:
     with pytest.raises(HlthzError, match="nested more than 64"):
         parse_json("[" * 100_000 + "]" * 100_000, source="f")
+    # The limit exactly, with and without brackets inside strings (parse_json counts brackets
+    # before it walks the value: a string full of them must not change the verdict).
+    deepest: list = []
+    for _ in range(63):
+        deepest = [deepest]
+    assert parse_json("[" * 64 + "]" * 64, source="f") == deepest
+    with pytest.raises(HlthzError, match="nested more than 64"):
+        parse_json("[" * 65 + "]" * 65, source="f")
+    assert parse_json('{"a": "' + "[{" * 100 + '"}', source="f") == {"a": "[{" * 100}
+    with pytest.raises(HlthzError, match="nested more than 64"):
+        parse_json('["' + "[" * 100 + '", ' + "[" * 64 + "]" * 64 + "]", source="f")
     bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n' + "".join(
         f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n"
         for p, n in zip("abcdefgh", "bcdefghi", strict=True)

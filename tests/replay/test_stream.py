@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import gevent
+import msgpack
 
 from hlthz.replay._stream import BATCH, MAX_PENDING, WINDOW, Feed, Streamer, pack, unpack
 from hlthz.replay.capture import CaptureRecord
@@ -60,7 +61,11 @@ class _Workers:
 
 def test_pack_keeps_what_the_sender_uses() -> None:
     due = _timeline(3)[2]
-    back = unpack(pack(due))
+    # Through msgpack as locust's messages carry it (locust.rpc.protocol.Message; importing
+    # locust here would import ssl before gevent patches it).
+    wire = msgpack.dumps(("hlthz_records", {"records": [pack(due)]}, "worker-1"))
+    message = msgpack.loads(wire, raw=False, strict_map_key=False)
+    back = unpack(message[1]["records"][0])
     assert (back.at, back.seq) == (due.at, due.seq)
     for name in ("method", "path", "headers", "body", "session", "status"):
         assert getattr(back.record, name) == getattr(due.record, name)
