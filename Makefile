@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?= --durations=25
+TEST_JOBS ?= 2
 
 .PHONY: help venv system check lint typecheck typecheck-tree drift test test-fast fuzz soak demo generate golden bench clean
 
@@ -55,12 +56,21 @@ drift: $(STAMP)
 
 check: lint typecheck drift
 
+# Two passes: every test that does not judge timing on TEST_JOBS processes (pytest-xdist, one
+# test file per process, so module fixtures are started once), then the `serial` tests alone, so
+# a latency verdict never shares the machine with another test. Both passes always run.
 test: venv system check
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@status=0; \
+	$(BIN)/pytest -n $(TEST_JOBS) --dist loadfile -m "not serial" $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/pytest -m serial $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 # The inner loop: no service installation, slow end-to-end tests left out (CONTRIBUTING.md).
 test-fast: venv check
-	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+	@status=0; \
+	$(BIN)/pytest -q -n $(TEST_JOBS) --dist loadfile -m "not slow and not serial" $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/pytest -q -m "serial and not slow" $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 # The whole hostile corpus (make test runs a sample): each command under a 1 GiB address-space
 # limit and a timeout; prints outcomes per area and every case that failed.

@@ -28,6 +28,9 @@ from hlthz.replay import read_capture
 from tests.capture.conftest import request
 from tests.conftest import SOAK
 
+# Judges timing: make test runs it alone, after the parallel part (pyproject: serial).
+pytestmark = pytest.mark.serial
+
 SECONDS = float(os.environ.get("HLTHZ_LOAD_SECONDS", "60" if SOAK else "15"))
 RPS = float(os.environ.get("HLTHZ_LOAD_RPS", "2000"))
 THREADS = 8

@@ -26,7 +26,8 @@ from hlthz.tools.diagnose import (
 )
 from tests.diagnose import load
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Judges timing: make test runs it alone, after the parallel part (pyproject: serial).
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.serial]
 
 LISTING = "/api/products"
 ORDERS = "/api/orders"

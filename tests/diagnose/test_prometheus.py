@@ -14,7 +14,8 @@ from hlthz.tools.cli import main
 from tests.conftest import PrometheusFactory, prom_query
 from tests.diagnose import load
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Judges timing: make test runs it alone, after the parallel part (pyproject: serial).
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.serial]
 
 
 def test_prometheus_source_finds_the_before_causes(

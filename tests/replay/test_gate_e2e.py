@@ -24,6 +24,9 @@ from hlthz.procs import ManagedProcess, free_port, http_ok, port_open
 from hlthz.replay import Allow, CaptureRecord, CaptureWriter, GateOptions, Report, compare_reports
 from tests.replay.conftest import REPO, T0_NS, hlthz, start_target
 
+# Judges timing: make test runs it alone, after the parallel part (pyproject: serial).
+pytestmark = pytest.mark.serial
+
 BIN = Path(sys.executable).parent
 RATE = "200"
 #: This shared test machine may be busy: judge real replays whatever their schedule lag (the

@@ -13,6 +13,9 @@ from hlthz.replay import ReplayPlan, ScheduleOptions, run_replay
 from tests.conftest import SOAK
 from tests.replay.conftest import write_capture
 
+# Judges timing: make test runs it alone, after the parallel part (pyproject: serial).
+pytestmark = pytest.mark.serial
+
 
 @pytest.mark.slow
 def test_a_long_capture_keeps_its_timeline_at_1x_and_2x(tmp_path: Path, target: Any) -> None:

@@ -44,7 +44,8 @@ from hlthz.tools.stack.webhook_sink import iter_alerts, read_notifications
 from tests.conftest import need_binary
 from tests.procs import leftover_groups
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+# Judges timing: make test runs it alone, after the parallel part (pyproject: serial).
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.serial]
 
 DRILL_THRESHOLDS = """\
 version: 1
