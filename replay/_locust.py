@@ -568,8 +568,8 @@ def _run_master(plan: ReplayPlan, recorder: Recorder) -> dict[str, Any]:
         recorder.merge_wire(msg.data["wire"])
         in_flight[msg.node_id] = int(msg.data.get("in_flight", 0))
 
-    #: Set when a worker is done: the wait below ends then, not at its next poll (the run's
-    #: duration, and so its rate, would otherwise count up to a poll interval of idling).
+    # Set when a worker is done: the wait below ends then, not at its next poll (the run's
+    # duration, and so its rate, would otherwise count up to a poll interval of idling).
     finishing = gevent.event.Event()
 
     def on_done(environment: Any, msg: Any, **_: Any) -> None:
