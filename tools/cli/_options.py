@@ -7,12 +7,21 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from hlthz.inputs import excerpt
+
 if TYPE_CHECKING:
     from hlthz.replay.capture.rewrite import Rewrite
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["rewrite_fields", "rewrite_from", "rewrite_options", "selection_options"]
+__all__ = [
+    "parse_sample",
+    "rewrite_fields",
+    "rewrite_from",
+    "rewrite_options",
+    "selection_fields",
+    "selection_options",
+]
 
 
 def selection_options(func: F) -> F:
@@ -51,6 +60,33 @@ def selection_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def parse_sample(value: str) -> float:
+    """``"10%"`` or ``"0.1"`` -> 0.1."""
+    text = value.strip()
+    try:
+        fraction = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{excerpt(value)}: use a fraction (0.1) or a percentage (10%)"
+        ) from None
+    if not 0.0 <= fraction <= 1.0:
+        raise click.BadParameter(f"{excerpt(value)}: must be between 0 and 1 (0 % and 100 %)")
+    return fraction
+
+
+def selection_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """:func:`selection_options`' values under the field names that
+    :class:`~hlthz.replay.capture.select.Selection` and
+    :class:`~hlthz.replay.controls.Controls` share; ``--sample`` parsed."""
+    return {
+        "routes": kwargs["routes_in"],
+        "exclude_routes": kwargs["exclude_route"],
+        "methods": kwargs["methods"],
+        "sample": parse_sample(kwargs["sample"]),
+        "sample_key": kwargs["sample_key"],
+    }
 
 
 def rewrite_options(func: F) -> F:

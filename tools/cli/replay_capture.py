@@ -16,7 +16,13 @@ import click
 
 from hlthz.extras import require
 from hlthz.inputs import excerpt
-from hlthz.tools.cli._options import rewrite_from, rewrite_options, selection_options
+from hlthz.tools.cli._options import (
+    parse_sample,
+    rewrite_from,
+    rewrite_options,
+    selection_fields,
+    selection_options,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,20 +55,6 @@ def parse_size(value: str | None, option: str) -> int | None:
             param_hint=option,
         )
     return int(size)
-
-
-def parse_sample(value: str) -> float:
-    """``"10%"`` or ``"0.1"`` -> 0.1."""
-    text = value.strip()
-    try:
-        fraction = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{excerpt(value)}: use a fraction (0.1) or a percentage (10%)"
-        ) from None
-    if not 0.0 <= fraction <= 1.0:
-        raise click.BadParameter(f"{excerpt(value)}: must be between 0 and 1 (0 % and 100 %)")
-    return fraction
 
 
 def _redaction_options(func: F) -> F:
@@ -329,11 +321,7 @@ def import_cmd(
 
     _setup_logging()
     selection = Selection(
-        routes=kwargs["routes_in"],
-        exclude_routes=kwargs["exclude_route"],
-        methods=kwargs["methods"],
-        sample=parse_sample(kwargs["sample"]),
-        sample_key=kwargs["sample_key"],
+        **selection_fields(kwargs),
         naming=Routes.from_file(kwargs["routes_file"]) if kwargs["routes_file"] else Routes(),
     )
     result = import_traffic(

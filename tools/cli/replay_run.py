@@ -18,8 +18,12 @@ import click
 
 from hlthz.errors import GateFailed, ReplayError
 from hlthz.extras import require
-from hlthz.tools.cli._options import rewrite_fields, rewrite_options, selection_options
-from hlthz.tools.cli.replay_capture import parse_sample
+from hlthz.tools.cli._options import (
+    rewrite_fields,
+    rewrite_options,
+    selection_fields,
+    selection_options,
+)
 
 
 @click.command("run")
@@ -167,13 +171,7 @@ def run_command(
 
     with _options_named():
         plan_controls = Controls(
-            routes=controls["routes_in"],
-            exclude_routes=controls["exclude_route"],
-            methods=controls["methods"],
-            sample=parse_sample(controls["sample"]),
-            sample_key=controls["sample_key"],
-            warmup=controls["warmup"],
-            **rewrite_fields(controls),
+            **selection_fields(controls), warmup=controls["warmup"], **rewrite_fields(controls)
         )
         files = expand_inputs(captures)
         plan = ReplayPlan(
