@@ -457,13 +457,17 @@ def _field(metric: str) -> str:
     return f"latency_ms.{metric}"
 
 
+def _no_field(metric: str, side: str, scope: str) -> ReplayError:
+    return ReplayError(
+        f"{side} report: {scope}: no {_field(metric)}; a gate on {metric} needs reports "
+        f"written by 'hlthz replay run --report'"
+    )
+
+
 def _read(entry: Entry, metric: str, duration: float, side: str, scope: str) -> float:
     value = _value(entry, metric, duration)
     if value is None:
-        raise ReplayError(
-            f"{side} report: {scope}: no {_field(metric)}; a gate on {metric} needs reports "
-            f"written by 'hlthz replay run --report'"
-        )
+        raise _no_field(metric, side, scope)
     return value
 
 
@@ -472,10 +476,7 @@ def _need(entry: Entry, metric: str, side: str, scope: str) -> None:
         metric == "capture_mismatch" and entry.captured is None
     )
     if missing:
-        raise ReplayError(
-            f"{side} report: {scope}: no {_field(metric)}; a gate on {metric} needs reports "
-            f"written by 'hlthz replay run --report'"
-        )
+        raise _no_field(metric, side, scope)
 
 
 def _change(b: float, c: float) -> float:
@@ -566,7 +567,7 @@ class _Judge:
             threshold = 0.0
             scale = 1.0
             change = _change(bv, cv)
-        estimate = stats.Estimate(bv, cv, x, se, _p_worse(x, se))
+        estimate = stats.Estimate(bv, cv, x, se, stats.p_worse(x, se))
         check = Check(scope, gate.text, round(bv, 6), round(cv, 6), change, "pending")
         check.method = "bootstrap"
         self.pending.append(_Pending(check, x, threshold, estimate, True, scale))
@@ -689,13 +690,6 @@ def _requests(report: Report, scope: str) -> int:
         if route.key == scope:
             return route.requests
     return 0
-
-
-def _p_worse(x: float, se: float) -> float:
-    """The one-sided p-value of "not worse" for an estimate ``x`` with standard error ``se``."""
-    if se > 0 and math.isfinite(se):
-        return stats.upper_p(x / se)
-    return 0.0 if x > 0 else 1.0
 
 
 def compare_reports(

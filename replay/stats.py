@@ -35,6 +35,7 @@ __all__ = [
     "bootstrap_quantiles",
     "chi2_sf",
     "holm_adjust",
+    "p_worse",
     "percentile_change",
     "quantile",
     "sd",
@@ -60,6 +61,14 @@ def z_of(p: float) -> float:
 def upper_p(z: float) -> float:
     """P(Z >= z) for a standard normal Z."""
     return 1.0 - _NORMAL.cdf(z) if z < 5 else 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def p_worse(x: float, se: float) -> float:
+    """The one-sided p-value of "not worse" for an estimate ``x`` (larger is worse) with
+    standard error ``se``; without a usable error, 0 when ``x`` is worse, else 1."""
+    if se > 0 and math.isfinite(se):
+        return upper_p(x / se)
+    return 0.0 if x > 0 else 1.0
 
 
 @dataclass(frozen=True)
@@ -175,8 +184,7 @@ def percentile_change(
 def _estimate(b: float, c: float, se: float, lower_is_worse: bool) -> Estimate:
     diff = c - b
     worse = -diff if lower_is_worse else diff
-    p = upper_p(worse / se) if se > 0 else 0.0 if worse > 0 else 1.0
-    return Estimate(b, c, diff, se, p)
+    return Estimate(b, c, diff, se, p_worse(worse, se))
 
 
 def share_change(
@@ -193,7 +201,7 @@ def share_change(
     se = math.sqrt(pb * (1 - pb) / base_n + pc * (1 - pc) / cand_n)
     diff = pc - pb
     worse = -diff if lower_is_worse else diff
-    p = upper_p(worse / se0) if se0 > 0 else (0.0 if worse > 0 else 1.0)
+    p = p_worse(worse, se0)
     # A run without any hit has a zero unpooled error; the pooled one still bounds it.
     return Estimate(pb, pc, diff, max(se, se0), p)
 
