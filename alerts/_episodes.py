@@ -83,11 +83,6 @@ def episodes(
     return out
 
 
-def firing_time(found: Sequence[Episode], range_end: int) -> int:
-    """Total ms firing (episodes still firing count until ``range_end``)."""
-    return sum(e.until(range_end) - e.start for e in found)
-
-
 def flaps(found: Sequence[Episode], window: int) -> int:
     """Episodes that fired again within ``window`` ms of the previous one's end."""
     ordered = sorted(found, key=lambda e: e.start)
