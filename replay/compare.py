@@ -515,20 +515,16 @@ class _Judge:
             sample = entry.samples
             assert sample is not None
             values = sample.latency_ms if kind == "latency" else sample.service_time_ms
-            qs = (0.5, 0.9, 0.95, 0.99)
-            ordered = sorted(values)
             seed = self.options.seed + zlib.crc32(f"{scope}|{side}|{kind}".encode())
             # The sample is in time order (the reservoir appends until it is full): a block
             # bootstrap keeps bursts together.
-            boot = stats.bootstrap_quantiles(
+            self._boot[key] = stats.quantile_errors(
                 list(values),
-                qs,
+                (0.5, 0.9, 0.95, 0.99),
                 resamples=self.options.resamples,
                 rng=random.Random(seed),
                 block=stats.block_length(len(values)),
             )
-            points = [stats.quantile(ordered, q) for q in qs]
-            self._boot[key] = (points, [stats.sd(column) for column in boot])
         return self._boot[key]
 
     def latency(self, scope: str, gate: Gate, b: Entry, c: Entry) -> Check | None:

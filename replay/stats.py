@@ -38,6 +38,7 @@ __all__ = [
     "p_worse",
     "percentile_change",
     "quantile",
+    "quantile_errors",
     "sd",
     "share_against",
     "share_change",
@@ -170,15 +171,27 @@ def percentile_change(
     """The change of each quantile of ``qs`` from ``base`` to ``candidate`` (two samples of
     latencies), with its bootstrap standard error; seeded, so a verdict is repeatable."""
     rng = random.Random(seed)
-    b_sorted, c_sorted = sorted(base), sorted(candidate)
-    b_boot = bootstrap_quantiles(b_sorted, qs, resamples=resamples, rng=rng)
-    c_boot = bootstrap_quantiles(c_sorted, qs, resamples=resamples, rng=rng)
-    out = []
-    for i, q in enumerate(qs):
-        b, c = quantile(b_sorted, q), quantile(c_sorted, q)
-        se = math.hypot(sd(b_boot[i]), sd(c_boot[i]))
-        out.append(_estimate(b, c, se, lower_is_worse))
-    return out
+    b_points, b_errors = quantile_errors(sorted(base), qs, resamples=resamples, rng=rng)
+    c_points, c_errors = quantile_errors(sorted(candidate), qs, resamples=resamples, rng=rng)
+    return [
+        _estimate(b, c, math.hypot(b_se, c_se), lower_is_worse)
+        for b, c, b_se, c_se in zip(b_points, c_points, b_errors, c_errors, strict=True)
+    ]
+
+
+def quantile_errors(
+    values: Sequence[float],
+    qs: Sequence[float],
+    *,
+    resamples: int,
+    rng: random.Random,
+    block: int = 1,
+) -> tuple[list[float], list[float]]:
+    """The ``qs`` quantiles of one sample and their bootstrap standard errors (see
+    :func:`bootstrap_quantiles` for ``block``): what the gate reads of each side."""
+    boot = bootstrap_quantiles(values, qs, resamples=resamples, rng=rng, block=block)
+    ordered = sorted(values)
+    return [quantile(ordered, q) for q in qs], [sd(column) for column in boot]
 
 
 def _estimate(b: float, c: float, se: float, lower_is_worse: bool) -> Estimate:
