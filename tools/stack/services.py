@@ -31,13 +31,14 @@ PACKAGES = {
     "chromium": "chromium",
     "initdb": "postgresql",
     "postgres": "postgresql",
+    "pg_isready": "postgresql",
 }
 
 
 def find_binary(*names: str) -> str:
     """Return the path of the first of ``names`` found, or raise naming the package."""
     for name in names:
-        if name in ("initdb", "postgres"):
+        if name in ("initdb", "postgres", "pg_isready"):
             hits = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
             if hits:
                 return hits[-1]
@@ -239,11 +240,21 @@ def start_postgres(workdir: Path, *, port: int | None = None) -> ManagedProcess:
         "-c",
         "max_connections=200",
     ]
+    isready = find_binary("pg_isready")
+
+    def accepting() -> bool:
+        # The port opens before the server takes connections ("the database system is
+        # starting up"): ready is what pg_isready says, once the port is open.
+        if not port_open(port):
+            return False
+        check = [isready, "-q", "-h", LOOPBACK, "-p", str(port), "-t", "2"]
+        return subprocess.run(check, stdin=subprocess.DEVNULL, check=False).returncode == 0
+
     proc = ManagedProcess(
         "postgres",
         argv,
         log_path=workdir / "postgres.log",
-        ready=lambda: port_open(port),
+        ready=accepting,
         user=user,
     )
     proc.url = f"postgresql://postgres@{LOOPBACK}:{port}/postgres"
