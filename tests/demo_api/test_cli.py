@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -75,9 +76,16 @@ def test_serve_subprocess(tmp_path: Path, workers: int) -> None:
         )
         for _ in range(4):
             assert get(base + "/api/products?per_page=5")[0] == 200
-        metrics = get(base + "/metrics")[1].decode()
         labels = '{method="GET",route="/api/products",status_code="200"}'
-        assert f"http_request_duration_seconds_count{labels} 4.0" in metrics
+        counted = f"http_request_duration_seconds_count{labels} 4.0"
+        # A request is observed as its response closes, which may come after the client has
+        # read it: with 2 workers, /metrics can be answered before the 4th is recorded.
+        deadline = time.monotonic() + 10
+        metrics = get(base + "/metrics")[1].decode()
+        while counted not in metrics and time.monotonic() < deadline:
+            time.sleep(0.1)
+            metrics = get(base + "/metrics")[1].decode()
+        assert counted in metrics
         assert "cache_requests_total" in metrics
     assert list(temp.iterdir()) == []
     if workers == 1:
