@@ -1,7 +1,8 @@
 """The release gate: compare a candidate replay report with a baseline, per route and overall.
 
 A verdict is statistical (docs/gate.md): each check estimates the change with its uncertainty
-(:mod:`hlthz.replay.stats`), p-values are corrected across every check of the comparison
+(:mod:`hlthz.replay.stats`; the two sides of one interleaved report are drawn together, so noise
+they lived through together cancels), p-values are corrected across every check of the comparison
 (Benjamini-Hochberg), and a check **fails** only when the change is significant *and* beyond the
 gate's limit *and*, for a relative latency gate, beyond an absolute floor (``min_effect``, 2 ms).
 A check that can neither fail nor be shown to be within its limit is **inconclusive** and says
@@ -505,6 +506,9 @@ class _Judge:
         self.durations = (base.summary.duration_s, candidate.summary.duration_s)
         self.pending: list[_Pending] = []
         self._boot: dict[tuple[str, str, str], tuple[list[float], list[float]]] = {}
+        self._paired: dict[tuple[str, str], list[float] | None] = {}
+        # The two sides of one interleaved replay were measured side by side.
+        self.interleaved = candidate.baseline is base
 
     # -- latency percentiles -------------------------------------------------------------
 
@@ -527,6 +531,41 @@ class _Judge:
             )
         return self._boot[key]
 
+    def _points(self, entry: Entry, scope: str, side: str, kind: str) -> list[float]:
+        """p50..p99 of one side's sample (read off its bootstrap when that already ran)."""
+        boot = self._boot.get((scope, side, kind))
+        if boot is not None:
+            return boot[0]
+        sample = entry.samples
+        assert sample is not None
+        ordered = sorted(sample.latency_ms if kind == "latency" else sample.service_time_ms)
+        return [stats.quantile(ordered, q) for q in (0.5, 0.9, 0.95, 0.99)]
+
+    def _paired_errors(self, b: Entry, c: Entry, scope: str, kind: str) -> list[float] | None:
+        """Standard errors of the candidate-minus-baseline p50..p99 when the two samples pair
+        up (:func:`stats.paired_quantile_errors`): the sides of one interleaved replay, with as
+        many requests seen and kept on each (each side's reservoir is seeded by its scope, so
+        it keeps the same positions); ``None`` otherwise."""
+        key = (scope, kind)
+        if key not in self._paired:
+            sb, sc = b.samples, c.samples
+            assert sb is not None and sc is not None
+            vb = sb.latency_ms if kind == "latency" else sb.service_time_ms
+            vc = sc.latency_ms if kind == "latency" else sc.service_time_ms
+            errors = None
+            if self.interleaved and sb.seen == sc.seen and len(vb) == len(vc) > 1:
+                seed = self.options.seed + zlib.crc32(f"{scope}|paired|{kind}".encode())
+                errors = stats.paired_quantile_errors(
+                    vb,
+                    vc,
+                    (0.5, 0.9, 0.95, 0.99),
+                    resamples=self.options.resamples,
+                    rng=random.Random(seed),
+                    block=stats.block_length(len(vb)),
+                )
+            self._paired[key] = errors
+        return self._paired[key]
+
     def latency(self, scope: str, gate: Gate, b: Entry, c: Entry) -> Check | None:
         metric = gate.metric
         kind = "service" if metric.startswith("service_") else "latency"
@@ -547,25 +586,32 @@ class _Judge:
                 f"requests above it: needs {need:,} a side"
             )
             return Check(scope, gate.text, None, None, None, "insufficient", note)
-        bp, bse = self._bootstrap(b, scope, "base", kind)
-        cp, cse = self._bootstrap(c, scope, "candidate", kind)
-        bv, cv = bp[index], cp[index]
+        bv = self._points(b, scope, "base", kind)[index]
+        cv = self._points(c, scope, "candidate", kind)[index]
         sign = 1.0 if gate.op in (">", ">=") else -1.0
+        method = "bootstrap"
         if gate.relative:
-            se = math.hypot(bse[index], cse[index])
+            paired = self._paired_errors(b, c, scope, kind)
+            if paired is not None:
+                se, method = paired[index], "paired bootstrap"
+            else:
+                se = math.hypot(
+                    self._bootstrap(b, scope, "base", kind)[1][index],
+                    self._bootstrap(c, scope, "candidate", kind)[1][index],
+                )
             x = sign * (cv - bv)
             threshold = max(sign * gate.limit * bv, self.options.min_effect)
             scale = bv or 1.0
             change = _change(bv, cv)
         else:
-            se = cse[index]
+            se = self._bootstrap(c, scope, "candidate", kind)[1][index]
             x = sign * (cv - gate.limit)
             threshold = 0.0
             scale = 1.0
             change = _change(bv, cv)
         estimate = stats.Estimate(bv, cv, x, se, stats.p_worse(x, se))
         check = Check(scope, gate.text, round(bv, 6), round(cv, 6), change, "pending")
-        check.method = "bootstrap"
+        check.method = method
         self.pending.append(_Pending(check, x, threshold, estimate, True, scale))
         return check
 

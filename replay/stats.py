@@ -9,7 +9,9 @@ samples could have detected (docs/gate.md explains them in plain words):
   difference comes from a **seeded bootstrap** (``resamples`` draws of each sample, all
   percentiles read off the same sorted draw, so gating P95 and P99 costs one bootstrap), and the
   p-value from the normal approximation of that difference. The bootstrap's own p-value could not
-  go below ``1 / resamples``, too coarse for a correction across many routes.
+  go below ``1 / resamples``, too coarse for a correction across many routes. The two sides of
+  an interleaved replay were measured side by side and are drawn together
+  (:func:`paired_quantile_errors`), so noise they shared cancels.
 - :func:`share_change`: the change of a share (error rate, 4xx share) between two runs, or of one
   run against an absolute limit: the normal approximation of the binomial.
 - :func:`status_shift`: how far two status-code mixes are apart (total variation distance: the
@@ -36,6 +38,7 @@ __all__ = [
     "chi2_sf",
     "holm_adjust",
     "p_worse",
+    "paired_quantile_errors",
     "percentile_change",
     "quantile",
     "quantile_errors",
@@ -192,6 +195,43 @@ def quantile_errors(
     boot = bootstrap_quantiles(values, qs, resamples=resamples, rng=rng, block=block)
     ordered = sorted(values)
     return [quantile(ordered, q) for q in qs], [sd(column) for column in boot]
+
+
+def paired_quantile_errors(
+    base: Sequence[float],
+    candidate: Sequence[float],
+    qs: Sequence[float],
+    *,
+    resamples: int,
+    rng: random.Random,
+    block: int = 1,
+) -> list[float]:
+    """The bootstrap standard errors of ``candidate``'s minus ``base``'s ``qs`` quantiles for
+    two samples taken side by side: value ``i`` of each was measured at about the same time
+    (an interleaved replay's two sides). Each draw takes the *same* positions (runs of
+    ``block``) from both, so noise the two sides shared (a busy neighbour slowing both builds
+    for a second) cancels in the difference instead of counting twice, as it would when each
+    side is drawn alone (:func:`quantile_errors`). Samples of different lengths are an error."""
+    n = len(base)
+    if len(candidate) != n:
+        raise ValueError(f"paired samples differ in length: {n} and {len(candidate)}")
+    if n == 0:
+        return [0.0 for _ in qs]
+    ranks = [min(n, max(1, math.ceil(q * n))) - 1 for q in qs]
+    block = min(max(1, block), n)
+    starts = range(n - block + 1)
+    per_draw = math.ceil(n / block)
+    diffs: list[list[float]] = [[] for _ in qs]
+    for _ in range(resamples):
+        positions: list[int] = []
+        for start in rng.choices(starts, k=per_draw):
+            positions.extend(range(start, start + block))
+        del positions[n:]
+        b = sorted([base[i] for i in positions])
+        c = sorted([candidate[i] for i in positions])
+        for slot, rank in zip(diffs, ranks, strict=True):
+            slot.append(c[rank] - b[rank])
+    return [sd(column) for column in diffs]
 
 
 def _estimate(b: float, c: float, se: float, lower_is_worse: bool) -> Estimate:

@@ -120,10 +120,15 @@ def test_interleaved_a_a_is_judged_from_one_report_and_passes(
     samples = report.summary.samples
     assert samples is not None and samples.seen == 360 and len(samples.latency_ms) == 360
     html = folder / "aa.html"
-    gate = hlthz("replay", "compare", str(path), "--html", str(html), *LAX)
+    judged = folder / "aa-compare.json"
+    gate = hlthz("replay", "compare", str(path), "--html", str(html), "--json", str(judged), *LAX)
     assert gate.returncode == 0, gate.stdout + gate.stderr
     assert "gate passed" in gate.stdout
     assert "Release gate" in html.read_text()
+    # The two sides saw the same requests, so each relative latency check was judged paired.
+    checks = json.loads(judged.read_text())["checks"]
+    latency = [c for c in checks if c["gate"].startswith("p9") and c["method"]]
+    assert latency and {c["method"] for c in latency} == {"paired bootstrap"}
 
 
 def test_a_planted_slowdown_fails_the_gate(

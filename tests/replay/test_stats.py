@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,10 +15,13 @@ from hlthz.replay import Report, compare_reports
 from hlthz.replay.compare import GateOptions
 from hlthz.replay.stats import (
     bh_adjust,
+    block_length,
     chi2_sf,
     holm_adjust,
+    paired_quantile_errors,
     percentile_change,
     quantile,
+    quantile_errors,
     share_change,
     status_shift,
 )
@@ -69,6 +73,49 @@ def test_bootstrap_is_seeded_and_block_bootstrap_widens_for_bursts() -> None:
     blocks = bootstrap_quantiles(bursty, (0.95,), resamples=300, rng=random.Random(0), block=17)
     spread = [statistics.pstdev(x) for x in (iid, blocks[0])]
     assert spread[1] > spread[0]
+
+
+def _busy_periods(n: int, seed: int) -> list[float]:
+    """A factor per position: 3 in every fifth run of 40 positions (a busy neighbour that both
+    sides of an interleaved replay live through), else 1; ``seed`` shifts the pattern."""
+    return [3.0 if (i // 40 + seed) % 5 == 0 else 1.0 for i in range(n)]
+
+
+def _side_by_side(n: int, seed: int, slow: float = 1.0) -> tuple[list[float], list[float]]:
+    busy = _busy_periods(n, seed)
+    base = [f * v for f, v in zip(busy, _lognormal(n, 20, seed + 1), strict=True)]
+    cand = [f * v * slow for f, v in zip(busy, _lognormal(n, 20, seed + 2), strict=True)]
+    return base, cand
+
+
+def _independent_error(base: list[float], cand: list[float], q: float, seed: int) -> float:
+    rng = random.Random(seed)
+    block = block_length(len(base))
+    errors = [
+        quantile_errors(s, (q,), resamples=300, rng=rng, block=block)[1][0] for s in (base, cand)
+    ]
+    return math.hypot(*errors)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_paired_errors_cancel_noise_both_sides_shared(seed: int) -> None:
+    base, cand = _side_by_side(800, seed)
+    block = block_length(800)
+    (paired,) = paired_quantile_errors(
+        base, cand, (0.95,), resamples=300, rng=random.Random(seed), block=block
+    )
+    assert paired < 0.7 * _independent_error(base, cand, 0.95, seed)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_paired_errors_of_unrelated_samples_are_the_independent_ones(seed: int) -> None:
+    base, cand = _lognormal(800, 20, seed), _lognormal(800, 20, seed + 50)
+    (paired,) = paired_quantile_errors(
+        base, cand, (0.95,), resamples=300, rng=random.Random(seed), block=block_length(800)
+    )
+    assert paired == pytest.approx(_independent_error(base, cand, 0.95, seed), rel=0.25)
+    with pytest.raises(ValueError, match="differ in length: 800 and 799"):
+        paired_quantile_errors(base, cand[1:], (0.95,), resamples=20, rng=random.Random(0))
 
 
 def test_share_change_and_status_shift() -> None:
@@ -209,3 +256,50 @@ def test_all_401_fails_the_default_status_gate() -> None:
         math.isclose(next(c.candidate for c in result.failures if c.scope == "overall") or 0, 1.0)
         or result.failed
     )
+
+
+def _p95(comparison: Any, scope: str) -> Any:
+    return next(c for c in comparison.checks if c.scope == scope and c.gate.startswith("p95"))
+
+
+def test_an_interleaved_report_is_judged_paired() -> None:
+    # +30 % on a route whose two sides lived through the same busy periods. Judged as two
+    # separate runs, the busy periods count twice; judged as the one interleaved replay they
+    # are, they cancel, and the slowdown stands out.
+    caught = {"apart": 0, "together": 0}
+    for seed in range(4, 8):
+        base_values, cand_values = _side_by_side(800, seed, slow=1.3)
+        base = _report({"GET /busy": base_values})
+        cand = _report({"GET /busy": cand_values})
+        apart = _p95(compare_reports(base, cand), "GET /busy")
+        together = _p95(compare_reports(base, replace(cand, baseline=base)), "GET /busy")
+        assert (apart.method, together.method) == ("bootstrap", "paired bootstrap")
+        assert together.p_adjusted < apart.p_adjusted
+        caught["apart"] += apart.status == "fail"
+        caught["together"] += together.status == "fail"
+    assert caught["together"] >= 3 and caught["apart"] <= 1, caught
+
+
+def test_paired_errors_are_calibrated_on_identical_builds() -> None:
+    # Identical builds side by side, 40 times: each P50/P95 difference over its paired standard
+    # error is about a standard normal (too narrow a spread would be a gate crying wolf, too
+    # wide one that misses regressions).
+    z: dict[float, list[float]] = {0.5: [], 0.95: []}
+    for seed in range(40):
+        base, cand = _side_by_side(800, 100 + seed)
+        errors = paired_quantile_errors(
+            base, cand, (0.5, 0.95), resamples=200, rng=random.Random(seed), block=28
+        )
+        for q, se in zip(z, errors, strict=True):
+            z[q].append((quantile(sorted(cand), q) - quantile(sorted(base), q)) / se)
+    for values in z.values():
+        assert abs(statistics.mean(values)) < 0.5
+        assert 0.7 < statistics.stdev(values) < 1.3
+
+
+def test_unequal_sides_are_not_paired() -> None:
+    base_values, cand_values = _side_by_side(800, 4)
+    base = _report({"GET /busy": base_values})
+    cand = _report({"GET /busy": cand_values[:-5]})  # 5 requests fewer: positions do not pair
+    result = compare_reports(base, replace(cand, baseline=base))
+    assert _p95(result, "GET /busy").method == "bootstrap"
