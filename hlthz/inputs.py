@@ -31,6 +31,7 @@ __all__ = [
     "MAX_NUMBER",
     "YamlDocument",
     "config_error",
+    "encoding_problem",
     "excerpt",
     "json_field",
     "load_yaml",
@@ -97,18 +98,30 @@ def read_limited(
     return data
 
 
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def encoding_problem(head: bytes) -> str | None:
+    """What is wrong with a text file starting with ``head`` (its first bytes) for a reader of
+    UTF-8, or ``None``: a UTF-16 or UTF-32 byte-order mark, or a NUL byte in the first four
+    bytes (UTF-16 without a mark, or not text at all). One message for every reader."""
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return f"the file is {encoding}; save it as UTF-8"
+    if len(head) > 1 and b"\0" in head[:4]:
+        return "the file is UTF-16 or binary; save it as UTF-8"
+    return None
+
+
 def _decode(data: bytes, name: str, error: ErrorFactory) -> str:
-    boms = (
-        (b"\xff\xfe\x00\x00", "UTF-32"),
-        (b"\x00\x00\xfe\xff", "UTF-32"),
-        (b"\xff\xfe", "UTF-16"),
-        (b"\xfe\xff", "UTF-16"),
-    )
-    for bom, encoding in boms:
-        if data.startswith(bom):
-            raise error(name, 1, f"the file is {encoding}; save it as UTF-8")
-    if len(data) >= 4 and (data[1:4:2] == b"\0\0" or data[0:3:2] == b"\0\0"):
-        raise error(name, 1, "the file is UTF-16 or binary; save it as UTF-8")
+    problem = encoding_problem(data)
+    if problem is not None:
+        raise error(name, 1, problem)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -394,8 +407,9 @@ def parse_json(
     parser's line is used); ``hint`` is appended to syntax errors (``; is this a HAR file?``).
     """
     if isinstance(data, bytes | bytearray):
-        if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(data) > 1 and b"\0" in data[:4]):
-            raise error(source, line or 1, "the file is UTF-16 or binary; save it as UTF-8")
+        problem = encoding_problem(bytes(data[:4]))
+        if problem is not None:
+            raise error(source, line or 1, problem)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -62,6 +62,7 @@ PUBLIC = {
         "MAX_NUMBER",
         "YamlDocument",
         "config_error",
+        "encoding_problem",
         "excerpt",
         "json_field",
         "load_yaml",

@@ -118,6 +118,28 @@ def test_malformed_message_names_the_line_and_quotes_nothing(tmp_path: Path) -> 
     assert stats.invalid == 1
 
 
+@pytest.mark.parametrize(
+    ("encoding", "said"),
+    [("utf-16", "UTF-16"), ("utf-16-le", "UTF-16 or binary"), ("utf-32", "UTF-32")],
+)
+def test_a_gor_file_saved_as_utf16_says_so_not_truncated(
+    tmp_path: Path, encoding: str, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = (FIXTURES / "sample-3field.gor").read_bytes().decode("utf-8")
+    path = tmp_path / "re-saved.gor"
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(CaptureFormatError) as raised:
+        list(iter_records(path, format="gor", skip_invalid=True))
+    assert str(raised.value) == (
+        f"{path}:1: the file is {said}; save it as UTF-8; is this a GoReplay file?"
+    )
+    assert "truncated" not in caplog.text
+    packed = tmp_path / "re-saved.gor.gz"  # the check reads the decompressed bytes
+    packed.write_bytes(gzip.compress(text.encode(encoding)))
+    with pytest.raises(CaptureFormatError, match=f"the file is {said}; save it as UTF-8"):
+        list(iter_records(packed, format="gor"))
+
+
 def test_export_round_trip(tmp_path: Path) -> None:
     original = list(iter_records(FIXTURES / "sample-4field.gor.gz"))
     capture = tmp_path / "c.jsonl"

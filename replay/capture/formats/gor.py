@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from hlthz.errors import CaptureFormatError, ReplayError
-from hlthz.inputs import excerpt
+from hlthz.inputs import encoding_problem, excerpt
 from hlthz.replay.capture.format import (
     CaptureRecord,
     ReadStats,
@@ -76,7 +76,13 @@ def _payloads(path: Path) -> Iterator[tuple[int, bytes, bool]]:
     line = 1
     sep_lines = GOR_SEPARATOR.count(b"\n")
     searched = 0
-    for chunk in iter_file_chunks(path):
+    for index, chunk in enumerate(iter_file_chunks(path)):
+        if index == 0:
+            # Else a UTF-16 or binary file reads as one message without a separator, and is
+            # reported as a truncated record.
+            problem = encoding_problem(chunk[:4])
+            if problem is not None:
+                raise CaptureFormatError(str(path), 1, f"{problem}; is this a GoReplay file?")
         buf += chunk
         start = 0
         while True:
