@@ -106,13 +106,23 @@ def quantile(ordered: Sequence[float], q: float) -> float:
     n = len(ordered)
     if n == 0:
         return 0.0
-    rank = min(n, max(1, math.ceil(q * n)))
-    return float(ordered[rank - 1])
+    return float(ordered[_ranks(n, (q,))[0]])
 
 
 def block_length(n: int) -> int:
     """The block length of the moving-block bootstrap for ``n`` values in time order."""
     return max(1, round(math.sqrt(n)))
+
+
+def _ranks(n: int, qs: Sequence[float]) -> list[int]:
+    """The 0-based nearest-rank index of each quantile of ``qs`` in ``n`` sorted values."""
+    return [min(n, max(1, math.ceil(q * n))) - 1 for q in qs]
+
+
+def _block_starts(n: int, block: int, rng: random.Random) -> list[int]:
+    """Where the runs of one moving-block redraw of ``n`` values start: enough runs of
+    ``block`` (1 <= block <= n) consecutive values to cover ``n``."""
+    return rng.choices(range(n - block + 1), k=math.ceil(n / block))
 
 
 def bootstrap_quantiles(
@@ -134,17 +144,14 @@ def bootstrap_quantiles(
     out: list[list[float]] = [[] for _ in qs]
     if n == 0:
         return [[0.0] * resamples for _ in qs]
-    ranks = [min(n, max(1, math.ceil(q * n))) - 1 for q in qs]
-    choices = rng.choices
+    ranks = _ranks(n, qs)
     block = min(max(1, block), n)
-    starts = range(n - block + 1)
-    per_draw = math.ceil(n / block)
     for _ in range(resamples):
         if block == 1:
-            draw = choices(values, k=n)
+            draw = rng.choices(values, k=n)
         else:
             draw = []
-            for start in choices(starts, k=per_draw):
+            for start in _block_starts(n, block, rng):
                 draw.extend(values[start : start + block])
             del draw[n:]
         draw.sort()
@@ -217,14 +224,12 @@ def paired_quantile_errors(
         raise ValueError(f"paired samples differ in length: {n} and {len(candidate)}")
     if n == 0:
         return [0.0 for _ in qs]
-    ranks = [min(n, max(1, math.ceil(q * n))) - 1 for q in qs]
+    ranks = _ranks(n, qs)
     block = min(max(1, block), n)
-    starts = range(n - block + 1)
-    per_draw = math.ceil(n / block)
     diffs: list[list[float]] = [[] for _ in qs]
     for _ in range(resamples):
         positions: list[int] = []
-        for start in rng.choices(starts, k=per_draw):
+        for start in _block_starts(n, block, rng):
             positions.extend(range(start, start + block))
         del positions[n:]
         b = sorted([base[i] for i in positions])
