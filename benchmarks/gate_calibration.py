@@ -201,7 +201,7 @@ def main() -> None:
         "--burn", type=int, default=0, help="keep N CPU-bound processes running (a busy runner)"
     )
     parser.add_argument(
-        "--save", type=Path, help="keep every replay's report in this folder (see --judge)"
+        "--save", type=Path, help="keep each replay's report in this folder, to judge again"
     )
     args = parser.parse_args()
     if args.serve:
@@ -233,11 +233,12 @@ def main() -> None:
         folder = Path(tmp)
         capture = write_capture(folder / "calib.jsonl")
         servers = {"a": start_server(folder, None), "a2": start_server(folder, None)}
-        burning = burners(args.burn, folder)
+        burning: list = []
         for label, slow in scenarios.items():
             servers[label] = start_server(folder, slow)
         url = {key: proc.url for key, proc in servers.items()}  # type: ignore[attr-defined]
         try:
+            burning = burners(args.burn, folder)
             for mode in args.modes.split(","):
                 if aa:
                     outcomes: list[str] = []
