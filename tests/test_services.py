@@ -21,7 +21,7 @@ from hlthz.procs import (
     stop_pid,
     wait_until,
 )
-from tests.conftest import prom_query
+from tests.conftest import need_binary, prom_query
 
 
 def test_redis_answers(redis_url: str) -> None:
@@ -122,3 +122,36 @@ def test_stop_pid_stops_what_another_process_started_and_only_that(tmp_path: Pat
     assert stop_pid(proc.pid, argv, timeout=5)
     assert not pid_alive(proc.pid)
     assert not stop_pid(proc.pid, argv, timeout=5)  # already gone
+
+
+def test_a_port_another_server_took_is_not_mistaken_for_alertmanager(tmp_path: Path) -> None:
+    """A port picked free can be taken by another program before Alertmanager binds it. That
+    program's ``/-/ready`` (here: a server answering 200 to anything) must not pass for
+    Alertmanager's: the start fails, naming Alertmanager's own log."""
+    import http.server
+    import threading
+
+    from hlthz.tools.stack.services import start_alertmanager
+
+    need_binary("prometheus-alertmanager", "alertmanager")
+
+    class Anything(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = self.path == "/-/ready"
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    impostor = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Anything)
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    config = tmp_path / "am.yml"
+    config.write_text("route:\n  receiver: none\nreceivers:\n  - name: none\n")
+    try:
+        with pytest.raises(ServiceError, match=r"^alertmanager exited with code \d+ during"):
+            start_alertmanager(config, tmp_path, port=impostor.server_address[1]).stop()
+    finally:
+        impostor.shutdown()
+        impostor.server_close()

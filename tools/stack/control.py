@@ -48,7 +48,13 @@ from hlthz.tools.stack.config import (
     scrape_target,
     thresholds_scrape_interval,
 )
-from hlthz.tools.stack.services import alertmanager_argv, find_binary, prometheus_argv
+from hlthz.tools.stack.services import (
+    ALERTMANAGER_OWN,
+    PROMETHEUS_OWN,
+    alertmanager_argv,
+    find_binary,
+    prometheus_argv,
+)
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -172,13 +178,16 @@ def _start(
     url: str,
     health: str,
     timeout: float,
+    own: str | None = None,
 ) -> ManagedProcess:
-    """Start ``name`` in ``started`` and wait until ``health`` answers."""
+    """Start ``name`` in ``started`` and wait until ``health`` answers, and ``own`` (a path
+    only this kind of service serves) too: a port picked free can be taken by another program
+    before ours binds it, and then another server's ``/-/ready`` would answer for ours."""
     proc = ManagedProcess(
         name,
         argv,
         log_path=state_dir / "logs" / f"{name}.log",
-        ready=lambda: http_ok(health),
+        ready=lambda: http_ok(health) and (own is None or http_ok(url + own)),
         ready_timeout=timeout,
     )
     proc.url = url
@@ -333,6 +342,7 @@ def stack_up(
             url=sink_url,
             health=f"{sink_url}/-/healthy",
             timeout=options.ready_timeout,
+            own="/notifications",
         )
         state["services"]["sink"] = _service_record(sink, f"{sink_url}/-/healthy")
         # Saved at once: if this command dies now, `stack down` still finds it.
@@ -392,6 +402,7 @@ def stack_up(
             url=am_url,
             health=f"{am_url}/-/ready",
             timeout=options.ready_timeout,
+            own=ALERTMANAGER_OWN,
         )
         state["services"]["alertmanager"] = _service_record(alertmanager, f"{am_url}/-/ready")
         _write_state(state_dir, state)
@@ -417,6 +428,7 @@ def stack_up(
             url=prom_url,
             health=f"{prom_url}/-/ready",
             timeout=options.ready_timeout,
+            own=PROMETHEUS_OWN,
         )
         state["services"]["prometheus"] = _service_record(prometheus, f"{prom_url}/-/ready")
         _write_state(state_dir, state)

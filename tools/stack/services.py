@@ -63,6 +63,12 @@ def prometheus_argv(config_file: Path, data_dir: Path, port: int) -> list[str]:
     ]
 
 
+#: A path only Prometheus (Alertmanager) answers with 2xx: a port picked free can be taken by
+#: another program before ours binds it, and its ``/-/ready`` must not pass for ours.
+PROMETHEUS_OWN = "/api/v1/status/buildinfo"
+ALERTMANAGER_OWN = "/api/v2/status"
+
+
 def alertmanager_argv(config_file: Path, data_dir: Path, port: int) -> list[str]:
     """Alertmanager on loopback ``port`` with ``config_file``, clustering off."""
     return [
@@ -95,7 +101,7 @@ def start_prometheus(
         "prometheus",
         argv,
         log_path=workdir / "prometheus.log",
-        ready=lambda: http_ok(url + "/-/ready"),
+        ready=lambda: http_ok(url + "/-/ready") and http_ok(url + PROMETHEUS_OWN),
     )
     proc.url = url
     return proc.start()
@@ -135,7 +141,7 @@ def start_alertmanager(
         "alertmanager",
         argv,
         log_path=workdir / "alertmanager.log",
-        ready=lambda: http_ok(url + "/-/ready"),
+        ready=lambda: http_ok(url + "/-/ready") and http_ok(url + ALERTMANAGER_OWN),
     )
     proc.url = url
     return proc.start()
