@@ -282,8 +282,8 @@ def test_an_interleaved_report_is_judged_paired() -> None:
 
 def test_paired_errors_are_calibrated_on_identical_builds() -> None:
     # Identical builds side by side, 40 times: each P50/P95 difference over its paired standard
-    # error is about a standard normal (too narrow a spread would be a gate crying wolf, too
-    # wide one that misses regressions).
+    # error is about a standard normal. Too wide a spread means errors too small (a gate that
+    # cries wolf); too narrow, errors too large (a gate that misses regressions).
     z: dict[float, list[float]] = {0.5: [], 0.95: []}
     for seed in range(40):
         base, cand = _side_by_side(800, 100 + seed)
