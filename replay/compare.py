@@ -42,6 +42,7 @@ import os
 import random
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -490,7 +491,8 @@ class _Pending:
     """A check awaiting the correction across checks: ``x`` is how much worse the candidate
     is (in the metric's unit, signed so that larger is worse), ``threshold`` how much worse
     it may be, ``estimate`` the statistics, ``ci_pass``: pass only when the upper bound is within
-    the threshold (latency), else when the estimate is (shares)."""
+    the threshold (latency), else when the estimate is (shares). ``counted``: whether the check
+    counts in the correction; not when no data could make its test reject (:func:`_testable`)."""
 
     check: Check
     x: float
@@ -498,6 +500,16 @@ class _Pending:
     estimate: stats.Estimate
     ci_pass: bool
     scale: float  # divides x-units into the reported unit of low/high/detectable (base or 1)
+    counted: bool = True
+
+
+def _testable(*mixes: Mapping[str, int] | None) -> bool:
+    """Whether a comparison of these counts (statuses, or hits and misses) can find anything:
+    not when all requests on both sides fell in one class. A test conditioned on the pooled
+    counts (Tarone's rule for discrete tests) then has a single possible outcome and p = 1,
+    so it is left out of the correction instead of diluting the checks that can fail."""
+    pooled = {key for mix in mixes for key, n in (mix or {}).items() if n}
+    return len(pooled) > 1
 
 
 class _Judge:
@@ -629,7 +641,8 @@ class _Judge:
             # the error of a share near the distance, for the detectable change
             se = math.sqrt(max(distance * (1 - distance), 0.25 / n) / n) if n else math.inf
             estimate = stats.Estimate(0.0, distance, x, se, p if sign > 0 else 1.0 - p)
-            self.pending.append(_Pending(check, x, 0.0, estimate, False, 1.0))
+            counted = _testable(b.statuses, c.statuses)
+            self.pending.append(_Pending(check, x, 0.0, estimate, False, 1.0, counted))
             return check
         if metric == "capture_mismatch":
             captured_c = c.captured or {}
@@ -652,15 +665,19 @@ class _Judge:
             x = sign * (cv - bv)
             threshold = max(sign * gate.limit * bv, 0.0)
             scale = bv or 1.0
+            splits = [{"hit": h, "miss": n - h} for h, n in ((hb, b.requests), (hc, c.requests))]
+            counted = _testable(*splits)
         else:
             est = stats.share_against(hc, c.requests, gate.limit)
             bv, cv = hb / b.requests if b.requests else 0.0, est.candidate
             x = sign * (cv - gate.limit)
             est = replace(est, p=est.p if sign > 0 else 1.0 - est.p)
             threshold, scale = 0.0, 1.0
+            counted = True  # against a fixed limit: any count can be judged
         check = Check(scope, gate.text, round(bv, 6), round(cv, 6), _change(bv, cv), "pending")
         check.method = "binomial"
-        self.pending.append(_Pending(check, x, threshold, replace(est, diff=x), False, scale))
+        pending = _Pending(check, x, threshold, replace(est, diff=x), False, scale, counted)
+        self.pending.append(pending)
         return check
 
     # -- figures only (max, rps, reports without samples) ---------------------------------
@@ -688,9 +705,12 @@ class _Judge:
         alpha = self.options.alpha
         if not self.pending:
             return
-        adjusted = stats.bh_adjust([p.estimate.p for p in self.pending])
-        m = len(self.pending)
-        for item, p_adj in zip(self.pending, adjusted, strict=True):
+        family = [item for item in self.pending if item.counted]
+        adjusted = stats.bh_adjust([item.estimate.p for item in family])
+        corrected = {id(item): p for item, p in zip(family, adjusted, strict=True)}
+        m = max(len(family), 1)
+        for item in self.pending:
+            p_adj = corrected.get(id(item), 1.0)
             check, est = item.check, item.estimate
             check.p, check.p_adjusted = est.p, p_adj
             finite = math.isfinite(est.se)

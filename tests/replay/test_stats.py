@@ -245,6 +245,23 @@ def test_inconclusive_says_the_smallest_detectable_change() -> None:
     assert "with 30 requests a side, only a change of" in check.note
 
 
+def test_a_status_check_that_cannot_reject_does_not_dilute_the_correction() -> None:
+    # Every request answered 200 on both sides: the status test has one possible outcome, so
+    # it stays out of Benjamini-Hochberg and the latency checks are corrected among themselves.
+    routes, slower = _routes(1), _routes(2, slow=1.15)
+    result = compare_reports(_report(routes), _report(slower))
+    status = [c for c in result.checks if c.gate.startswith("status_change")]
+    assert status and all(c.status == "pass" and c.p_adjusted == 1.0 for c in status)
+    family = [c for c in result.checks if c.p is not None and c not in status]
+    assert [c.p_adjusted for c in family] == pytest.approx(bh_adjust([c.p for c in family]))
+    # One 503 on a side makes a status change possible: the status checks count again.
+    mixed = {key: {"200": len(v) - 1, "503": 1} for key, v in slower.items()}
+    result = compare_reports(_report(routes), _report(slower, mixed))
+    family = [c for c in result.checks if c.p is not None]
+    assert any(c.gate.startswith("status_change") for c in family)
+    assert [c.p_adjusted for c in family] == pytest.approx(bh_adjust([c.p for c in family]))
+
+
 def test_all_401_fails_the_default_status_gate() -> None:
     routes = _routes(1)
     good = {key: {"200": len(v)} for key, v in routes.items()}
