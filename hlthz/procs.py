@@ -100,6 +100,9 @@ class ManagedProcess:
         self.argv = list(argv)
         self.log_path = Path(log_path)
         self.env = dict(os.environ if env is None else env)
+        # A Python child writing to a file buffers its stdout until it exits: its log (and the
+        # tail an error quotes) would stay empty while it runs.
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.cwd = cwd
         self.ready = ready
         self.ready_timeout = ready_timeout

@@ -51,6 +51,18 @@ def test_prometheus_scrapes_itself(prometheus) -> None:  # type: ignore[no-untyp
     assert result, "Prometheus never scraped its target"
 
 
+def test_a_python_child_logs_while_it_runs(tmp_path: Path) -> None:
+    # print() to a file is block-buffered: without PYTHONUNBUFFERED the line would reach the
+    # log only when the child exits (the demo's interrupt test waited on such a log).
+    log = tmp_path / "child.log"
+    code = "import time\nprint('serving', flush=False)\ntime.sleep(60)\n"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    argv = [sys.executable, "-c", code]
+    with ManagedProcess("child", argv, log_path=log, env=env) as proc:
+        wait_until(lambda: log.read_bytes() == b"serving\n", timeout=20, what="the first line")
+        assert proc.popen is not None and proc.popen.poll() is None
+
+
 def test_stop_kills_workers_that_outlive_their_leader(tmp_path: Path) -> None:
 
     pid_file = tmp_path / "worker.pid"
