@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -20,6 +21,12 @@ import yaml
 from hlthz.errors import ServiceError
 from hlthz.procs import ManagedProcess
 from hlthz.tools.stack import services
+
+# A suite started in the background by a non-interactive shell (`make test &`) inherits SIGINT
+# ignored, and so would every CLI the Ctrl-C tests start: Python keeps an ignored SIGINT
+# ignored, and the test's signal would be lost. Take Ctrl-C back, as a terminal would have it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 IN_CI = os.environ.get("CI") == "true"
 #: ``make soak`` (``HLTHZ_SOAK=1``): the long proofs at full length (60 s of load at 2,000
