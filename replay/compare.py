@@ -50,7 +50,7 @@ from xml.etree import ElementTree as ET
 from hlthz.errors import ReplayError
 from hlthz.files import atomic_write
 from hlthz.replay import stats
-from hlthz.replay.report import Report, RouteReport, Summary
+from hlthz.replay.report import Report, RouteReport, Samples, Summary
 
 DEFAULT_GATES = ("p95 > +10%", "p99 > +20%", "error_rate > 1%", "status_change > 5%")
 DEFAULT_MIN_SAMPLES = 20
@@ -69,6 +69,8 @@ TAIL_SAMPLES = 5
 #: The comparison's JSON format (docs/formats.md).
 COMPARISON_VERSION = 2
 _LATENCY = ("p50", "p90", "p95", "p99", "max")
+#: The percentiles a sample is judged at, in the order of ``_LATENCY``.
+_LEVELS = (0.5, 0.9, 0.95, 0.99)
 _SHARES = ("error_rate", "4xx_rate", "status_change", "capture_mismatch")
 METRICS = (*_LATENCY, *(f"service_{p}" for p in _LATENCY), *_SHARES, "rps")
 #: Share metrics that are a distance, judged against an absolute limit only.
@@ -503,9 +505,14 @@ class _Pending:
     counted: bool = True
 
 
+def _values(sample: Samples, kind: str) -> tuple[float, ...]:
+    """A sample's latencies (``kind`` "latency") or service times ("service")."""
+    return sample.latency_ms if kind == "latency" else sample.service_time_ms
+
+
 def _testable(*mixes: Mapping[str, int] | None) -> bool:
-    """Whether a comparison of these counts (statuses, or hits and misses) can find anything:
-    not when all requests on both sides fell in one class. A test conditioned on the pooled
+    """Whether a comparison of these status mixes can find anything: not when all requests on
+    both sides got one status. A test conditioned on the pooled
     counts (Tarone's rule for discrete tests) then has a single possible outcome and p = 1,
     so it is left out of the correction instead of diluting the checks that can fail."""
     pooled = {key for mix in mixes for key, n in (mix or {}).items() if n}
@@ -530,13 +537,13 @@ class _Judge:
         if key not in self._boot:
             sample = entry.samples
             assert sample is not None
-            values = sample.latency_ms if kind == "latency" else sample.service_time_ms
+            values = _values(sample, kind)
             seed = self.options.seed + zlib.crc32(f"{scope}|{side}|{kind}".encode())
             # The sample is in time order (the reservoir appends until it is full): a block
             # bootstrap keeps bursts together.
             self._boot[key] = stats.quantile_errors(
                 list(values),
-                (0.5, 0.9, 0.95, 0.99),
+                _LEVELS,
                 resamples=self.options.resamples,
                 rng=random.Random(seed),
                 block=stats.block_length(len(values)),
@@ -550,8 +557,8 @@ class _Judge:
             return boot[0]
         sample = entry.samples
         assert sample is not None
-        ordered = sorted(sample.latency_ms if kind == "latency" else sample.service_time_ms)
-        return [stats.quantile(ordered, q) for q in (0.5, 0.9, 0.95, 0.99)]
+        ordered = sorted(_values(sample, kind))
+        return [stats.quantile(ordered, q) for q in _LEVELS]
 
     def _paired_errors(self, b: Entry, c: Entry, scope: str, kind: str) -> list[float] | None:
         """Standard errors of the candidate-minus-baseline p50..p99 when the two samples pair
@@ -562,15 +569,14 @@ class _Judge:
         if key not in self._paired:
             sb, sc = b.samples, c.samples
             assert sb is not None and sc is not None
-            vb = sb.latency_ms if kind == "latency" else sb.service_time_ms
-            vc = sc.latency_ms if kind == "latency" else sc.service_time_ms
+            vb, vc = _values(sb, kind), _values(sc, kind)
             errors = None
             if self.interleaved and sb.seen == sc.seen and len(vb) == len(vc) > 1:
                 seed = self.options.seed + zlib.crc32(f"{scope}|paired|{kind}".encode())
                 errors = stats.paired_quantile_errors(
                     vb,
                     vc,
-                    (0.5, 0.9, 0.95, 0.99),
+                    _LEVELS,
                     resamples=self.options.resamples,
                     rng=random.Random(seed),
                     block=stats.block_length(len(vb)),
@@ -586,8 +592,8 @@ class _Judge:
             return None  # judged on the figures
         if kind == "service" and (not b.samples.service_time_ms or not c.samples.service_time_ms):
             return None
-        index = ("p50", "p90", "p95", "p99").index(point)
-        q = (0.5, 0.9, 0.95, 0.99)[index]
+        index = _LATENCY.index(point)
+        q = _LEVELS[index]
         fewest = min(len(b.samples.latency_ms), len(c.samples.latency_ms))
         if fewest * (1 - q) < TAIL_SAMPLES:
             # The bootstrap cannot judge a percentile resting on a handful of requests (with 40
@@ -665,8 +671,8 @@ class _Judge:
             x = sign * (cv - bv)
             threshold = max(sign * gate.limit * bv, 0.0)
             scale = bv or 1.0
-            splits = [{"hit": h, "miss": n - h} for h, n in ((hb, b.requests), (hc, c.requests))]
-            counted = _testable(*splits)
+            # Testable unless no request hit, or every one did (Tarone, as for statuses).
+            counted = 0 < hb + hc < b.requests + c.requests
         else:
             est = stats.share_against(hc, c.requests, gate.limit)
             bv, cv = hb / b.requests if b.requests else 0.0, est.candidate
@@ -706,11 +712,10 @@ class _Judge:
         if not self.pending:
             return
         family = [item for item in self.pending if item.counted]
-        adjusted = stats.bh_adjust([item.estimate.p for item in family])
-        corrected = {id(item): p for item, p in zip(family, adjusted, strict=True)}
+        adjusted = iter(stats.bh_adjust([item.estimate.p for item in family]))
         m = max(len(family), 1)
         for item in self.pending:
-            p_adj = corrected.get(id(item), 1.0)
+            p_adj = next(adjusted) if item.counted else 1.0
             check, est = item.check, item.estimate
             check.p, check.p_adjusted = est.p, p_adj
             finite = math.isfinite(est.se)
