@@ -10,12 +10,10 @@ emit its family or because its query is broken.
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 
 from hlthz.alerts.config import SIGNALS
 from hlthz.errors import UsageError
-from hlthz.net import parse_http_url
+from hlthz.metrics_page import read_metrics_page
 
 #: Series whose presence proves a signal (one is enough).
 SIGNAL_SERIES: dict[str, tuple[str, ...]] = {
@@ -35,7 +33,6 @@ SIGNAL_METRICS: dict[str, re.Pattern[str]] = {
     "jobs": re.compile(r"\b(job_queue_depth\b|job_duration_seconds|jobs_total\b)"),
 }
 _REQUESTS = "http_request_duration_seconds"
-_MAX_BYTES = 16 * 1024 * 1024
 
 
 def signal_of(expr: str) -> str | None:
@@ -59,23 +56,10 @@ def signals_in(text: str) -> tuple[str, ...]:
 def detect_signals(url: str, *, timeout: float = 10.0) -> tuple[str, ...]:
     """Read ``url`` (an app's metrics page) and return the signals it has samples of.
 
-    :class:`UsageError` when the page cannot be read or is not an instrumented app's.
+    :class:`~hlthz.errors.ScrapeError` when the page cannot be read, :class:`UsageError` when
+    it is not an instrumented app's.
     """
-    # One URL parser for every option (a bad port or "[::1" is one line, not a ValueError).
-    parse_http_url(url, what="--from-metrics")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            body = response.read(_MAX_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise UsageError(f"--from-metrics {url}: answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise UsageError(
-            f"--from-metrics {url}: cannot read it ({reason}); is the app running?"
-        ) from None
-    if len(body) > _MAX_BYTES:
-        raise UsageError(f"--from-metrics {url}: more than 16 MiB; is this a metrics page?")
-    text = body.decode("utf-8", errors="replace")
+    text = read_metrics_page(url, what="--from-metrics", timeout=timeout)
     if not re.search(rf"^(# TYPE {_REQUESTS} |{_REQUESTS}_)", text, re.M):
         raise UsageError(
             f"--from-metrics {url}: no {_REQUESTS} metric; is the app instrumented with "

@@ -29,6 +29,7 @@ PUBLIC = {
         "parse_http_url",
         "request_target",
     ],
+    "hlthz.metrics_page": ["MAX_BYTES", "page_samples", "read_metrics_page"],
     "hlthz.routes": ["Routes", "normalize_path"],
     "hlthz.prometheus": ["MAX_POINTS", "PrometheusClient"],
     "hlthz.tools.diagnose": [

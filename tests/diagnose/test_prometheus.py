@@ -84,7 +84,7 @@ def test_bad_urls_are_one_line_exit_2(tmp_path: Path) -> None:
     for args, text in (
         (["--metrics", "localhost:8000/metrics"], "--metrics"),
         (["--prometheus", "ftp://x"], "--prometheus"),
-        (["--metrics", "http://127.0.0.1:9/metrics", "--window", "1s"], "cannot scrape"),
+        (["--metrics", "http://127.0.0.1:9/metrics", "--window", "1s"], "cannot read it"),
         (["--prometheus", "http://127.0.0.1:9"], "cannot reach Prometheus"),
         (["--metrics", "http://x/m", "--prometheus", "http://y"], "exactly one of"),
         (["--metrics", "http://x/m", "--window", "soon"], "--window"),

@@ -8,13 +8,12 @@ replay, into the figures of the demo's audit table, so warm-up traffic is not co
 
 from __future__ import annotations
 
-import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
+from hlthz.metrics_page import page_samples, read_metrics_page
 
 __all__ = ["Scrape", "histogram_quantile", "parse", "scrape", "server_delta"]
 
@@ -45,19 +44,18 @@ class Scrape:
         return dict(sums)
 
 
-def parse(text: str) -> Scrape:
+def parse(text: str, *, what: str = "the metrics page") -> Scrape:
     """Parse the Prometheus text exposition format."""
     samples: dict[str, dict[Labels, float]] = defaultdict(dict)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[sample.name][tuple(sorted(sample.labels.items()))] = float(sample.value)
+    for sample in page_samples(text, what=what):
+        samples[sample.name][tuple(sorted(sample.labels.items()))] = float(sample.value)
     return Scrape(dict(samples))
 
 
 def scrape(metrics_url: str, *, timeout: float = 10.0) -> Scrape:
-    """Fetch and parse ``metrics_url``."""
-    with urllib.request.urlopen(metrics_url, timeout=timeout) as response:
-        return parse(response.read().decode("utf-8", errors="replace"))
+    """Fetch and parse ``metrics_url`` (:class:`~hlthz.errors.ScrapeError` when it fails)."""
+    text = read_metrics_page(metrics_url, what="the API's metrics page", timeout=timeout)
+    return parse(text, what=metrics_url)
 
 
 def histogram_quantile(

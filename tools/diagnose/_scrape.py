@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from hlthz.errors import ScrapeError
+from hlthz.metrics_page import page_samples, read_metrics_page
 from hlthz.net import parse_http_url
 from hlthz.tools.diagnose.snapshot import COUNTER_SAMPLES, GAUGE_SAMPLES, Labels, Samples, labels_of
-
-#: A metrics page larger than this is refused (a wrong URL serving a big file, not metrics).
-MAX_BYTES = 64 * 1024 * 1024
 
 Fetch = Callable[[], str]
 _Series = dict[tuple[str, Labels], float]
@@ -33,25 +28,7 @@ _Series = dict[tuple[str, Labels], float]
 def url_fetch(url: str, *, timeout: float = 10.0) -> Fetch:
     """A fetch of ``url`` (checked now: a bad URL raises UsageError before anything starts)."""
     parse_http_url(url, what="--metrics")
-
-    def fetch() -> str:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                body = response.read(MAX_BYTES + 1)
-        except urllib.error.HTTPError as exc:
-            raise ScrapeError(
-                f"--metrics {url}: HTTP {exc.code}; give the app's metrics URL"
-            ) from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ScrapeError(
-                f"cannot scrape --metrics {url}: {reason}; is the app running?"
-            ) from None
-        if len(body) > MAX_BYTES:
-            raise ScrapeError(f"--metrics {url}: more than {MAX_BYTES} bytes; not a metrics page")
-        return str(body.decode("utf-8", errors="replace"))
-
-    return fetch
+    return lambda: read_metrics_page(url, what="--metrics", timeout=timeout)
 
 
 def registry_fetch(registry: CollectorRegistry) -> Fetch:
@@ -62,18 +39,14 @@ def registry_fetch(registry: CollectorRegistry) -> Fetch:
 def _parse(text: str, what: str) -> tuple[_Series, _Series]:
     counters: _Series = {}
     gauges: _Series = {}
-    try:
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                name = sample.name
-                if name in COUNTER_SAMPLES:
-                    key = (name, labels_of(sample.labels, COUNTER_SAMPLES[name]))
-                    counters[key] = counters.get(key, 0.0) + float(sample.value)
-                elif name in GAUGE_SAMPLES:
-                    key = (name, labels_of(sample.labels, GAUGE_SAMPLES[name]))
-                    gauges[key] = gauges.get(key, 0.0) + float(sample.value)
-    except (ValueError, TypeError, IndexError) as exc:
-        raise ScrapeError(f"{what} does not answer Prometheus text: {exc}") from None
+    for sample in page_samples(text, what=what):
+        name = sample.name
+        if name in COUNTER_SAMPLES:
+            key = (name, labels_of(sample.labels, COUNTER_SAMPLES[name]))
+            counters[key] = counters.get(key, 0.0) + float(sample.value)
+        elif name in GAUGE_SAMPLES:
+            key = (name, labels_of(sample.labels, GAUGE_SAMPLES[name]))
+            gauges[key] = gauges.get(key, 0.0) + float(sample.value)
     return counters, gauges
 
 
