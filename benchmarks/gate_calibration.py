@@ -35,7 +35,7 @@ import random
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROUTES = {  # name: (median ms, requests per replay)
@@ -47,10 +47,6 @@ ROUTES = {  # name: (median ms, requests per replay)
 }
 SIGMA = 0.35
 RATE = 300.0
-#: The checks that failed, for the A/A rows' footnote.
-FAILED_CHECKS: list[str] = []
-#: ``--save``: where each replay's report is kept, to judge again offline.
-SAVE_DIR: Path | None = None
 STRONG_GATE = ("p95 > +5%", "p99 > +20%", "error_rate > 1%", "status_change > 5%")
 
 
@@ -131,21 +127,30 @@ def write_capture(path: Path) -> Path:
     return path
 
 
-def replay(capture: Path, target: str, baseline: str | None = None, *, tag: str = ""):
-    """One replay's report, also written to ``--save``'s folder as ``TAG.json`` when given."""
-    from hlthz.replay import ReplayPlan, ScheduleOptions, run_replay
+@dataclass
+class Bench:
+    """What every replay of one calibration shares: the capture, the servers' URLs by name
+    (``a``, ``a2`` and one per scenario) and ``--save``'s folder."""
 
-    plan = ReplayPlan(
-        capture=capture,
-        target=target,
-        baseline=baseline,
-        schedule=ScheduleOptions(rate=RATE),
-        routes=tuple(f"/{name}/{{id}}" for name in ROUTES),
-    )
-    report = run_replay(plan)
-    if SAVE_DIR is not None and tag:
-        report.write(SAVE_DIR / f"{tag}.json")
-    return report
+    capture: Path
+    url: dict[str, str]
+    save: Path | None = None
+
+    def replay(self, target: str, baseline: str | None = None, *, tag: str):
+        """One replay's report, also written to ``--save``'s folder as ``TAG.json``."""
+        from hlthz.replay import ReplayPlan, ScheduleOptions, run_replay
+
+        plan = ReplayPlan(
+            capture=self.capture,
+            target=self.url[target],
+            baseline=None if baseline is None else self.url[baseline],
+            schedule=ScheduleOptions(rate=RATE),
+            routes=tuple(f"/{name}/{{id}}" for name in ROUTES),
+        )
+        report = run_replay(plan)
+        if self.save is not None:
+            report.write(self.save / f"{tag}.json")
+        return report
 
 
 def burners(count: int, folder: Path) -> list:
@@ -165,9 +170,9 @@ def unpaired(report):
     return replace(report, baseline=None)
 
 
-def verdict(base, cand, gates=None, *, note: bool = True) -> str:
-    """``fail``, ``pass`` or ``refused: ...`` with the default gates (or ``gates``); ``note``:
-    list a failure's checks under the A/A rows."""
+def verdict(base, cand, gates=None) -> tuple[str, list[str]]:
+    """``fail``, ``pass`` or ``refused: ...`` with the default gates (or ``gates``), and the
+    checks that failed (``scope: gate``)."""
     from hlthz.errors import ReplayError
     from hlthz.replay.compare import Allow, GateOptions, compare_reports
 
@@ -178,12 +183,68 @@ def verdict(base, cand, gates=None, *, note: bool = True) -> str:
     try:
         comparison = compare_reports(base, cand, options)
     except ReplayError as exc:
-        return f"refused: {exc}"
+        return f"refused: {exc}", []
     if not comparison.judged:
-        return "unjudged"
-    if comparison.failed and gates is None and note:
-        FAILED_CHECKS.extend(f"{c.scope}: {c.gate}" for c in comparison.failures)
-    return "fail" if comparison.failed else "pass"
+        return "unjudged", []
+    failed = [f"{c.scope}: {c.gate}" for c in comparison.failures]
+    return ("fail" if comparison.failed else "pass"), failed
+
+
+Row = tuple[str, str, str, int, int, str]
+
+
+def aa_rows(bench: Bench, mode: str, aa: int, refused: list[str]) -> list[Row]:
+    """``aa`` identical-build comparisons in ``mode``: how many the default gates fail."""
+    judged: list[tuple[str, list[str]]] = []
+    alone = 0
+    if mode == "sequential":
+        runs = [
+            bench.replay("a" if i % 2 == 0 else "a2", tag=f"seq-aa-{i:03d}") for i in range(aa + 1)
+        ]
+        judged = [verdict(runs[i], runs[i + 1]) for i in range(aa)]
+    else:
+        for i in range(aa):
+            report = bench.replay("a2", baseline="a", tag=f"int-aa-{i:03d}")
+            judged.append(verdict(report.baseline, report))
+            alone += verdict(report.baseline, unpaired(report))[0] == "fail"
+    refused += [outcome for outcome, _ in judged if outcome.startswith("refused")]
+    fails = sum(outcome == "fail" for outcome, _ in judged)
+    rows: list[Row] = [(mode, "A/A", "false fails", fails, aa, "<= 1 in 50")]
+    if mode != "sequential":
+        rows.append((mode, "A/A", "false fails unpaired", alone, aa, "-"))
+    print(f"{mode} A/A: {fails}/{aa} false fails", flush=True)
+    checks = sorted({check for _, failed in judged for check in failed})
+    if checks:
+        print(f"  failed checks: {', '.join(checks)}", flush=True)
+    return rows
+
+
+def ab_rows(bench: Bench, mode: str, label: str, ab: int, refused: list[str]) -> list[Row]:
+    """``ab`` comparisons in ``mode`` of the baseline with scenario ``label``'s slower build."""
+    caught = strong = alone = 0
+    for i in range(ab):
+        tag = f"{mode[:3]}-{label.replace('%', '').replace(' ', '-')}-{i:03d}"
+        if mode == "sequential":
+            base = bench.replay("a", tag=f"{tag}-base")
+            cand = bench.replay(label, tag=f"{tag}-cand")
+        else:
+            cand = bench.replay(label, baseline="a", tag=tag)
+            base = cand.baseline
+        outcome, _ = verdict(base, cand)
+        if outcome.startswith("refused"):
+            refused.append(outcome)
+        caught += outcome == "fail"
+        strong += verdict(base, cand, STRONG_GATE)[0] == "fail"
+        if mode != "sequential":
+            alone += verdict(base, unpaired(cand))[0] == "fail"
+    target = {"+30% search": ">= 95 %", "+10% all": ">= 80 % (interleaved)"}
+    rows: list[Row] = [(mode, label, "caught", caught, ab, target.get(label, "-"))]
+    if mode != "sequential":
+        rows.append((mode, label, "caught unpaired", alone, ab, "-"))
+    if label.startswith("+10%"):
+        rows.append((mode, label, "caught by p95 > +5%", strong, ab, "-"))
+    print(f"{mode} {label}: caught {caught}/{ab} (p95 > +5%: {strong}/{ab})", flush=True)
+    return rows
 
 
 def main() -> None:
@@ -211,10 +272,8 @@ def main() -> None:
             slow[name] = float(factor)
         serve(args.serve, slow)
         return
-    global SAVE_DIR
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
-        SAVE_DIR = args.save
     aa, ab = (10, 5) if args.quick else (50, 20)
     aa = aa if args.aa is None else args.aa
     ab = ab if args.ab is None else args.ab
@@ -227,76 +286,26 @@ def main() -> None:
         scenarios = {label: scenarios[label] for label in wanted}
     load0 = os.getloadavg()
     started = time.monotonic()
-    rows: list[tuple[str, str, str, int, int, str]] = []
+    rows: list[Row] = []
     refused: list[str] = []
     with tempfile.TemporaryDirectory(prefix="hlthz-calib-") as tmp:
         folder = Path(tmp)
-        capture = write_capture(folder / "calib.jsonl")
         servers = {"a": start_server(folder, None), "a2": start_server(folder, None)}
         burning: list = []
         for label, slow in scenarios.items():
             servers[label] = start_server(folder, slow)
-        url = {key: proc.url for key, proc in servers.items()}  # type: ignore[attr-defined]
+        bench = Bench(
+            capture=write_capture(folder / "calib.jsonl"),
+            url={key: proc.url for key, proc in servers.items()},  # type: ignore[attr-defined]
+            save=args.save,
+        )
         try:
             burning = burners(args.burn, folder)
             for mode in args.modes.split(","):
                 if aa:
-                    outcomes: list[str] = []
-                    if mode == "sequential":
-                        runs = [
-                            replay(capture, url["a" if i % 2 == 0 else "a2"], tag=f"seq-aa-{i:03d}")
-                            for i in range(aa + 1)
-                        ]
-                        del FAILED_CHECKS[:]
-                        outcomes = [verdict(runs[i], runs[i + 1]) for i in range(aa)]
-                    else:
-                        del FAILED_CHECKS[:]
-                        alone = 0
-                        for i in range(aa):
-                            report = replay(
-                                capture, url["a2"], baseline=url["a"], tag=f"int-aa-{i:03d}"
-                            )
-                            outcomes.append(verdict(report.baseline, report))
-                            alone += (
-                                verdict(report.baseline, unpaired(report), note=False) == "fail"
-                            )
-                    refused += [o for o in outcomes if o.startswith("refused")]
-                    fails = sum(o == "fail" for o in outcomes)
-                    rows.append((mode, "A/A", "false fails", fails, len(outcomes), "<= 1 in 50"))
-                    if mode != "sequential":
-                        rows.append((mode, "A/A", "false fails unpaired", alone, aa, "-"))
-                    print(f"{mode} A/A: {fails}/{len(outcomes)} false fails", flush=True)
-                    if FAILED_CHECKS:
-                        print(
-                            f"  failed checks: {', '.join(sorted(set(FAILED_CHECKS)))}", flush=True
-                        )
+                    rows += aa_rows(bench, mode, aa, refused)
                 for label in scenarios:
-                    caught = strong = alone = n = 0
-                    for i in range(ab):
-                        tag = f"{mode[:3]}-{label.replace('%', '').replace(' ', '-')}-{i:03d}"
-                        if mode == "sequential":
-                            base = replay(capture, url["a"], tag=f"{tag}-base")
-                            cand = replay(capture, url[label], tag=f"{tag}-cand")
-                        else:
-                            cand = replay(capture, url[label], baseline=url["a"], tag=tag)
-                            base = cand.baseline
-                        v = verdict(base, cand)
-                        if v.startswith("refused"):
-                            refused.append(v)
-                        caught += v == "fail"
-                        strong += verdict(base, cand, STRONG_GATE) == "fail"
-                        if mode != "sequential":
-                            alone += verdict(base, unpaired(cand), note=False) == "fail"
-                        n += 1
-                    target = {"+30% search": ">= 95 %", "+10% all": ">= 80 % (interleaved)"}
-                    rows.append((mode, label, "caught", caught, n, target.get(label, "-")))
-                    if mode != "sequential":
-                        rows.append((mode, label, "caught unpaired", alone, n, "-"))
-                    if label.startswith("+10%"):
-                        rows.append((mode, label, "caught by p95 > +5%", strong, n, "-"))
-                    print(
-                        f"{mode} {label}: caught {caught}/{n} (p95 > +5%: {strong}/{n})", flush=True
-                    )
+                    rows += ab_rows(bench, mode, label, ab, refused)
         finally:
             for proc in [*servers.values(), *burning]:
                 proc.stop()  # type: ignore[attr-defined]
