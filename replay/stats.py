@@ -17,8 +17,7 @@ samples could have detected (docs/gate.md explains them in plain words):
 - :func:`status_shift`: how far two status-code mixes are apart (total variation distance: the
   share of requests that would have to change status) and a chi-square test of homogeneity.
 
-:func:`bh_adjust` (Benjamini-Hochberg) and :func:`holm_adjust` correct p-values for the many
-routes judged at once.
+:func:`bh_adjust` (Benjamini-Hochberg) corrects p-values for the many routes judged at once.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ __all__ = [
     "block_length",
     "bootstrap_quantiles",
     "chi2_sf",
-    "holm_adjust",
     "p_worse",
     "paired_quantile_errors",
     "percentile_change",
@@ -347,16 +345,4 @@ def bh_adjust(pvalues: Sequence[float]) -> list[float]:
         i = order[rank - 1]
         running = min(running, pvalues[i] * m / rank)
         adjusted[i] = min(1.0, running)
-    return adjusted
-
-
-def holm_adjust(pvalues: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (family-wise error across many checks)."""
-    m = len(pvalues)
-    order = sorted(range(m), key=lambda i: pvalues[i])
-    adjusted = [1.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
-        adjusted[i] = running
     return adjusted
