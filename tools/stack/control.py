@@ -49,10 +49,10 @@ from hlthz.tools.stack.config import (
     thresholds_scrape_interval,
 )
 from hlthz.tools.stack.services import (
-    ALERTMANAGER_OWN,
-    PROMETHEUS_OWN,
     alertmanager_argv,
     find_binary,
+    health_url,
+    is_ready,
     prometheus_argv,
 )
 
@@ -159,12 +159,12 @@ def _pick_port(name: str, ports: dict[str, int]) -> int:
     return port
 
 
-def _service_record(proc: ManagedProcess, health: str) -> dict[str, Any]:
+def _service_record(name: str, proc: ManagedProcess) -> dict[str, Any]:
     return {
         "pid": proc.pid,
         "argv": proc.argv,
         "url": proc.url,
-        "health": health,
+        "health": health_url(name, proc.url),
         "log": str(proc.log_path),
     }
 
@@ -176,18 +176,15 @@ def _start(
     started: ProcessGroup,
     *,
     url: str,
-    health: str,
     timeout: float,
-    own: str | None = None,
 ) -> ManagedProcess:
-    """Start ``name`` in ``started`` and wait until ``health`` answers, and ``own`` (a path
-    only this kind of service serves) too: a port picked free can be taken by another program
-    before ours binds it, and then another server's ``/-/ready`` would answer for ours."""
+    """Start service ``name`` (a :data:`READY_PATHS` key) in ``started`` and wait until it is
+    ready (:func:`is_ready`: its health path, and a path only it serves, answer)."""
     proc = ManagedProcess(
         name,
         argv,
         log_path=state_dir / "logs" / f"{name}.log",
-        ready=lambda: http_ok(health) and (own is None or http_ok(url + own)),
+        ready=is_ready(name, url),
         ready_timeout=timeout,
     )
     proc.url = url
@@ -340,11 +337,9 @@ def stack_up(
             state_dir,
             started,
             url=sink_url,
-            health=f"{sink_url}/-/healthy",
             timeout=options.ready_timeout,
-            own="/notifications",
         )
-        state["services"]["sink"] = _service_record(sink, f"{sink_url}/-/healthy")
+        state["services"]["sink"] = _service_record("sink", sink)
         # Saved at once: if this command dies now, `stack down` still finds it.
         _write_state(state_dir, state)
 
@@ -375,10 +370,9 @@ def stack_up(
                 state_dir,
                 started,
                 url=api_url,
-                health=f"{api_url}/health",
                 timeout=options.ready_timeout,
             )
-            state["services"]["api"] = _service_record(api, f"{api_url}/health")
+            state["services"]["api"] = _service_record("api", api)
             _write_state(state_dir, state)
             target_url = api_url
 
@@ -400,11 +394,9 @@ def stack_up(
             state_dir,
             started,
             url=am_url,
-            health=f"{am_url}/-/ready",
             timeout=options.ready_timeout,
-            own=ALERTMANAGER_OWN,
         )
-        state["services"]["alertmanager"] = _service_record(alertmanager, f"{am_url}/-/ready")
+        state["services"]["alertmanager"] = _service_record("alertmanager", alertmanager)
         _write_state(state_dir, state)
 
         prom_file = state_dir / "prometheus.yml"
@@ -426,11 +418,9 @@ def stack_up(
             state_dir,
             started,
             url=prom_url,
-            health=f"{prom_url}/-/ready",
             timeout=options.ready_timeout,
-            own=PROMETHEUS_OWN,
         )
-        state["services"]["prometheus"] = _service_record(prometheus, f"{prom_url}/-/ready")
+        state["services"]["prometheus"] = _service_record("prometheus", prometheus)
         _write_state(state_dir, state)
     except BaseException:
         started.stop_all()
@@ -508,9 +498,8 @@ def restart_service(state_dir: Path, name: str, *, timeout: float = 60.0) -> dic
         state_dir,
         ProcessGroup(),
         url=service["url"],
-        health=service["health"],
         timeout=timeout,
     )
-    state["services"][name] = _service_record(proc, service["health"])
+    state["services"][name] = _service_record(name, proc)
     _write_state(state_dir, state)
     return state

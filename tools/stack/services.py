@@ -14,6 +14,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from hlthz.errors import ServiceError
@@ -63,10 +64,28 @@ def prometheus_argv(config_file: Path, data_dir: Path, port: int) -> list[str]:
     ]
 
 
-#: A path only Prometheus (Alertmanager) answers with 2xx: a port picked free can be taken by
-#: another program before ours binds it, and its ``/-/ready`` must not pass for ours.
-PROMETHEUS_OWN = "/api/v1/status/buildinfo"
-ALERTMANAGER_OWN = "/api/v2/status"
+#: Per service: the path that answers 2xx once it is ready, and a path only that kind of
+#: service serves. A port picked free can be taken by another program before ours binds it,
+#: and that program's ``/-/ready`` must not pass for ours. ``sink`` is the stack's webhook sink
+#: (:mod:`hlthz.tools.stack.webhook_sink`), ``api`` the demo API.
+READY_PATHS: dict[str, tuple[str, str | None]] = {
+    "prometheus": ("/-/ready", "/api/v1/status/buildinfo"),
+    "alertmanager": ("/-/ready", "/api/v2/status"),
+    "sink": ("/-/healthy", "/notifications"),
+    "api": ("/health", None),
+}
+
+
+def health_url(service: str, url: str) -> str:
+    """The URL that answers 2xx while ``service`` (a :data:`READY_PATHS` key) at ``url`` is
+    up: what ``stack status`` polls."""
+    return url + READY_PATHS[service][0]
+
+
+def is_ready(service: str, url: str) -> Callable[[], bool]:
+    """A readiness check of ``service`` at ``url``: its health path and its own path answer."""
+    health, own = READY_PATHS[service]
+    return lambda: http_ok(url + health) and (own is None or http_ok(url + own))
 
 
 def alertmanager_argv(config_file: Path, data_dir: Path, port: int) -> list[str]:
@@ -101,7 +120,7 @@ def start_prometheus(
         "prometheus",
         argv,
         log_path=workdir / "prometheus.log",
-        ready=lambda: http_ok(url + "/-/ready") and http_ok(url + PROMETHEUS_OWN),
+        ready=is_ready("prometheus", url),
     )
     proc.url = url
     return proc.start()
@@ -141,7 +160,7 @@ def start_alertmanager(
         "alertmanager",
         argv,
         log_path=workdir / "alertmanager.log",
-        ready=lambda: http_ok(url + "/-/ready") and http_ok(url + ALERTMANAGER_OWN),
+        ready=is_ready("alertmanager", url),
     )
     proc.url = url
     return proc.start()
