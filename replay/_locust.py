@@ -291,7 +291,7 @@ class Sender:
                         self._senders.append(gevent.spawn(self._serve))
                     else:
                         self.recorder.cap_hits += 1
-                self._channel.put((due.record, when, due.at, side))
+                self._channel.put((due.record, when, due.at, side, due.seq))
                 self.sent += 1
         finally:
             # In-flight requests end by their own timeout; give them that long, then stop.
@@ -331,7 +331,7 @@ class Sender:
             finally:
                 self._busy -= 1
 
-    def _send(self, record: Any, when: float, at: float, side: str) -> None:
+    def _send(self, record: Any, when: float, at: float, side: str, seq: int) -> None:
         started = time.monotonic()
         session = record.session
         if session and side == "baseline":
@@ -375,6 +375,7 @@ class Sender:
                 failure=failure,
                 captured=captured if isinstance(captured, int) else None,
                 path=record.path,
+                seq=seq,
             )
         finally:
             if mine is not None:

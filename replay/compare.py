@@ -539,7 +539,7 @@ class _Judge:
             assert sample is not None
             values = _values(sample, kind)
             seed = self.options.seed + zlib.crc32(f"{scope}|{side}|{kind}".encode())
-            # The sample is in time order (the reservoir appends until it is full): a block
+            # The sample is in send order (timing.Reservoir): a moving-block
             # bootstrap keeps bursts together.
             self._boot[key] = stats.quantile_errors(
                 list(values),
@@ -562,16 +562,22 @@ class _Judge:
 
     def _paired_errors(self, b: Entry, c: Entry, scope: str, kind: str) -> list[float] | None:
         """Standard errors of the candidate-minus-baseline p50..p99 when the two samples pair
-        up (:func:`stats.paired_quantile_errors`): the sides of one interleaved replay, with as
-        many requests seen and kept on each (each side's reservoir is seeded by its scope, so
-        it keeps the same positions); ``None`` otherwise."""
+        up (:func:`stats.paired_quantile_errors`): the sides of one interleaved replay whose
+        samples hold the same requests (the same ``digest``: value ``i`` of each side is one
+        request, sent to both builds); ``None`` otherwise."""
         key = (scope, kind)
         if key not in self._paired:
             sb, sc = b.samples, c.samples
             assert sb is not None and sc is not None
             vb, vc = _values(sb, kind), _values(sc, kind)
+            if sb.digest is None or sc.digest is None:
+                # A report from before samples had a digest: kept in completion order, they
+                # pair by position when both sides saw as many requests.
+                same = sb.seen == sc.seen
+            else:
+                same = sb.digest == sc.digest
             errors = None
-            if self.interleaved and sb.seen == sc.seen and len(vb) == len(vc) > 1:
+            if self.interleaved and same and len(vb) == len(vc) > 1:
                 seed = self.options.seed + zlib.crc32(f"{scope}|paired|{kind}".encode())
                 errors = stats.paired_quantile_errors(
                     vb,

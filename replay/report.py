@@ -25,6 +25,7 @@ it fills in:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -36,7 +37,7 @@ from typing import Any, TypeVar
 from hlthz.errors import InputError
 from hlthz.files import atomic_write
 from hlthz.replay.live_metrics import status_class
-from hlthz.replay.timing import Recorder, encode, percentiles_ms
+from hlthz.replay.timing import Recorder, Reservoir, encode, percentiles_ms
 
 __all__ = [
     "REPORT_VERSION",
@@ -103,19 +104,24 @@ class LagPercentiles:
 @dataclass(frozen=True)
 class Samples:
     """A uniform sample of the requests' latencies (``samples``): ``seen`` requests, of which
-    ``latency_ms`` and ``service_time_ms`` keep at most a few thousand (the gate's statistics
-    read them; docs/gate.md)."""
+    ``latency_ms`` and ``service_time_ms`` keep at most a few thousand, in send order (the
+    gate's statistics read them; docs/gate.md). ``digest`` names which requests they are: two
+    samples with the same digest hold the same requests in the same order (the two sides of
+    an interleaved replay), so the gate can pair them request by request."""
 
     seen: int
     latency_ms: tuple[float, ...]
     service_time_ms: tuple[float, ...] = ()
+    digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "seen": self.seen,
             "latency_ms": list(self.latency_ms),
             "service_time_ms": list(self.service_time_ms),
         }
+        _put(out, "digest", self.digest)
+        return out
 
 
 @dataclass(frozen=True)
@@ -581,7 +587,8 @@ class _Reader:
         service = self.values(data.get("service_time_ms", []), f"{where}.service_time_ms")
         if len(latency) > seen:
             raise self.fail(f"{where}.latency_ms", f"holds {len(latency)} values, seen {seen}")
-        return Samples(seen, latency, service)
+        digest = self.opt(data, "digest", where, self.text)
+        return Samples(seen, latency, service, digest)
 
     def values(self, value: object, where: str) -> tuple[float, ...]:
         items = self.items(value, where)
@@ -777,11 +784,13 @@ def _percentiles(hist: Any) -> Percentiles:
     return Percentiles(**percentiles_ms(hist, _POINTS))
 
 
-def _samples(reservoir: Any) -> Samples:
+def _samples(reservoir: Reservoir) -> Samples:
+    latency, service, seqs = reservoir.ordered()
     return Samples(
         reservoir.seen,
-        tuple(round(v, 3) for v in reservoir.latency),
-        tuple(round(v, 3) for v in reservoir.service),
+        tuple(round(v, 3) for v in latency),
+        tuple(round(v, 3) for v in service),
+        hashlib.blake2b(",".join(map(str, seqs)).encode(), digest_size=8).hexdigest(),
     )
 
 

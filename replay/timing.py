@@ -16,7 +16,6 @@ averages of percentiles. A per-second time series (coarser, 2 digits) feeds the 
 
 from __future__ import annotations
 
-import random
 import zlib
 from array import array
 from collections import Counter
@@ -33,9 +32,10 @@ _SERIES_DIGITS = 2
 MAX_ROUTES = 500
 #: Per-second bins older than this (seconds) are kept compressed.
 _SERIES_HOT = 10
-#: Latency samples kept per route (a uniform reservoir: every request equally likely to be
+#: Latency samples kept per route (a uniform sample: every request equally likely to be
 #: kept), for the gate's statistics. 2,000 pin a P95 to about 1 % of its value; memory is
-#: bounded: 2 x 8 bytes a sample, at most ``MAX_ROUTES`` routes.
+#: bounded: 4 x 8 bytes a sample (latency, service time, seq, rank), at most ``MAX_ROUTES``
+#: routes.
 ROUTE_SAMPLES = 2000
 #: Samples kept over all routes (the ``overall`` scope of the gate).
 OVERALL_SAMPLES = 5000
@@ -58,56 +58,98 @@ FAILURE_KINDS = (
 )
 
 
-class Reservoir:
-    """A uniform sample of at most ``cap`` (latency, service time) pairs in ms (Algorithm R,
-    seeded by ``key`` so a run's sample is repeatable)."""
+_MASK64 = (1 << 64) - 1
 
-    __slots__ = ("cap", "latency", "rng", "seen", "service")
+
+def _rank(salt: int, seq: int) -> int:
+    """A request's place in line for the sample: 64 well-mixed bits of (``salt``, ``seq``)
+    (splitmix64's finaliser), so the lowest ``cap`` ranks are a uniform choice of requests."""
+    z = (salt + (seq + 1) * 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+class Reservoir:
+    """A uniform sample of at most ``cap`` requests' (latency, service time) in ms.
+
+    The sample is chosen by request, not by arrival: each request's ``seq`` (its place in the
+    timeline) gets a pseudo-random rank from ``key``, and the ``cap`` lowest ranks are kept
+    (bottom-k sampling). So two recorders that saw the same requests keep the same ones,
+    whatever order they finished in: the two sides of an interleaved replay pair up request by
+    request. Workers' samples merge exactly (the union, cut to the ``cap`` lowest ranks), and
+    :meth:`ordered` gives the kept requests in send order."""
+
+    __slots__ = ("_limit", "_salt", "cap", "latency", "ranks", "seen", "seqs", "service")
 
     def __init__(self, cap: int, key: str = "") -> None:
         self.cap = cap
         self.seen = 0
+        self.seqs = array("q")
+        self.ranks = array("Q")
         self.latency = array("d")
         self.service = array("d")
-        self.rng = random.Random(zlib.crc32(key.encode("utf-8", "surrogatepass")))
+        self._salt = zlib.crc32(key.encode("utf-8", "surrogatepass")) << 32
+        # A rank at or above this cannot be among the lowest ``cap`` any more.
+        self._limit = _MASK64 + 1
 
-    def add(self, latency_ms: float, service_ms: float) -> None:
+    def add(self, latency_ms: float, service_ms: float, seq: int | None = None) -> None:
+        """Offer one request; ``seq`` None numbers it by arrival (a recorder used alone)."""
+        seq = self.seen if seq is None else seq
         self.seen += 1
-        if len(self.latency) < self.cap:
-            self.latency.append(latency_ms)
-            self.service.append(service_ms)
+        self._offer(seq, latency_ms, service_ms)
+
+    def _offer(self, seq: int, latency_ms: float, service_ms: float) -> None:
+        rank = _rank(self._salt, seq)
+        if rank >= self._limit:
             return
-        slot = self.rng.randrange(self.seen)
-        if slot < self.cap:
-            self.latency[slot] = latency_ms
-            self.service[slot] = service_ms
+        self.seqs.append(seq)
+        self.ranks.append(rank)
+        self.latency.append(latency_ms)
+        self.service.append(service_ms)
+        # Trimmed a quarter of ``cap`` at a time: a few sorts over a run, not a scan a request.
+        if len(self.seqs) >= self.cap + max(1, self.cap // 4):
+            self._trim()
+
+    def _trim(self) -> None:
+        """Keep the ``cap`` lowest ranks; the highest kept becomes the limit."""
+        if len(self.seqs) <= self.cap:
+            return
+        keep = sorted(range(len(self.ranks)), key=self.ranks.__getitem__)[: self.cap]
+        self.seqs = array("q", [self.seqs[i] for i in keep])
+        self.ranks = array("Q", [self.ranks[i] for i in keep])
+        self.latency = array("d", [self.latency[i] for i in keep])
+        self.service = array("d", [self.service[i] for i in keep])
+        self._limit = self.ranks[-1]
+
+    def ordered(self) -> tuple[list[float], list[float], list[int]]:
+        """The kept latencies, service times and seqs, in send (``seq``) order."""
+        self._trim()
+        order = sorted(range(len(self.seqs)), key=self.seqs.__getitem__)
+        return (
+            [self.latency[i] for i in order],
+            [self.service[i] for i in order],
+            [self.seqs[i] for i in order],
+        )
 
     def to_wire(self) -> dict[str, Any]:
+        self._trim()
         return {
             "seen": self.seen,
+            "seq": list(self.seqs),
             "latency_ms": [round(v, 3) for v in self.latency],
             "service_time_ms": [round(v, 3) for v in self.service],
         }
 
     def merge_wire(self, data: dict[str, Any]) -> None:
-        """Add another reservoir's sample: the union, thinned to ``cap`` in proportion to what
-        each side saw (so the merged sample stays uniform over both)."""
-        seen = int(data["seen"])
-        lat = [float(v) for v in data["latency_ms"]]
-        svc = [float(v) for v in data["service_time_ms"]]
-        total = self.seen + seen
-        if len(self.latency) + len(lat) <= self.cap:
-            self.latency.extend(lat)
-            self.service.extend(svc)
-        else:
-            mine = round(self.cap * self.seen / total) if total else 0
-            mine = min(mine, len(self.latency))
-            theirs = min(self.cap - mine, len(lat))
-            keep = self.rng.sample(range(len(self.latency)), mine)
-            take = self.rng.sample(range(len(lat)), theirs)
-            self.latency = array("d", [self.latency[i] for i in keep] + [lat[i] for i in take])
-            self.service = array("d", [self.service[i] for i in keep] + [svc[i] for i in take])
-        self.seen = total
+        """Add another reservoir's sample (same ``key``): exactly the sample one reservoir that
+        saw both sides' requests would hold."""
+        for seq, latency_ms, service_ms in zip(
+            data["seq"], data["latency_ms"], data["service_time_ms"], strict=True
+        ):
+            self._offer(int(seq), float(latency_ms), float(service_ms))
+        self._trim()
+        self.seen += int(data["seen"])
 
 
 def new_histogram(digits: int = _DIGITS) -> HdrHistogram:
@@ -237,10 +279,12 @@ class Recorder:
         failure: str | None = None,
         captured: int | None = None,
         path: str | None = None,
+        seq: int | None = None,
     ) -> None:
         """One finished request. ``status`` None means a transport failure (an error) of kind
         ``failure``; ``captured`` is the status the capture recorded (None: unknown); ``path``
-        (the captured, redacted path) is kept as an example of failures and non-2xx answers."""
+        (the captured, redacted path) is kept as an example of failures and non-2xx answers;
+        ``seq`` is the request's place in the timeline (:class:`Reservoir`; None: by arrival)."""
         error = status is None or status >= 500
         latency_us = max(1, min(_HIGHEST_US, int(latency_s * 1e6)))
         service_us = max(1, min(_HIGHEST_US, int(service_s * 1e6)))
@@ -270,8 +314,8 @@ class Recorder:
                     stats.transitions[change] += 1
                 else:
                     stats.transitions["other"] += 1
-        stats.samples.add(latency_us / 1000.0, service_us / 1000.0)
-        self.samples.add(latency_us / 1000.0, service_us / 1000.0)
+        stats.samples.add(latency_us / 1000.0, service_us / 1000.0, seq)
+        self.samples.add(latency_us / 1000.0, service_us / 1000.0, seq)
         self.latency.record_value(latency_us)
         self.lag.record_value(lag_us)
         second = int(due_s) if due_s > 0 else 0

@@ -119,6 +119,15 @@ def test_interleaved_a_a_is_judged_from_one_report_and_passes(
     assert report.run.capture_fingerprint == report.baseline.run.capture_fingerprint
     samples = report.summary.samples
     assert samples is not None and samples.seen == 360 and len(samples.latency_ms) == 360
+    # Both sides kept the same requests, in send order: the gate pairs them one by one.
+    pairs = [(report.summary.samples, report.baseline.summary.samples)]
+    for entry in report.routes:
+        other = report.baseline.route(entry.method, entry.route)
+        assert other is not None
+        pairs.append((entry.samples, other.samples))
+    for cand_sample, base_sample in pairs:
+        assert cand_sample is not None and base_sample is not None
+        assert cand_sample.digest is not None and cand_sample.digest == base_sample.digest
     html = folder / "aa.html"
     judged = folder / "aa-compare.json"
     gate = hlthz("replay", "compare", str(path), "--html", str(html), "--json", str(judged), *LAX)

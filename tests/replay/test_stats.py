@@ -142,7 +142,10 @@ def test_corrections() -> None:
 
 
 def _report(
-    routes: dict[str, list[float]], statuses: dict[str, dict[str, int]] | None = None
+    routes: dict[str, list[float]],
+    statuses: dict[str, dict[str, int]] | None = None,
+    *,
+    digest: str | None = None,
 ) -> Report:
     def percentiles(values: list[float]) -> dict[str, float]:
         ordered = sorted(values)
@@ -158,7 +161,8 @@ def _report(
     statuses = statuses or {key: {"200": len(v)} for key, v in routes.items()}
 
     def samples(values: list[float]) -> dict[str, Any]:
-        return {"seen": len(values), "latency_ms": values, "service_time_ms": values}
+        out = {"seen": len(values), "latency_ms": values, "service_time_ms": values}
+        return out if digest is None else {**out, "digest": digest}
 
     total_status: dict[str, int] = {}
     for mix in statuses.values():
@@ -318,3 +322,31 @@ def test_unequal_sides_are_not_paired() -> None:
     cand = _report({"GET /busy": cand_values[:-5]})  # 5 requests fewer: positions do not pair
     result = compare_reports(base, replace(cand, baseline=base))
     assert _p95(result, "GET /busy").method == "bootstrap"
+
+
+def test_samples_of_other_requests_are_not_paired() -> None:
+    # As many requests on both sides, but the samples name different ones (a side that lost a
+    # request to its warm-up and kept another): value i is not one request on both sides.
+    base_values, cand_values = _side_by_side(800, 4)
+    base = _report({"GET /busy": base_values}, digest="0123456789abcdef")
+    for digest, method in (("0123456789abcdef", "paired bootstrap"), ("fedcba98", "bootstrap")):
+        cand = replace(_report({"GET /busy": cand_values}, digest=digest), baseline=base)
+        assert _p95(compare_reports(base, cand), "GET /busy").method == method
+
+
+def test_a_request_s_own_cost_cancels_when_the_sides_pair_request_by_request() -> None:
+    # A route whose requests differ in cost (a search with 3 results or 3,000): each captured
+    # request costs about the same on both builds. Paired request by request, that spread
+    # cancels and +10 % is plain; drawn as two separate samples, it hides it.
+    for seed in range(3):
+        rng = random.Random(seed)
+        costs = [rng.lognormvariate(math.log(20), 0.8) for _ in range(600)]
+        base_values = [c * rng.lognormvariate(0, 0.05) for c in costs]
+        cand_values = [c * 1.1 * rng.lognormvariate(0, 0.05) for c in costs]
+        base = _report({"GET /search": base_values}, digest="aaaaaaaaaaaaaaaa")
+        cand = _report({"GET /search": cand_values}, digest="aaaaaaaaaaaaaaaa")
+        options = GateOptions(fail_on=("p95 > +5%",))
+        apart = _p95(compare_reports(base, cand, options), "GET /search")
+        together = _p95(compare_reports(base, replace(cand, baseline=base), options), "GET /search")
+        assert together.method == "paired bootstrap"
+        assert together.status == "fail" and apart.status != "fail", (together, apart)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 
-from hlthz.replay.timing import Recorder, decode
+import pytest
+
+from hlthz.replay.timing import Recorder, Reservoir, decode
 
 
 def _fill(recorder: Recorder, values: list[tuple[str, float, int | None]]) -> None:
@@ -55,3 +57,46 @@ def test_series_bins_by_scheduled_second_and_survives_compression() -> None:
     assert points[12]["p99_ms"] >= 990 and points[11]["p99_ms"] < 25
     again = Recorder.from_wire(recorder.to_wire())
     assert list(again.series()) == points
+
+
+def test_two_sides_keep_the_same_requests_in_send_order_whatever_order_they_finish_in() -> None:
+    # 500 requests, room for 50: the two sides of an interleaved replay see the same requests
+    # finish in different orders, and must still keep the same 50, listed in send order.
+    rng = random.Random(3)
+    cost = {seq: rng.lognormvariate(2, 0.5) for seq in range(500)}
+    sent = Reservoir(50, "GET /a")
+    for seq in range(500):
+        sent.add(cost[seq], cost[seq] / 2, seq)
+    finished = Reservoir(50, "GET /a")
+    order = list(range(500))
+    rng.shuffle(order)
+    for seq in order:
+        finished.add(cost[seq] * 1.1, cost[seq] / 2, seq)
+    latency, service, seqs = sent.ordered()
+    latency_b, _, seqs_b = finished.ordered()
+    assert seqs == seqs_b == sorted(seqs) and len(seqs) == 50 and sent.seen == 500
+    assert latency == [cost[seq] for seq in seqs] and service == [cost[seq] / 2 for seq in seqs]
+    assert latency_b == pytest.approx([v * 1.1 for v in latency])
+    # A uniform choice: from both halves of the run, and another route keeps other requests.
+    assert 15 <= sum(seq < 250 for seq in seqs) <= 35
+    other = Reservoir(50, "GET /b")
+    for seq in range(500):
+        other.add(1.0, 1.0, seq)
+    assert len(set(other.ordered()[2]) & set(seqs)) < 15
+
+
+def test_merged_samples_are_the_sample_of_the_whole_run() -> None:
+    whole = Reservoir(40, "overall")
+    shards = [Reservoir(40, "overall") for _ in range(3)]
+    for seq in range(300):
+        whole.add(seq / 10, seq / 20, seq)
+        shards[seq % 3].add(seq / 10, seq / 20, seq)
+    merged = Reservoir(40, "overall")
+    for shard in shards:
+        merged.merge_wire(shard.to_wire())
+    assert merged.ordered() == whole.ordered() and merged.seen == whole.seen == 300
+    # Filling up again after a merge keeps exactly what one reservoir would.
+    for seq in range(300, 400):
+        whole.add(seq / 10, seq / 20, seq)
+        merged.add(seq / 10, seq / 20, seq)
+    assert merged.ordered() == whole.ordered()
