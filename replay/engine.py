@@ -139,7 +139,7 @@ def run_replay(
         )
     )
 
-    from hlthz.replay.report import build_report
+    from hlthz.replay.build import build_report
     from hlthz.replay.timing import Recorder
 
     schedule = plan.schedule

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from hlthz.replay import Report, compare_reports, write_html
-from hlthz.replay.report import RunInfo, build_report
+from hlthz.replay.build import build_report
+from hlthz.replay.report import RunInfo
 from hlthz.replay.timing import Recorder
 from tests.conftest import need_binary
 

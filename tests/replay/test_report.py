@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from hlthz.errors import InputError
 from hlthz.replay import Report
+from hlthz.replay.build import build_report
 from hlthz.replay.report import (
     Histograms,
     LagPercentiles,
@@ -25,7 +26,6 @@ from hlthz.replay.report import (
     Shard,
     Summary,
     Workers,
-    build_report,
 )
 from hlthz.replay.timing import Recorder
 from tests.replay.conftest import hlthz
