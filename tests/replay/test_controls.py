@@ -173,3 +173,33 @@ def test_run_replays_several_captures_merged_by_time(tmp_path: Path, target: obj
         "GET /json/{id}": 20,
     }
     assert not any("earlier than the one before" in w for w in data["warnings"])  # merged
+
+
+def test_an_interleaved_warm_up_leaves_out_the_same_requests_on_both_sides(
+    tmp_path: Path, target: object
+) -> None:
+    # Blocks of 10 replayed twice: the second side of the block that straddles 0.51 s would be
+    # past the warm-up while its first side is not. Both sides must leave out the same requests,
+    # or their samples hold different requests and cannot be paired.
+    url = target.url  # type: ignore[attr-defined]
+    capture = write_capture(
+        tmp_path / "c.jsonl", [(i * 0.02, "GET", f"/delay/{1 + i % 3}") for i in range(60)]
+    )
+    report = tmp_path / "r.json"
+    done = subprocess.run(
+        [
+            sys.executable, "-c", "from hlthz.tools.cli import main; main()", "replay", "run",
+            str(capture), "--target", url, "--baseline", url, "--report", str(report),
+            "--no-progress", "--warmup", "0.51",
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(report.read_text())
+    sides = [data["summary"], data["baseline"]["summary"]]
+    warm = [side["skipped_by_reason"].get("warmup", 0) for side in sides]
+    # Block 0 (both passes by 0.38 s) and the first 6 of block 1, whose first pass (the
+    # candidate's) starts at 0.4 s and whose second starts at 0.6 s.
+    assert warm == [16, 16], warm
+    assert sides[0]["samples"]["digest"] == sides[1]["samples"]["digest"]
+    assert sides[0]["requests"] == sides[1]["requests"] == 44
