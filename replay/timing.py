@@ -34,8 +34,8 @@ MAX_ROUTES = 500
 _SERIES_HOT = 10
 #: Latency samples kept per route (a uniform sample: every request equally likely to be
 #: kept), for the gate's statistics. 2,000 pin a P95 to about 1 % of its value; memory is
-#: bounded: 4 x 8 bytes a sample (latency, service time, seq, rank), at most ``MAX_ROUTES``
-#: routes.
+#: bounded: 4 x 8 bytes a sample (latency, service time, seq, rank), 1.25 x the cap at most
+#: while it trims, at most ``MAX_ROUTES`` routes.
 ROUTE_SAMPLES = 2000
 #: Samples kept over all routes (the ``overall`` scope of the gate).
 OVERALL_SAMPLES = 5000
