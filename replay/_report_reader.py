@@ -112,6 +112,10 @@ class ReportReader:
         value = data.get(key)
         return None if value is None else read(value, _join(where, key))
 
+    def req(self, data: dict[str, Any], key: str, where: str, read: Callable[[Any, str], T]) -> T:
+        """``read`` the key, which a report v1 always has."""
+        return read(self.need(data, key, where), _join(where, key))
+
     def counts(self, value: object, where: str) -> dict[str, int]:
         data = self.obj(value, where)
         return {str(k): self.count(v, f"{where}.{k}") for k, v in data.items()}
@@ -125,12 +129,12 @@ class ReportReader:
 
     def percentiles(self, value: object, where: str) -> Percentiles:
         data = self.obj(value, where)
-        p = {k: self.number(self.need(data, k, where), f"{where}.{k}") for k in _PERCENTILES}
+        p = {k: self.req(data, k, where, self.number) for k in _PERCENTILES}
         return Percentiles(**p)
 
     def lag(self, value: object, where: str) -> LagPercentiles:
         data = self.obj(value, where)
-        p = {k: self.number(self.need(data, k, where), f"{where}.{k}") for k in _LAG}
+        p = {k: self.req(data, k, where, self.number) for k in _LAG}
         return LagPercentiles(**p)
 
     def run(self, value: object, where: str) -> RunInfo:
@@ -159,8 +163,8 @@ class ReportReader:
 
     def samples(self, value: object, where: str) -> Samples:
         data = self.obj(value, where)
-        seen = self.count(self.need(data, "seen", where), f"{where}.seen")
-        latency = self.values(self.need(data, "latency_ms", where), f"{where}.latency_ms")
+        seen = self.req(data, "seen", where, self.count)
+        latency = self.req(data, "latency_ms", where, self.values)
         service = self.values(data.get("service_time_ms", []), f"{where}.service_time_ms")
         if len(latency) > seen:
             raise self.fail(f"{where}.latency_ms", f"holds {len(latency)} values, seen {seen}")
@@ -195,20 +199,16 @@ class ReportReader:
 
     def summary(self, value: object, where: str) -> Summary:
         data = self.obj(value, where)
-
-        def need(key: str, read: Callable[[Any, str], T]) -> T:
-            return read(self.need(data, key, where), _join(where, key))
-
         return Summary(
-            requests=need("requests", self.count),
-            errors=need("errors", self.count),
-            error_rate=need("error_rate", self.share),
-            skipped=need("skipped", self.count),
-            duration_s=need("duration_s", self.number),
-            rps=need("rps", self.number),
-            latency_ms=need("latency_ms", self.percentiles),
-            service_time_ms=need("service_time_ms", self.percentiles),
-            schedule_lag_ms=need("schedule_lag_ms", self.lag),
+            requests=self.req(data, "requests", where, self.count),
+            errors=self.req(data, "errors", where, self.count),
+            error_rate=self.req(data, "error_rate", where, self.share),
+            skipped=self.req(data, "skipped", where, self.count),
+            duration_s=self.req(data, "duration_s", where, self.number),
+            rps=self.req(data, "rps", where, self.number),
+            latency_ms=self.req(data, "latency_ms", where, self.percentiles),
+            service_time_ms=self.req(data, "service_time_ms", where, self.percentiles),
+            schedule_lag_ms=self.req(data, "schedule_lag_ms", where, self.lag),
             skipped_by_reason=self.opt(data, "skipped_by_reason", where, self.counts),
             status_classes=self.opt(data, "status_classes", where, self.counts),
             statuses=self.opt(data, "statuses", where, self.counts),
@@ -225,7 +225,7 @@ class ReportReader:
 
     def route(self, value: object, where: str) -> RouteReport:
         data = self.obj(value, where)
-        key = self.text(self.need(data, "route", where), f"{where}.route")
+        key = self.req(data, "route", where, self.text)
         head, sep, tail = key.partition(" ")
         method = self.opt(data, "method", where, self.text)
         template = self.opt(data, "path", where, self.text)
@@ -241,15 +241,12 @@ class ReportReader:
                 f"{_describe(template)})",
             )
 
-        def need(name: str, read: Callable[[Any, str], T]) -> T:
-            return read(self.need(data, name, where), _join(where, name))
-
         return RouteReport(
             method=method,
             route=template,
-            requests=need("requests", self.count),
-            errors=need("errors", self.count),
-            latency_ms=need("latency_ms", self.percentiles),
+            requests=self.req(data, "requests", where, self.count),
+            errors=self.req(data, "errors", where, self.count),
+            latency_ms=self.req(data, "latency_ms", where, self.percentiles),
             error_rate=self.opt(data, "error_rate", where, self.share),
             rps=self.opt(data, "rps", where, self.number),
             service_time_ms=self.opt(data, "service_time_ms", where, self.percentiles),
@@ -273,7 +270,7 @@ class ReportReader:
             return self.opt(data, key, where, self.number) or 0.0
 
         return SeriesPoint(
-            t=self.count(self.need(data, "t", where), f"{where}.t"),
+            t=self.req(data, "t", where, self.count),
             requests=count("requests"),
             errors=count("errors"),
             p50_ms=ms("p50_ms"),
@@ -293,7 +290,7 @@ class ReportReader:
     def shard(self, value: object, where: str) -> Shard:
         data = self.obj(value, where)
         return Shard(
-            index=self.count(self.need(data, "index", where), f"{where}.index"),
+            index=self.req(data, "index", where, self.count),
             sent=self.opt(data, "sent", where, self.count),
             latency_hdr=self.opt(data, "latency_hdr", where, self.text),
             shipped=self.opt(data, "shipped", where, self.count),
@@ -329,11 +326,11 @@ class ReportReader:
             baseline = ReportReader(self.source + ": baseline").report(
                 value["baseline"], nested=True
             )
-        routes = self.items(self.need(value, "routes", ""), "routes")
+        routes = self.req(value, "routes", "", self.items)
         series = self.opt(value, "series", "", self.items) or []
         warnings = self.opt(value, "warnings", "", self.items) or []
         return Report(
-            summary=self.summary(self.need(value, "summary", ""), "summary"),
+            summary=self.req(value, "summary", "", self.summary),
             routes=tuple(self.route(r, f"routes[{i}]") for i, r in enumerate(routes)),
             run=self.opt(value, "run", "", self.run),
             series=tuple(self.point(p, f"series[{i}]") for i, p in enumerate(series)),

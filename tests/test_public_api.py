@@ -270,6 +270,7 @@ PUBLIC = {
         "compare_reports",
         "refuse_unfit",
     ],
+    "hlthz.replay.verdict": ["COMPARISON_VERSION", "Check", "Comparison"],
     "hlthz.replay.gates": [
         "DEFAULT_ALPHA",
         "DEFAULT_COUNT_TOLERANCE",
