@@ -123,6 +123,18 @@ def _block_starts(n: int, block: int, rng: random.Random) -> list[int]:
     return rng.choices(range(n - block + 1), k=math.ceil(n / block))
 
 
+def _redraw(values: Sequence[float], starts: Sequence[int], block: int) -> list[float]:
+    """One redraw of ``values``: the runs of ``block`` values at ``starts``, cut to the
+    length of ``values`` (two samples redrawn with the same starts stay paired)."""
+    if block == 1:
+        return [values[i] for i in starts]
+    draw: list[float] = []
+    for start in starts:
+        draw.extend(values[start : start + block])
+    del draw[len(values) :]
+    return draw
+
+
 def bootstrap_quantiles(
     values: Sequence[float],
     qs: Sequence[float],
@@ -145,13 +157,7 @@ def bootstrap_quantiles(
     ranks = _ranks(n, qs)
     block = min(max(1, block), n)
     for _ in range(resamples):
-        if block == 1:
-            draw = rng.choices(values, k=n)
-        else:
-            draw = []
-            for start in _block_starts(n, block, rng):
-                draw.extend(values[start : start + block])
-            del draw[n:]
+        draw = _redraw(values, _block_starts(n, block, rng), block)
         draw.sort()
         for slot, rank in zip(out, ranks, strict=True):
             slot.append(draw[rank])
@@ -226,12 +232,9 @@ def paired_quantile_errors(
     block = min(max(1, block), n)
     diffs: list[list[float]] = [[] for _ in qs]
     for _ in range(resamples):
-        positions: list[int] = []
-        for start in _block_starts(n, block, rng):
-            positions.extend(range(start, start + block))
-        del positions[n:]
-        b = sorted([base[i] for i in positions])
-        c = sorted([candidate[i] for i in positions])
+        starts = _block_starts(n, block, rng)
+        b = sorted(_redraw(base, starts, block))
+        c = sorted(_redraw(candidate, starts, block))
         for slot, rank in zip(diffs, ranks, strict=True):
             slot.append(c[rank] - b[rank])
     return [sd(column) for column in diffs]
