@@ -32,9 +32,10 @@ def _share(value: float | None) -> str:
 
 def _cells(a: AlertBacktest | None, result: BacktestResult, quality: bool) -> list[str]:
     if a is None:
-        return ["-"] * (8 if quality else 4)
+        return ["-"] * (9 if quality else 5)
     cells = [
         str(len(a.episodes)),
+        str(a.inhibited),
         _dur(a.firing_seconds(result.end)),
         str(a.flaps),
         f"{a.per_week(result.seconds):.1f}",
@@ -55,7 +56,7 @@ def table_lines(result: BacktestResult) -> list[str]:
     what-if's columns beside the project file's."""
     quality = bool(result.incidents)
     runs = result.runs
-    head = ["episodes", "firing", "flaps", "/week"]
+    head = ["episodes", "inhibited", "firing", "flaps", "/week"]
     if quality:
         head += ["precision", "recall", "delay", "reset"]
     keys: list[tuple[str, str]] = []
@@ -99,7 +100,7 @@ pre{overflow-x:auto}
 h1{font-size:20px}h2{font-size:16px;margin:24px 0 4px}
 svg{display:block;border:1px solid #ddd;background:#fafafa}
 .critical{fill:#d62728}.warning{fill:#ff9f1a}.info{fill:#1f77b4}
-.incident{fill:#2ca02c;opacity:.15}
+.incident{fill:#2ca02c;opacity:.15}.inhibited{opacity:.35}
 table{border-collapse:collapse}td,th{padding:2px 8px;text-align:right}
 td:first-child,th:first-child{text-align:left}
 """
@@ -114,12 +115,13 @@ _SCRIPT = """
 
 
 def _timeline(run: Backtest, result: BacktestResult, width: int = 960) -> str:
-    rows: list[tuple[str, str, list[tuple[float, float]]]] = []
+    rows: list[tuple[str, str, list[tuple[float, float, bool]]]] = []
     for a in run.alerts:
-        per: dict[str, list[tuple[float, float]]] = {}
+        per: dict[str, list[tuple[float, float, bool]]] = {}
         for e in a.episodes:
             key = ",".join(f"{k}={v}" for k, v in sorted(e.labels.items()) if k != "alertname")
-            per.setdefault(key, []).append((e.start, e.end if e.end is not None else result.end))
+            stop = e.end if e.end is not None else result.end
+            per.setdefault(key, []).append((e.start, stop, e.inhibited))
         for key, spans in sorted(per.items()):
             rows.append((f"{a.name} {key}", a.severity, spans))
     label_w, row_h, top = 360, 18, 20
@@ -141,10 +143,12 @@ def _timeline(run: Backtest, result: BacktestResult, width: int = 960) -> str:
     for i, (label, severity, spans) in enumerate(rows):
         y = top + i * row_h
         parts.append(f'<text x="4" y="{y + 13}" font-size="11">{html.escape(label[:60])}</text>')
-        for s, stop in spans:
+        for s, stop, muted in spans:
             tip = f"{label}: {_utc(s)} to {_utc(stop)} UTC ({_dur(stop - s)})"
+            tip += ", inhibited: notifies nobody" if muted else ""
+            kind = f"{severity} inhibited" if muted else severity
             parts.append(
-                f'<rect class="episode {severity}" x="{x(s):.1f}" y="{y + 3}" '
+                f'<rect class="episode {kind}" x="{x(s):.1f}" y="{y + 3}" '
                 f'width="{max(1.5, x(stop) - x(s)):.1f}" height="{row_h - 6}">'
                 f"<title>{html.escape(tip)}</title></rect>"
             )
@@ -158,7 +162,7 @@ def _timeline(run: Backtest, result: BacktestResult, width: int = 960) -> str:
 
 def render_html(result: BacktestResult) -> str:
     """One HTML page, no external resources: the table and, per project file, a timeline of
-    every episode per alert and label set (incidents shaded green)."""
+    every episode per alert and label set (incidents shaded green, inhibited episodes pale)."""
     body = [f"<h1>Alert backtest: {html.escape(result.prometheus)}</h1>"]
     body.append("<pre>" + html.escape("\n".join(table_lines(result))) + "</pre>")
     for run in result.runs:

@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from hlthz.alerts import _episodes
+from hlthz.alerts._inhibition import inhibit, inhibit_rules
 from hlthz.alerts.config import AlertsConfig, Duration, load_config, parse_duration
 from hlthz.alerts.incidents import Incident, Quality, load_incidents, score
+from hlthz.alerts.routing import alertmanager_config
 from hlthz.alerts.rules import AlertRule, Names, all_alerts, rule_groups
 from hlthz.errors import PrometheusError, QueryError, UsageError
 from hlthz.net import parse_http_url
@@ -89,17 +91,25 @@ class BacktestOptions:
 
 @dataclass(frozen=True)
 class AlertEpisode:
-    """One firing episode of one label set: Unix seconds; ``end`` None = still firing."""
+    """One firing episode of one label set: Unix seconds; ``end`` None = still firing.
+    ``inhibited``: the generated Alertmanager configuration mutes it for all of its time
+    (:mod:`hlthz.alerts._inhibition`), so it notifies nobody."""
 
     labels: dict[str, str]
     start: float
     end: float | None
+    inhibited: bool = False
 
     def duration(self, range_end: float) -> float:
         return (self.end if self.end is not None else range_end) - self.start
 
     def to_json(self) -> dict[str, Any]:
-        return {"labels": self.labels, "start": self.start, "end": self.end}
+        return {
+            "labels": self.labels,
+            "start": self.start,
+            "end": self.end,
+            "inhibited": self.inhibited,
+        }
 
 
 @dataclass
@@ -116,8 +126,18 @@ class AlertBacktest:
     def firing_seconds(self, range_end: float) -> float:
         return float(sum(e.duration(range_end) for e in self.episodes))
 
+    @property
+    def inhibited(self) -> int:
+        """Episodes the Alertmanager configuration mutes for all of their time."""
+        return sum(e.inhibited for e in self.episodes)
+
     def per_week(self, seconds: float) -> float:
         return len(self.episodes) * WEEK / seconds if seconds > 0 else 0.0
+
+    def notified_per_week(self, seconds: float) -> float:
+        """Episodes per week that reach a receiver (the inhibited ones left out)."""
+        notified = len(self.episodes) - self.inhibited
+        return notified * WEEK / seconds if seconds > 0 else 0.0
 
 
 @dataclass
@@ -135,11 +155,12 @@ class Backtest:
         return next((a for a in self.alerts if (a.name, a.severity) == (name, severity)), None)
 
     def notifications_per_week(self, seconds: float) -> dict[str, float]:
-        """Pages, tickets and info notifications per week (episodes of each severity)."""
+        """Pages, tickets and info notifications per week: the episodes of each severity that
+        inhibition does not mute."""
         out = dict.fromkeys(NOTIFICATION.values(), 0.0)
         for a in self.alerts:
             kind = NOTIFICATION.get(a.severity, a.severity)
-            out[kind] = out.get(kind, 0.0) + a.per_week(seconds)
+            out[kind] = out.get(kind, 0.0) + a.notified_per_week(seconds)
         return out
 
 
@@ -191,6 +212,7 @@ class BacktestResult:
                         "name": a.name,
                         "severity": a.severity,
                         "count": len(a.episodes),
+                        "inhibited": a.inhibited,
                         "firing_seconds": a.firing_seconds(self.end),
                         "flaps": a.flaps,
                         "per_week": a.per_week(self.seconds),
@@ -450,6 +472,9 @@ def _run(
                 grace=options.grace,
             )
     alerts = sorted(by_alert.values(), key=lambda a: (SEVERITY_ORDER.get(a.severity, 9), a.name))
+    inhibitions, unmodelled = inhibit_rules(alertmanager_config(config))
+    inhibit(alerts, inhibitions, options.end)
+    notes += unmodelled
     phases["episodes"] = time.perf_counter() - started
     return Backtest(label, alerts, notes, phases)
 
