@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import subprocess
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hlthz.alerts.generator import generate
-from hlthz.errors import ServiceError
-from hlthz.procs import wait_until
-from hlthz.tools.stack.services import start_alertmanager
+from tests.alerts.conftest import alert_states
 from tests.conftest import need_binary
 
 pytestmark = pytest.mark.integration
@@ -49,19 +43,6 @@ def test_alertmanager_routes_by_severity(tmp_path: Path, labels: list[str], rece
     assert done.stdout.strip() == receiver
 
 
-def _api(url: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url,
-        data=data,
-        headers={"Content-Type": "application/json"},
-        method="POST" if data else "GET",
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        text = response.read()
-    return json.loads(text) if text else None
-
-
 def test_critical_inhibits_only_the_matching_warning(tmp_path: Path) -> None:
     need_binary("prometheus-alertmanager", "alertmanager")
     generate(None, tmp_path)
@@ -81,27 +62,17 @@ def test_critical_inhibits_only_the_matching_warning(tmp_path: Path) -> None:
         ("APILatencyDegraded", "info", "api"): "suppressed",
         ("APILatencyDegraded", "info", "other"): "active",
     }
-    state: dict[tuple[str, str, str], str] = {}
 
-    def settled() -> bool:
-        alerts = _api(f"{am.url}/api/v2/alerts")
-        state.clear()
-        state.update(
-            {
-                (a["labels"]["alertname"], a["labels"]["severity"], a["labels"]["job"]): a[
-                    "status"
-                ]["state"]
-                for a in alerts
-            }
-        )
-        return state == expected
+    def by_name(states: dict) -> dict[tuple[str, str, str], str]:
+        return {
+            (labels["alertname"], labels["severity"], labels["job"]): state
+            for labels, state in ((dict(key), state) for key, state in states.items())
+        }
 
-    with start_alertmanager(tmp_path / "generated/alertmanager.yml", tmp_path / "am") as am:
-        _api(f"{am.url}/api/v2/alerts", [{"labels": labels} for labels in sent])
-        # The inhibitor learns of a new alert from a subscription that runs
-        # after the POST returns, so a GET right away can still see the
-        # warning unmuted (clean-clone CI did). Wait for the muting, bounded;
-        # a rule that mutes the wrong alert still fails the assert below.
-        with contextlib.suppress(ServiceError):
-            wait_until(settled, timeout=10, interval=0.1, what="inhibition to apply")
-    assert state == expected
+    states = alert_states(
+        tmp_path / "generated/alertmanager.yml",
+        tmp_path / "am",
+        sent,
+        lambda now: by_name(now) == expected,
+    )
+    assert by_name(states) == expected

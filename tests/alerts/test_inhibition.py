@@ -4,10 +4,7 @@ warning."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +16,8 @@ from hlthz.alerts._backtest_report import table_lines
 from hlthz.alerts._inhibition import inhibit, inhibit_rules
 from hlthz.alerts.backtest import AlertBacktest, AlertEpisode
 from hlthz.alerts.routing import alertmanager_config
-from hlthz.errors import ServiceError
-from hlthz.procs import wait_until
-from hlthz.tools.stack.services import backfill_openmetrics, start_alertmanager, start_prometheus
+from hlthz.tools.stack.services import backfill_openmetrics, start_prometheus
+from tests.alerts.conftest import alert_states
 from tests.conftest import need_binary
 
 pytestmark = pytest.mark.integration
@@ -85,30 +81,12 @@ def test_the_model_mutes_what_a_real_alertmanager_mutes(tmp_path: Path) -> None:
 
     config_file = tmp_path / "alertmanager.yml"
     config_file.write_text(yaml.safe_dump(document))
-    state: dict[tuple[tuple[str, str], ...], str] = {}
-
-    def read(url: str) -> None:
-        with urllib.request.urlopen(f"{url}/api/v2/alerts", timeout=5) as response:
-            state.update({_key(a["labels"]): a["status"]["state"] for a in json.load(response)})
-
-    with start_alertmanager(config_file, tmp_path / "am") as am:
-        body = json.dumps([{"labels": labels} for labels in FIRING]).encode()
-        request = urllib.request.Request(
-            f"{am.url}/api/v2/alerts", data=body, headers={"Content-Type": "application/json"}
-        )
-        urllib.request.urlopen(request, timeout=5).close()
-        # Alertmanager's inhibitor learns of the alerts after the POST returns: wait, bounded,
-        # until it mutes as many as the model (a different set still fails below).
-        with contextlib.suppress(ServiceError):
-            wait_until(
-                lambda: (
-                    read(am.url) is None
-                    and sum(s == "suppressed" for s in state.values()) >= len(modelled)
-                ),
-                timeout=10,
-                interval=0.1,
-                what="inhibition",
-            )
+    state = alert_states(
+        config_file,
+        tmp_path / "am",
+        FIRING,
+        lambda now: sum(s == "suppressed" for s in now.values()) >= len(modelled),
+    )
     real = {key for key, value in state.items() if value == "suppressed"}
     assert len(state) == len(FIRING)
     assert modelled == real
