@@ -66,11 +66,17 @@ def _quoted(text: str) -> str:
 
 def _side(rule: Mapping[str, Any], side: str) -> tuple[Matcher, ...]:
     matchers: list[Matcher] = []
-    for text in rule.get(f"{side}_matchers") or []:
+    texts = rule.get(f"{side}_matchers") or []
+    if not isinstance(texts, list):
+        raise SelectorError(f"{side}_matchers is not a list")
+    for text in texts:
         matchers += parse_selector(_quoted(str(text)))
     # The older forms: a map of equalities, a map of regular expressions.
     for op, key in (("=", f"{side}_match"), ("=~", f"{side}_match_re")):
-        for name, value in (rule.get(key) or {}).items():
+        pairs = rule.get(key) or {}
+        if not isinstance(pairs, Mapping):
+            raise SelectorError(f"{key} is not a mapping")
+        for name, value in pairs.items():
             matchers += parse_selector(f"{name}{op}{_quote(str(value))}")
     return tuple(matchers)
 
@@ -82,12 +88,21 @@ def inhibit_rules(alertmanager: Mapping[str, Any]) -> tuple[list[InhibitRule], l
     notes: list[str] = []
     for i, rule in enumerate(alertmanager.get("inhibit_rules") or []):
         try:
+            if not isinstance(rule, Mapping):
+                raise SelectorError("not a mapping")
+            equal = rule.get("equal") or []
+            if not isinstance(equal, list):
+                raise SelectorError("equal is not a list of label names")
             source, target = _side(rule, "source"), _side(rule, "target")
         except SelectorError as exc:
             notes.append(f"inhibit_rules[{i}] is not modelled by the backtest: {exc}")
             continue
-        rules.append(InhibitRule(source, target, tuple(str(n) for n in rule.get("equal") or ())))
+        rules.append(InhibitRule(source, target, tuple(str(n) for n in equal)))
     return rules, notes
+
+
+def _until(episode: AlertEpisode, range_end: float) -> float:
+    return range_end if episode.end is None else episode.end
 
 
 def _covered(spans: list[tuple[float, float]], start: float, end: float) -> bool:
@@ -102,25 +117,29 @@ def _covered(spans: list[tuple[float, float]], start: float, end: float) -> bool
 
 
 def inhibit(alerts: list[AlertBacktest], rules: list[InhibitRule], range_end: float) -> None:
-    """Mark every episode of ``alerts`` that ``rules`` mute for all of its time."""
+    """Mark every episode of ``alerts`` that ``rules`` mute for all of its time (one rule for
+    a while and another after it count together, as Alertmanager mutes while any rule does)."""
     everything: list[AlertEpisode] = [e for a in alerts for e in a.episodes]
-    muted: set[int] = set()
+    muting: dict[int, list[tuple[float, float]]] = {}
     for rule in rules:
         sources: dict[tuple[str, ...], list[AlertEpisode]] = {}
         for e in everything:
             if _matches(rule.source, e.labels):
                 sources.setdefault(rule.key(e.labels), []).append(e)
         for i, e in enumerate(everything):
-            if i in muted or not _matches(rule.target, e.labels):
+            if not _matches(rule.target, e.labels):
                 continue
             both = _matches(rule.source, e.labels)
-            spans = [
-                (s.start, range_end if s.end is None else s.end)
+            muting.setdefault(i, []).extend(
+                (s.start, _until(s, range_end))
                 for s in sources.get(rule.key(e.labels), [])
                 if s is not e and not (both and _matches(rule.target, s.labels))
-            ]
-            if spans and _covered(spans, e.start, range_end if e.end is None else e.end):
-                muted.add(i)
+            )
+    muted = {
+        i
+        for i, spans in muting.items()
+        if spans and _covered(spans, everything[i].start, _until(everything[i], range_end))
+    }
     index = 0
     for a in alerts:
         marked = []

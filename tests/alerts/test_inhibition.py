@@ -113,12 +113,34 @@ def test_only_an_episode_muted_for_all_of_its_time_is_inhibited() -> None:
     assert ticket.inhibited == 2 and ticket.notified_per_week(7 * 86400) == 2
 
 
-def test_a_rule_the_backtest_cannot_read_is_named_not_fatal() -> None:
-    rules, notes = inhibit_rules(
-        {"inhibit_rules": [{"source_matchers": ['job=~"("'], "target_matchers": ["a=b"]}]}
+def test_two_rules_muting_one_after_the_other_mute_together() -> None:
+    rules, _ = inhibit_rules(
+        {
+            "inhibit_rules": [
+                {"source_matchers": ["alertname=A"], "target_matchers": ["alertname=T"]},
+                {"source_match": {"alertname": "B"}, "target_match": {"alertname": "T"}},
+            ]
+        }
     )
-    assert rules == [] and len(notes) == 1
-    assert notes[0].startswith("inhibit_rules[0] is not modelled by the backtest: ")
+    first = AlertBacktest("A", "critical", [AlertEpisode({"alertname": "A"}, 0.0, 50.0)])
+    then = AlertBacktest("B", "critical", [AlertEpisode({"alertname": "B"}, 40.0, 100.0)])
+    target = AlertBacktest("T", "warning", [AlertEpisode({"alertname": "T"}, 10.0, 90.0)])
+    inhibit([first, then, target], rules, range_end=100.0)
+    assert target.episodes[0].inhibited and target.inhibited == 1
+
+
+def test_a_rule_the_backtest_cannot_read_is_named_not_fatal() -> None:
+    unreadable: list[object] = [
+        {"source_matchers": ['job=~"("'], "target_matchers": ["a=b"]},
+        "severity=critical",
+        {"source_matchers": "severity=critical"},
+        {"source_match": ["severity", "critical"]},
+        {"source_matchers": ["a=b"], "equal": "job"},
+    ]
+    rules, notes = inhibit_rules({"inhibit_rules": unreadable})
+    assert rules == [] and len(notes) == len(unreadable)
+    for i, note in enumerate(notes):
+        assert note.startswith(f"inhibit_rules[{i}] is not modelled by the backtest: "), note
 
 
 def _history(t0: int, t1: int, slow: tuple[int, int]) -> str:
