@@ -120,8 +120,7 @@ def _timeline(run: Backtest, result: BacktestResult, width: int = 960) -> str:
         per: dict[str, list[tuple[float, float, bool]]] = {}
         for e in a.episodes:
             key = ",".join(f"{k}={v}" for k, v in sorted(e.labels.items()) if k != "alertname")
-            stop = e.end if e.end is not None else result.end
-            per.setdefault(key, []).append((e.start, stop, e.inhibited))
+            per.setdefault(key, []).append((e.start, e.until(result.end), e.inhibited))
         for key, spans in sorted(per.items()):
             rows.append((f"{a.name} {key}", a.severity, spans))
     label_w, row_h, top = 360, 18, 20

@@ -101,10 +101,6 @@ def inhibit_rules(alertmanager: Mapping[str, Any]) -> tuple[list[InhibitRule], l
     return rules, notes
 
 
-def _until(episode: AlertEpisode, range_end: float) -> float:
-    return range_end if episode.end is None else episode.end
-
-
 def _covered(spans: list[tuple[float, float]], start: float, end: float) -> bool:
     reached = start
     for first, last in sorted(spans):
@@ -131,14 +127,14 @@ def inhibit(alerts: list[AlertBacktest], rules: list[InhibitRule], range_end: fl
                 continue
             both = _matches(rule.source, e.labels)
             muting.setdefault(i, []).extend(
-                (s.start, _until(s, range_end))
+                (s.start, s.until(range_end))
                 for s in sources.get(rule.key(e.labels), [])
                 if s is not e and not (both and _matches(rule.target, s.labels))
             )
     muted = {
         i
         for i, spans in muting.items()
-        if spans and _covered(spans, everything[i].start, _until(everything[i], range_end))
+        if spans and _covered(spans, everything[i].start, everything[i].until(range_end))
     }
     index = 0
     for a in alerts:

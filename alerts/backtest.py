@@ -100,8 +100,12 @@ class AlertEpisode:
     end: float | None
     inhibited: bool = False
 
+    def until(self, range_end: float) -> float:
+        """When it stopped firing: ``end``, or ``range_end`` while it still fires."""
+        return self.end if self.end is not None else range_end
+
     def duration(self, range_end: float) -> float:
-        return (self.end if self.end is not None else range_end) - self.start
+        return self.until(range_end) - self.start
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,12 +136,15 @@ class AlertBacktest:
         return sum(e.inhibited for e in self.episodes)
 
     def per_week(self, seconds: float) -> float:
-        return len(self.episodes) * WEEK / seconds if seconds > 0 else 0.0
+        return _weekly(len(self.episodes), seconds)
 
     def notified_per_week(self, seconds: float) -> float:
         """Episodes per week that reach a receiver (the inhibited ones left out)."""
-        notified = len(self.episodes) - self.inhibited
-        return notified * WEEK / seconds if seconds > 0 else 0.0
+        return _weekly(len(self.episodes) - self.inhibited, seconds)
+
+
+def _weekly(count: int, seconds: float) -> float:
+    return count * WEEK / seconds if seconds > 0 else 0.0
 
 
 @dataclass

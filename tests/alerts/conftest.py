@@ -1,11 +1,19 @@
-"""Fixtures of the alerts tests: thresholds files written into the test's temp dir."""
+"""Fixtures of the alerts tests: thresholds files written into the test's temp dir, and a real
+Alertmanager's alert states (:func:`alert_states`)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from hlthz.errors import ServiceError
+from hlthz.procs import wait_until
+from hlthz.tools.stack.services import start_alertmanager
 
 #: A config scaled down for a real Prometheus in a test: 1 s scrapes, 4 s rate windows, 2 s
 #: ``for``. Its thresholds sit on the exporter's default bucket boundaries.
@@ -64,14 +72,6 @@ def alert_states(
     after 10 s: Alertmanager's inhibitor learns of an alert from a subscription that runs after
     the POST returns, so a read made at once can still see an alert unmuted (clean-clone CI
     did). The caller asserts on what is returned, so a wrong muting still fails."""
-    import contextlib
-    import json
-    import urllib.request
-
-    from hlthz.errors import ServiceError
-    from hlthz.procs import wait_until
-    from hlthz.tools.stack.services import start_alertmanager
-
     states: dict[LabelKey, str] = {}
     with start_alertmanager(config_file, workdir) as am:
         body = json.dumps([{"labels": labels} for labels in firing]).encode()
